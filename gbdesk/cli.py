@@ -1,0 +1,74 @@
+"""The `gbdesk` command: no verb opens the desktop app, `gbdesk <verb>` runs one step.
+
+Each area of gbdesk registers its verbs from its own ``commands`` module (a ``register``
+function that adds sub-parsers). Those modules import only argparse at module level and do their
+heavy imports inside the handlers, so `gbdesk probe` never pays for llama.cpp or Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from gbdesk import __version__
+from gbdesk.errors import GbdeskError
+
+log = logging.getLogger("gbdesk.cli")
+
+# Modules with a `register(subparsers)` function, in the order `gbdesk --help` lists them.
+COMMAND_MODULES = ("gbdesk.hardware.commands",)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every area's verbs."""
+    parser = argparse.ArgumentParser(
+        prog="gbdesk",
+        description="General Bots desktop node. Without a verb, opens the desktop app.",
+    )
+    parser.add_argument("--version", action="version", version=f"gbdesk {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    subparsers = parser.add_subparsers(dest="verb", metavar="<verb>")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def _open_gui() -> int:
+    from gbdesk.ui.app import main as gui_main
+
+    return gui_main([])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `gbdesk` console script. Returns the process exit status."""
+    from gbdesk.logs import setup_logging
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        setup_logging(verbose=args.verbose, to_stderr=True)
+    except OSError as exc:  # a read-only home must not stop `gbdesk probe`
+        print(f"warning: cannot write the log file: {exc}", file=sys.stderr)
+    handler: Handler | None = getattr(args, "handler", None)
+    try:
+        if handler is None:
+            return _open_gui()
+        return handler(args)
+    except GbdeskError as exc:
+        log.debug("command failed", exc_info=True)
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The machine as the probe sees it: plain frozen dataclasses, serialisable to JSON.
+
+Field names are stable: they are the JSON that ``gbdesk probe --json`` prints and the format of
+the hardware preset files that ``gbdesk recommend --hardware FILE`` reads. Sizes are bytes,
+clocks MHz, bandwidths GB/s (10^9 bytes per second).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+Level = Literal["info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding of the probe: a level, a plain sentence, and what to do about it."""
+
+    code: str
+    level: Level
+    message: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    brand: str
+    arch: str
+    physical_cores: int
+    logical_cores: int
+    # ISA features llama.cpp cares about: avx, avx2, avx512f, fma, f16c, neon, dotprod, amx...
+    features: tuple[str, ...] = ()
+    # performance / efficiency split where the OS tells (Apple); 0 when unknown
+    performance_cores: int = 0
+    efficiency_cores: int = 0
+
+
+@dataclass(frozen=True)
+class MemoryInfo:
+    total_bytes: int
+    available_bytes: int
+    swap_total_bytes: int = 0
+    swap_free_bytes: int = 0
+    # Peak DRAM bandwidth when known (GB/s); 0 when unknown (the estimator then assumes).
+    bandwidth_gbps: float = 0.0
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    path: str
+    total_bytes: int
+    free_bytes: int
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One GPU. ``vendor`` is nvidia, apple, amd or intel."""
+
+    vendor: str
+    index: int
+    name: str
+    total_memory_bytes: int = 0
+    free_memory_bytes: int = 0
+    used_memory_bytes: int = 0
+    driver_version: str = ""
+    cuda_version: str = ""
+    compute_capability: str = ""
+    memory_bus_width_bits: int = 0
+    memory_clock_mhz: int = 0
+    pci_bus_id: str = ""
+    # Apple: GPU core count; unified memory is the same pool as RAM.
+    gpu_cores: int = 0
+    unified_memory: bool = False
+    # Apple: what Metal lets the GPU use (recommendedMaxWorkingSetSize rule, see apple.py).
+    working_set_limit_bytes: int = 0
+    # Can the installed llama-cpp-python build use this GPU?
+    usable_by_backend: bool = False
+
+    @property
+    def peak_bandwidth_gbps(self) -> float:
+        """Peak memory bandwidth from bus width and clock; 0 when either is unknown.
+
+        NVML reports the memory clock in MHz of the base clock; GDDR transfers twice per clock
+        on each edge of that clock, so the effective rate is 2 x clock (DDR).
+        """
+        if not (self.memory_bus_width_bits and self.memory_clock_mhz):
+            return 0.0
+        return self.memory_bus_width_bits / 8 * self.memory_clock_mhz * 2 / 1000
+
+    @property
+    def usable_memory_bytes(self) -> int:
+        """Memory a model may take on this GPU: free VRAM, or Metal's working-set limit."""
+        if self.unified_memory and self.working_set_limit_bytes:
+            return self.working_set_limit_bytes
+        return self.free_memory_bytes
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What the installed llama-cpp-python can do."""
+
+    installed: bool
+    version: str = ""
+    gpu_offload: bool = False
+    # cuda, metal, vulkan, hip, sycl, cpu ... as far as the build tells
+    backends: tuple[str, ...] = ()
+    system_info: str = ""
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    os: str
+    os_version: str
+    cpu: CpuInfo
+    memory: MemoryInfo
+    disk: DiskInfo
+    gpus: tuple[GpuInfo, ...] = ()
+    backend: BackendInfo = field(default_factory=lambda: BackendInfo(installed=False))
+    diagnostics: tuple[Diagnostic, ...] = ()
+    # Where the profile came from: "probe" for this machine, or a preset's name.
+    source: str = "probe"
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def nvidia_gpus(self) -> tuple[GpuInfo, ...]:
+        return tuple(g for g in self.gpus if g.vendor == "nvidia")
+
+    @property
+    def usable_gpus(self) -> tuple[GpuInfo, ...]:
+        """GPUs the installed backend can offload to."""
+        return tuple(g for g in self.gpus if g.usable_by_backend)
+
+    @property
+    def total_gpu_memory_bytes(self) -> int:
+        """Sum of what usable GPUs offer (free VRAM, or Metal's limit)."""
+        return sum(g.usable_memory_bytes for g in self.usable_gpus)
+
+    def to_json(self) -> dict[str, Any]:
+        """The profile as plain JSON values (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HardwareProfile:
+        """Rebuild a profile from :meth:`to_json` output or a preset file.
+
+        Raises:
+            KeyError, TypeError, ValueError: the data does not have the profile's shape.
+        """
+        return cls(
+            os=data["os"],
+            os_version=data.get("os_version", ""),
+            cpu=CpuInfo(**{**data["cpu"], "features": tuple(data["cpu"].get("features", ()))}),
+            memory=MemoryInfo(**data["memory"]),
+            disk=DiskInfo(**data["disk"]),
+            gpus=tuple(GpuInfo(**g) for g in data.get("gpus", ())),
+            backend=BackendInfo(
+                **{
+                    **data.get("backend", {"installed": False}),
+                    "backends": tuple(data.get("backend", {}).get("backends", ())),
+                }
+            ),
+            diagnostics=tuple(Diagnostic(**d) for d in data.get("diagnostics", ())),
+            source=data.get("source", "file"),
+            schema_version=data.get("schema_version", SCHEMA_VERSION),
+        )
