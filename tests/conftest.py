@@ -21,6 +21,8 @@ def gbdesk_home(
     monkeypatch.setenv("GBDESK_HOME", str(home))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    # Never read or write the developer's real keyring.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     for name in list(os.environ):
         if name.startswith("GBDESK_") and name not in {"GBDESK_HOME", "GBDESK_STARTER_MODEL"}:
             monkeypatch.delenv(name)
