@@ -1,0 +1,1 @@
+"""Tests of the download manager and the model library."""

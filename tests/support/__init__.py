@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: a local Hugging Face Hub, test files."""
