@@ -79,6 +79,8 @@ class GpuInfo:
     working_set_limit_bytes: int = 0
     # Can the installed llama-cpp-python build use this GPU?
     usable_by_backend: bool = False
+    # One plain sentence on what the installed build can do with this GPU (empty when obvious).
+    note: str = ""
 
     @property
     def peak_bandwidth_gbps(self) -> float:
@@ -108,7 +110,10 @@ class BackendInfo:
     gpu_offload: bool = False
     # cuda, metal, vulkan, hip, sycl, cpu ... as far as the build tells
     backends: tuple[str, ...] = ()
+    # llama.cpp's own system info line; only filled by `gbdesk probe --load-backend`.
     system_info: str = ""
+    # The folder holding the build's shared libraries, whose names tell the backends.
+    library_dir: str = ""
 
 
 @dataclass(frozen=True)
