@@ -1,0 +1,1 @@
+"""Tests of gbdesk.gguf, the GGUF metadata reader."""
