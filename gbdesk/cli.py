@@ -19,7 +19,7 @@ from gbdesk.errors import GbdeskError
 log = logging.getLogger("gbdesk.cli")
 
 # Modules with a `register(subparsers)` function, in the order `gbdesk --help` lists them.
-COMMAND_MODULES = ("gbdesk.hardware.commands",)
+COMMAND_MODULES = ("gbdesk.hardware.commands", "gbdesk.shard.commands")
 
 Handler = Callable[[argparse.Namespace], int]
 

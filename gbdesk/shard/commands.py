@@ -1,0 +1,292 @@
+"""`gbdesk shard ...`: register this node as a single-node shard, show it, remove it.
+
+Module level imports stay light (argparse); the handlers import the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `shard` verb and its sub-commands."""
+    shard = subparsers.add_parser(
+        "shard",
+        help="register this node as a single-node shard in PostgreSQL",
+        description="Register this node as a single-node shard (the handbook's sharding "
+        "chapter) in gbdesk's embedded PostgreSQL or in any PostgreSQL given by URL.",
+    )
+    actions = shard.add_subparsers(dest="shard_action", metavar="<action>", required=True)
+
+    def database_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--database-url",
+            metavar="URL",
+            help="postgresql://USER:PASSWORD@HOST:PORT/DB (default: the database_url setting, "
+            "else where this node registered, else gbdesk's embedded PostgreSQL)",
+        )
+
+    reg = actions.add_parser("register", help="register or refresh this node (idempotent)")
+    database_option(reg)
+    reg.add_argument("--shard-id", type=int, metavar="N", help="0-1023 (default 1)")
+    reg.add_argument("--region", metavar="ISO3", help="ISO 3166-1 alpha-3 code (default USA)")
+    reg.add_argument("--datacenter", metavar="NAME", help="up to 32 characters (default local)")
+    reg.add_argument(
+        "--tenant-range",
+        metavar="MIN:MAX",
+        help="tenant ids this shard owns (default 1:9223372036854775807)",
+    )
+    reg.add_argument("--tenant", metavar="SLUG", help="the tenant to map (default 'default')")
+    reg.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="botserver's .env to receive SHARD_ID and DATABASE_URL (remembered)",
+    )
+    reg.set_defaults(handler=_register)
+
+    st = actions.add_parser("status", help="show this node's registration")
+    database_option(st)
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(handler=_status)
+
+    unreg = actions.add_parser("unregister", help="remove this node and deactivate its shard")
+    database_option(unreg)
+    unreg.set_defaults(handler=_unregister)
+
+    beat = actions.add_parser("heartbeat", help="update this node's last-seen time once")
+    database_option(beat)
+    beat.set_defaults(handler=_heartbeat)
+
+    regions = actions.add_parser("regions", help="list the ISO 3166-1 alpha-3 region codes")
+    regions.set_defaults(handler=_regions)
+
+    db = actions.add_parser("db", help="manage gbdesk's embedded PostgreSQL")
+    db_actions = db.add_subparsers(dest="db_action", metavar="<action>", required=True)
+    db_actions.add_parser("start", help="create (first time) and start it").set_defaults(
+        handler=_db_start
+    )
+    db_actions.add_parser("stop", help="stop it cleanly").set_defaults(handler=_db_stop)
+    db_status = db_actions.add_parser("status", help="show whether it runs, and where")
+    db_status.add_argument("--json", action="store_true", help="print JSON")
+    db_status.set_defaults(handler=_db_status)
+    psql = db_actions.add_parser("psql", help="open the bundled psql on it (password not shown)")
+    psql.add_argument(
+        "-c",
+        "--command",
+        action="append",
+        default=[],
+        metavar="SQL",
+        help="run SQL and exit (repeatable), e.g. -c 'TABLE shard_config'",
+    )
+    psql.set_defaults(handler=_db_psql)
+
+
+def _print_json(data: object) -> None:
+    import json
+
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _register(args: argparse.Namespace) -> int:
+    from gbdesk.botserver import update_env_file
+    from gbdesk.settings import load_settings
+    from gbdesk.shard import local
+    from gbdesk.shard.connection import connect, parse
+    from gbdesk.shard.registry import ShardOptions, parse_tenant_range
+    from gbdesk.shard.registry import register as register_node
+
+    options = ShardOptions(
+        shard_id=args.shard_id,
+        region=args.region,
+        datacenter=args.datacenter,
+        tenant_range=parse_tenant_range(args.tenant_range) if args.tenant_range else None,
+        tenant_slug=args.tenant,
+    ).validated()
+    settings = load_settings()
+    if args.database_url:
+        parse(args.database_url)  # a malformed URL fails here, before anything starts
+    choice = local.choose_database(args.database_url, settings.database_url)
+    state = local.load_state()
+    node = local.describe_node(
+        state.node_id if state else local.node_id(),
+        settings_host=settings.backend_host,
+        settings_port=settings.backend_port,
+        model=settings.model,
+    )
+    with local.database_url(choice, keep_embedded_running=True) as url:
+        with connect(url) as conn:
+            registration, created = register_node(conn, node, options, connection_string=url)
+        env_file = args.env_file or (state.env_file if state else "")
+        if env_file:
+            update_env_file(env_file, {"SHARD_ID": str(registration.shard_id), "DATABASE_URL": url})
+        remembered = "" if choice.embedded else local.remember_database(url)
+    local.save_state(
+        local.updated_state(
+            node_id=node.node_id,
+            database_url=remembered,
+            env_file=str(env_file),
+            shard_id=registration.shard_id,
+        )
+    )
+    verb = "registered" if created else "already registered; refreshed"
+    print(f"{verb}: node {registration.node_id} as shard {registration.shard_id}")
+    _print_registration(registration, choice.embedded)
+    if env_file:
+        print(f"botserver: wrote SHARD_ID={registration.shard_id} and DATABASE_URL to {env_file}")
+    else:
+        print("botserver: pass --env-file PATH to write SHARD_ID and DATABASE_URL to its .env")
+    if choice.embedded:
+        print(
+            "the embedded PostgreSQL keeps running for botserver: `gbdesk shard db stop` stops it"
+        )
+    return 0
+
+
+def _print_registration(registration, embedded: bool) -> None:  # type: ignore[no-untyped-def]
+    r = registration
+    yes_no = {True: "yes", False: "no"}
+    tenants = ", ".join(
+        f"{t['slug'] or '?'} (id {t['tenant_id']}" + (f", uuid {t['uuid']})" if t["uuid"] else ")")
+        for t in r.tenants
+    )
+    where = "embedded PostgreSQL" if embedded else "PostgreSQL"
+    print(f"  shard       {r.shard_id}  region {r.region_code}  datacenter {r.datacenter}")
+    print(f"  flags       primary {yes_no[r.is_primary]}  active {yes_no[r.is_active]}")
+    print(f"  tenant ids  {r.min_tenant_id}:{r.max_tenant_id}")
+    print(f"  tenants     {tenants or '(none)'}  [{r.tenants_table} tenants table]")
+    print(f"  database    {r.connection}  ({where}; stored encrypted)")
+    print(f"  node        {r.host_name}, gbdesk {r.gbdesk_version}")
+    print(f"  backend     {r.llm_url}  model {r.llm_model or '(not chosen yet)'}")
+    print(f"  registered  {r.registered_at.isoformat(timespec='seconds')}")
+    print(f"  last seen   {r.last_seen_at.isoformat(timespec='seconds')}")
+    print(f"  schema      migrations {', '.join(str(v) for v in r.schema_versions)}")
+
+
+def _connect_registered(args: argparse.Namespace, *, keep_running: bool):  # type: ignore[no-untyped-def]
+    """(state, choice, url context) for the commands that act on an existing registration."""
+    from gbdesk.settings import load_settings
+    from gbdesk.shard import local
+    from gbdesk.shard.errors import NotRegisteredError
+
+    state = local.load_state()
+    if state is None:
+        raise NotRegisteredError(
+            "this node has never been registered", fix="run `gbdesk shard register`"
+        )
+    choice = local.choose_database(args.database_url, load_settings().database_url)
+    return state, choice, local.database_url(choice, keep_embedded_running=keep_running)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from gbdesk.shard import local
+    from gbdesk.shard.connection import connect
+    from gbdesk.shard.registry import status
+
+    state = local.load_state()
+    if state is None or state.shard_id is None:
+        if args.json:
+            _print_json({"registered": False, "node_id": state.node_id if state else None})
+        else:
+            print("this node is not registered: run `gbdesk shard register`")
+        return 1
+    state, choice, url_context = _connect_registered(args, keep_running=False)
+    with url_context as url, connect(url) as conn:
+        registration = status(conn, state.node_id)
+    if registration is None:
+        if args.json:
+            _print_json({"registered": False, "node_id": state.node_id})
+        else:
+            print(f"node {state.node_id} is not registered in this database")
+        return 1
+    if args.json:
+        data = registration.to_json()
+        data["registered"] = True
+        data["database"] = "embedded" if choice.embedded else "url"
+        _print_json(data)
+    else:
+        print(f"node {registration.node_id}: shard {registration.shard_id}")
+        _print_registration(registration, choice.embedded)
+    return 0
+
+
+def _unregister(args: argparse.Namespace) -> int:
+    from gbdesk.shard import local
+    from gbdesk.shard.connection import connect
+    from gbdesk.shard.registry import unregister
+
+    state, _choice, url_context = _connect_registered(args, keep_running=False)
+    with url_context as url, connect(url) as conn:
+        shard_id = unregister(conn, state.node_id)
+    local.save_state(local.updated_state(shard_id=None))
+    print(f"unregistered node {state.node_id}; shard {shard_id} is now inactive")
+    return 0
+
+
+def _heartbeat(args: argparse.Namespace) -> int:
+    from gbdesk.shard.heartbeat import Heartbeat
+
+    state, _choice, url_context = _connect_registered(args, keep_running=False)
+    with url_context as url:
+        beat = Heartbeat(url, state.node_id)
+        try:
+            seen = beat.beat_once()
+        finally:
+            beat.stop()
+    print(f"last seen {seen.isoformat(timespec='seconds')}")
+    return 0
+
+
+def _regions(args: argparse.Namespace) -> int:
+    from gbdesk.shard.regions import countries
+
+    for code, name in countries().items():
+        print(f"{code}  {name}")
+    return 0
+
+
+def _db_start(args: argparse.Namespace) -> int:
+    from gbdesk.shard.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres()
+    started = server.start()
+    st = server.status()
+    print(
+        f"{'started' if started else 'already running'}: embedded PostgreSQL on "
+        f"{st.host}:{st.port}, database {st.database}, user {st.user} ({st.data_dir})"
+    )
+    return 0
+
+
+def _db_stop(args: argparse.Namespace) -> int:
+    from gbdesk.shard.embedded import EmbeddedPostgres
+
+    stopped = EmbeddedPostgres().stop()
+    print("stopped" if stopped else "the embedded PostgreSQL was not running")
+    return 0
+
+
+def _db_status(args: argparse.Namespace) -> int:
+    from gbdesk.shard.embedded import EmbeddedPostgres
+
+    st = EmbeddedPostgres().status()
+    if args.json:
+        _print_json(st.to_json())
+    elif not st.initialised:
+        print(f"not created yet ({st.data_dir}): `gbdesk shard db start` creates it")
+    else:
+        state = f"running (pid {st.pid})" if st.running else "stopped"
+        print(f"{state}: {st.host}:{st.port}, database {st.database}, user {st.user}")
+        print(f"data: {st.data_dir}")
+    return 0 if st.running else 1
+
+
+def _db_psql(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from gbdesk.shard.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres()
+    with server.running(keep_running=False):
+        extra = [arg for sql in args.command for arg in ("-c", sql)]
+        argv, env = server.psql_command(*extra)
+        return subprocess.run(argv, env=env, check=False).returncode

@@ -1,0 +1,33 @@
+"""The errors of the shard registry: each says what went wrong and what to do, never a password."""
+
+from __future__ import annotations
+
+from gbdesk.errors import GbdeskError, UsageError
+
+
+class ShardError(GbdeskError):
+    """A registration step failed (base class of the shard registry's errors)."""
+
+
+class InvalidShardOptionError(UsageError):
+    """A shard id, region, datacenter or tenant range is not valid."""
+
+
+class DatabaseUnavailableError(ShardError):
+    """The registry's PostgreSQL cannot be reached or refused the login."""
+
+    exit_code = 3
+
+
+class ShardConflictError(ShardError):
+    """The shard id, tenant range or tenant already belongs to another node or shard."""
+
+    exit_code = 4
+
+
+class NotRegisteredError(ShardError):
+    """This node has no registration in the registry."""
+
+
+class EmbeddedPostgresError(ShardError):
+    """The embedded PostgreSQL could not be created, started or stopped."""

@@ -1,0 +1,584 @@
+"""Registering this node as a single-node shard, and reading or removing that registration.
+
+Everything a registration writes happens in one transaction, under a transaction-scoped
+advisory lock, so two nodes registering at the same moment are served one after the other: the
+second sees the first's rows and gets a clear error instead of a half-merged registry.
+
+Tenants: where gbdesk created the chapter's sharded ``tenants`` table (BIGINT ids), the tenant's
+id is ``tenants.id``. Where botserver's own ``tenants`` table exists (UUID ids), that table is
+only read, never written: the tenant is matched by ``slug`` and its BIGINT ``tenant_id`` for
+``tenant_shard_map`` comes from gbdesk's table ``gbdesk_tenant_ids (tenant_id, slug)``. New ids
+are the next free id inside the shard's tenant range.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from gbdesk.paths import AppPaths
+from gbdesk.shard import crypto
+from gbdesk.shard.connection import mask, parse
+from gbdesk.shard.errors import (
+    InvalidShardOptionError,
+    NotRegisteredError,
+    ShardConflictError,
+    ShardError,
+)
+from gbdesk.shard.migrations import MIGRATIONS, Migration, applied_versions, migrate
+from gbdesk.shard.regions import DEFAULT_REGION, validate_region
+from gbdesk.shard.snowflake import MAX_SHARD_ID
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+MAX_TENANT_ID = 9223372036854775807  # BIGINT
+DEFAULT_SHARD_ID = 1
+DEFAULT_DATACENTER = "local"
+DEFAULT_TENANT_SLUG = "default"
+# pg_advisory_xact_lock key for registrations ("gbdesk" + "rg" in hex).
+REGISTRY_LOCK_KEY = 0x67626465736B7267
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
+
+TenantsTable = Literal["sharded", "botserver"]
+
+
+@dataclass(frozen=True)
+class ShardOptions:
+    """What the person asked for; None means "keep what is registered, else the default"."""
+
+    shard_id: int | None = None
+    region: str | None = None
+    datacenter: str | None = None
+    tenant_range: tuple[int, int] | None = None
+    tenant_slug: str | None = None
+
+    def validated(self) -> ShardOptions:
+        """The options checked and normalised, before any database is touched.
+
+        Raises:
+            InvalidShardOptionError: a value is out of range or malformed.
+        """
+        if self.shard_id is not None:
+            validate_shard_id(self.shard_id)
+        region = validate_region(self.region) if self.region is not None else None
+        datacenter = self.datacenter
+        if datacenter is not None:
+            datacenter = datacenter.strip()
+            if not 1 <= len(datacenter) <= 32:
+                raise InvalidShardOptionError(
+                    f"datacenter {self.datacenter!r} must be 1 to 32 characters",
+                    fix="use a short name such as local, home or us-east-1",
+                )
+        if self.tenant_range is not None:
+            validate_tenant_range(*self.tenant_range)
+        slug = self.tenant_slug
+        if slug is not None and not _SLUG.match(slug):
+            raise InvalidShardOptionError(
+                f"tenant slug {slug!r} must be lower-case letters, digits, '-' or '_' "
+                "(at most 128, starting with a letter or digit)",
+                fix="for example --tenant default",
+            )
+        return ShardOptions(self.shard_id, region, datacenter, self.tenant_range, slug)
+
+
+def validate_shard_id(shard_id: int) -> int:
+    """Raises: InvalidShardOptionError: outside the 10 bits of the snowflake layout."""
+    if not 0 <= shard_id <= MAX_SHARD_ID:
+        raise InvalidShardOptionError(
+            f"shard id {shard_id} is outside 0-{MAX_SHARD_ID}: snowflake IDs keep 10 bits for "
+            "the shard",
+            fix=f"pick a shard id from 0 to {MAX_SHARD_ID}",
+        )
+    return shard_id
+
+
+def validate_tenant_range(low: int, high: int) -> tuple[int, int]:
+    """Raises: InvalidShardOptionError: min > max, or outside 1..9223372036854775807."""
+    if not 1 <= low <= MAX_TENANT_ID or not 1 <= high <= MAX_TENANT_ID:
+        raise InvalidShardOptionError(
+            f"tenant range {low}:{high} must lie within 1:{MAX_TENANT_ID}",
+            fix="pass --tenant-range MIN:MAX with positive BIGINT values",
+        )
+    if low > high:
+        raise InvalidShardOptionError(
+            f"tenant range {low}:{high} has its minimum above its maximum",
+            fix=f"swap them: --tenant-range {high}:{low}",
+        )
+    return low, high
+
+
+def parse_tenant_range(text: str) -> tuple[int, int]:
+    """``"MIN:MAX"`` → (min, max).
+
+    Raises:
+        InvalidShardOptionError: not two integers separated by a colon, or an invalid range.
+    """
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError(text)
+        low, high = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise InvalidShardOptionError(
+            f"tenant range {text!r} is not MIN:MAX", fix="for example --tenant-range 1:1000000"
+        ) from None
+    return validate_tenant_range(low, high)
+
+
+@dataclass(frozen=True)
+class NodeDescription:
+    """What the registry records about this machine."""
+
+    node_id: str
+    host_name: str
+    gbdesk_version: str
+    llm_url: str = ""
+    llm_model: str = ""
+    hardware_profile: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """This node's row in the registry, joined with its shard and tenant."""
+
+    node_id: str
+    shard_id: int
+    host_name: str
+    region_code: str
+    datacenter: str
+    is_primary: bool
+    is_active: bool
+    min_tenant_id: int
+    max_tenant_id: int
+    connection: str  # the stored connection string, decrypted and with the password masked
+    llm_url: str
+    llm_model: str
+    gbdesk_version: str
+    registered_at: datetime
+    last_seen_at: datetime
+    tenants: tuple[dict[str, Any], ...] = ()
+    tenants_table: str = ""
+    schema_versions: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["registered_at"] = self.registered_at.isoformat()
+        data["last_seen_at"] = self.last_seen_at.isoformat()
+        data["tenants"] = list(self.tenants)
+        data["schema_versions"] = list(self.schema_versions)
+        return data
+
+
+def tenants_table_kind(conn: psycopg.Connection) -> TenantsTable:
+    """ "sharded" (the chapter's BIGINT ids) or "botserver" (UUID ids).
+
+    Raises:
+        ShardError: a ``tenants`` table with an id column of another type.
+    """
+    row = conn.execute(
+        """SELECT data_type FROM information_schema.columns
+           WHERE table_schema = current_schema() AND table_name = 'tenants'
+             AND column_name = 'id'"""
+    ).fetchone()
+    kind = row[0] if row else None
+    if kind == "bigint":
+        return "sharded"
+    if kind == "uuid":
+        return "botserver"
+    raise ShardError(
+        f"the database has a tenants table whose id column is {kind or 'missing'}, neither the "
+        "chapter's BIGINT nor botserver's UUID",
+        fix="point --database-url at botserver's database or at an empty one",
+    )
+
+
+def register(
+    conn: psycopg.Connection,
+    node: NodeDescription,
+    options: ShardOptions,
+    *,
+    connection_string: str,
+    paths: AppPaths | None = None,
+    migrations: tuple[Migration, ...] = MIGRATIONS,
+) -> tuple[Registration, bool]:
+    """Register (or refresh) this node as a single-node shard.
+
+    Running it again with the same values changes nothing but ``last_seen_at``.
+
+    Args:
+        conn: an autocommit connection to the registry's database.
+        node: this machine.
+        options: the requested shard; unset fields keep the registered values, else defaults
+            (shard 1, USA, datacenter "local", tenants 1..9223372036854775807, tenant "default").
+        connection_string: how botserver reaches this shard's database; stored encrypted.
+        paths: where the encryption key lives.
+        migrations: the schema steps (tests pass their own).
+
+    Returns:
+        The registration and whether this call created it (False: it existed).
+
+    Raises:
+        InvalidShardOptionError: an option is invalid.
+        ShardConflictError: the shard belongs to another node, this node owns another shard,
+            the tenant range overlaps an active shard, or the tenant belongs to another shard.
+        ShardError: a migration or statement failed; nothing of the registration was written.
+    """
+    import psycopg
+
+    options = options.validated()
+    migrate(conn, migrations)
+    _, password = parse(connection_string)
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (REGISTRY_LOCK_KEY,))
+            created = _register_locked(conn, node, options, connection_string, paths)
+    except psycopg.errors.UniqueViolation:
+        # Only reachable when something other than gbdesk wrote the rows meanwhile.
+        raise ShardConflictError(
+            "another node registered the same shard or tenant at the same moment",
+            fix="run `gbdesk shard status`, then pick another --shard-id if needed",
+        ) from None
+    except psycopg.Error as exc:
+        raise ShardError(
+            f"the registration was rolled back: {' '.join(mask(str(exc), password).split())}",
+            fix="check the database user's rights on the registry tables",
+        ) from None
+    registration = status(conn, node.node_id, paths=paths)
+    assert registration is not None  # committed just above
+    return registration, created
+
+
+def _register_locked(
+    conn: psycopg.Connection,
+    node: NodeDescription,
+    options: ShardOptions,
+    connection_string: str,
+    paths: AppPaths | None,
+) -> bool:
+    mine = conn.execute(
+        "SELECT shard_id FROM gbdesk_nodes WHERE node_id = %s FOR UPDATE", (node.node_id,)
+    ).fetchone()
+    shard_id = options.shard_id
+    if shard_id is None:
+        shard_id = mine[0] if mine else DEFAULT_SHARD_ID
+    if mine and mine[0] != shard_id:
+        raise ShardConflictError(
+            f"this node is already registered as shard {mine[0]}, not shard {shard_id}",
+            fix="run `gbdesk shard unregister` first to move it to another shard",
+        )
+
+    owner = conn.execute(
+        "SELECT node_id::text, host_name FROM gbdesk_nodes WHERE shard_id = %s", (shard_id,)
+    ).fetchone()
+    if owner and owner[0] != node.node_id:
+        raise ShardConflictError(
+            f"shard {shard_id} is already registered by another node ({owner[1]}, node id "
+            f"{owner[0]})",
+            fix="pick another --shard-id, or unregister that node first",
+        )
+
+    shard = conn.execute(
+        """SELECT region_code, datacenter, connection_string, min_tenant_id, max_tenant_id
+           FROM shard_config WHERE shard_id = %s FOR UPDATE""",
+        (shard_id,),
+    ).fetchone()
+    region = options.region or (shard[0].strip() if shard else DEFAULT_REGION)
+    datacenter = options.datacenter or (shard[1] if shard else DEFAULT_DATACENTER)
+    low, high = options.tenant_range or (
+        (int(shard[3]), int(shard[4])) if shard else (1, MAX_TENANT_ID)
+    )
+
+    overlap = conn.execute(
+        """SELECT shard_id, min_tenant_id, max_tenant_id FROM shard_config
+           WHERE is_active AND shard_id <> %s AND min_tenant_id <= %s AND max_tenant_id >= %s
+           ORDER BY shard_id LIMIT 1""",
+        (shard_id, high, low),
+    ).fetchone()
+    if overlap:
+        raise ShardConflictError(
+            f"tenant range {low}:{high} overlaps active shard {overlap[0]} "
+            f"({overlap[1]}:{overlap[2]})",
+            fix="pass a --tenant-range that no active shard uses",
+        )
+
+    if shard is None:
+        conn.execute(
+            """INSERT INTO shard_config (shard_id, region_code, datacenter, connection_string,
+                   is_primary, is_active, min_tenant_id, max_tenant_id)
+               VALUES (%s, %s, %s, %s,
+                   NOT EXISTS (SELECT 1 FROM shard_config WHERE is_primary AND is_active),
+                   true, %s, %s)""",
+            (
+                shard_id,
+                region,
+                datacenter,
+                crypto.encrypt(connection_string, paths=paths),
+                low,
+                high,
+            ),
+        )
+    else:
+        conn.execute(
+            """UPDATE shard_config SET region_code = %s, datacenter = %s, is_active = true,
+                   min_tenant_id = %s, max_tenant_id = %s
+               WHERE shard_id = %s AND (region_code, datacenter, is_active, min_tenant_id,
+                   max_tenant_id) IS DISTINCT FROM (%s::char(3), %s, true, %s, %s)""",
+            (region, datacenter, low, high, shard_id, region, datacenter, low, high),
+        )
+        # A fresh encryption of the same string differs (random IV): re-encrypt only changes.
+        if _decrypt_or_none(shard[2], paths) != connection_string:
+            conn.execute(
+                "UPDATE shard_config SET connection_string = %s WHERE shard_id = %s",
+                (crypto.encrypt(connection_string, paths=paths), shard_id),
+            )
+
+    _map_tenant(
+        conn,
+        options.tenant_slug or DEFAULT_TENANT_SLUG,
+        shard_id=shard_id,
+        region=region,
+        low=low,
+        high=high,
+    )
+
+    profile = json.dumps(node.hardware_profile, sort_keys=True)
+    if mine:
+        conn.execute(
+            """UPDATE gbdesk_nodes SET last_seen_at = NOW(), host_name = %s,
+                   hardware_profile = %s::jsonb, llm_url = %s, llm_model = %s,
+                   gbdesk_version = %s
+               WHERE node_id = %s""",
+            (
+                node.host_name,
+                profile,
+                node.llm_url,
+                node.llm_model,
+                node.gbdesk_version,
+                node.node_id,
+            ),
+        )
+        return False
+    conn.execute(
+        """INSERT INTO gbdesk_nodes (node_id, shard_id, host_name, hardware_profile, llm_url,
+               llm_model, gbdesk_version)
+           VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s)""",
+        (
+            node.node_id,
+            shard_id,
+            node.host_name,
+            profile,
+            node.llm_url,
+            node.llm_model,
+            node.gbdesk_version,
+        ),
+    )
+    return True
+
+
+def _decrypt_or_none(stored: str, paths: AppPaths | None) -> str | None:
+    try:
+        return crypto.decrypt(stored, paths=paths)
+    except ShardError:
+        return None
+
+
+def _next_tenant_id(conn: psycopg.Connection, low: int, high: int, kind: TenantsTable) -> int:
+    """The smallest id above every id already used inside [low, high]."""
+    used_by_tenants = (
+        "SELECT id FROM tenants" if kind == "sharded" else "SELECT tenant_id FROM gbdesk_tenant_ids"
+    )
+    row = conn.execute(
+        f"""SELECT MAX(id) FROM (
+                SELECT tenant_id AS id FROM tenant_shard_map
+                UNION ALL {used_by_tenants}) AS used
+            WHERE id BETWEEN %s AND %s""",
+        (low, high),
+    ).fetchone()
+    last = row[0] if row and row[0] is not None else low - 1
+    if last >= high:
+        raise ShardConflictError(
+            f"the tenant range {low}:{high} has no free tenant id left",
+            fix="widen --tenant-range",
+        )
+    return int(last) + 1
+
+
+def _map_tenant(
+    conn: psycopg.Connection, slug: str, *, shard_id: int, region: str, low: int, high: int
+) -> None:
+    kind = tenants_table_kind(conn)
+    if kind == "sharded":
+        row = conn.execute("SELECT id FROM tenants WHERE slug = %s", (slug,)).fetchone()
+        if row:
+            tenant_id = int(row[0])
+        else:
+            tenant_id = _next_tenant_id(conn, low, high, kind)
+            conn.execute(
+                """INSERT INTO tenants (id, shard_id, name, slug, region_code, plan_tier)
+                   VALUES (%s, %s, %s, %s, %s, 0)""",
+                (
+                    tenant_id,
+                    shard_id,
+                    slug.replace("-", " ").replace("_", " ").title(),
+                    slug,
+                    region,
+                ),
+            )
+    else:
+        row = conn.execute(
+            "SELECT tenant_id FROM gbdesk_tenant_ids WHERE slug = %s", (slug,)
+        ).fetchone()
+        if row:
+            tenant_id = int(row[0])
+        else:
+            tenant_id = _next_tenant_id(conn, low, high, kind)
+            conn.execute(
+                "INSERT INTO gbdesk_tenant_ids (tenant_id, slug) VALUES (%s, %s)",
+                (tenant_id, slug),
+            )
+
+    mapped = conn.execute(
+        "SELECT shard_id, region_code FROM tenant_shard_map WHERE tenant_id = %s FOR UPDATE",
+        (tenant_id,),
+    ).fetchone()
+    if mapped and mapped[0] != shard_id:
+        raise ShardConflictError(
+            f"tenant {slug!r} (id {tenant_id}) belongs to shard {mapped[0]}",
+            fix="pass --tenant with a slug of this node's own tenant",
+        )
+    if not low <= tenant_id <= high:
+        raise ShardConflictError(
+            f"tenant {slug!r} has id {tenant_id}, outside shard {shard_id}'s tenant range "
+            f"{low}:{high}",
+            fix="widen --tenant-range to include it, or pass another --tenant",
+        )
+    if mapped is None:
+        conn.execute(
+            "INSERT INTO tenant_shard_map (tenant_id, shard_id, region_code) VALUES (%s, %s, %s)",
+            (tenant_id, shard_id, region),
+        )
+    elif mapped[1].strip() != region:
+        conn.execute(
+            "UPDATE tenant_shard_map SET region_code = %s WHERE tenant_id = %s",
+            (region, tenant_id),
+        )
+
+
+def status(
+    conn: psycopg.Connection, node_id: str, *, paths: AppPaths | None = None
+) -> Registration | None:
+    """This node's registration, or None when it is not registered here."""
+    if conn.execute("SELECT to_regclass('gbdesk_nodes')").fetchone()[0] is None:
+        return None
+    row = conn.execute(
+        """SELECT n.node_id::text, n.shard_id, n.host_name, s.region_code, s.datacenter,
+                  s.is_primary, s.is_active, s.min_tenant_id, s.max_tenant_id,
+                  s.connection_string, n.llm_url, n.llm_model, n.gbdesk_version,
+                  n.registered_at, n.last_seen_at
+           FROM gbdesk_nodes n JOIN shard_config s USING (shard_id)
+           WHERE n.node_id = %s""",
+        (node_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    try:
+        plain = crypto.decrypt(row[9], paths=paths)
+        _, password = parse(plain)
+        connection = mask(plain, password)
+    except (ShardError, InvalidShardOptionError):
+        connection = "(encrypted with a key this machine does not have)"
+    kind = tenants_table_kind(conn)
+    if kind == "sharded":
+        tenant_rows = conn.execute(
+            """SELECT m.tenant_id, t.slug, t.name, t.external_id::text
+               FROM tenant_shard_map m LEFT JOIN tenants t ON t.id = m.tenant_id
+               WHERE m.shard_id = %s ORDER BY m.tenant_id""",
+            (row[1],),
+        ).fetchall()
+    else:
+        tenant_rows = conn.execute(
+            """SELECT m.tenant_id, g.slug, t.name, t.id::text
+               FROM tenant_shard_map m LEFT JOIN gbdesk_tenant_ids g ON g.tenant_id = m.tenant_id
+               LEFT JOIN tenants t ON t.slug = g.slug
+               WHERE m.shard_id = %s ORDER BY m.tenant_id""",
+            (row[1],),
+        ).fetchall()
+    tenants = tuple(
+        {"tenant_id": int(t[0]), "slug": t[1], "name": t[2], "uuid": t[3]} for t in tenant_rows
+    )
+    return Registration(
+        node_id=row[0],
+        shard_id=int(row[1]),
+        host_name=row[2],
+        region_code=row[3].strip(),
+        datacenter=row[4],
+        is_primary=bool(row[5]),
+        is_active=bool(row[6]),
+        min_tenant_id=int(row[7]),
+        max_tenant_id=int(row[8]),
+        connection=connection,
+        llm_url=row[10],
+        llm_model=row[11],
+        gbdesk_version=row[12],
+        registered_at=row[13],
+        last_seen_at=row[14],
+        tenants=tenants,
+        tenants_table=kind,
+        schema_versions=tuple(applied_versions(conn)),
+    )
+
+
+def unregister(conn: psycopg.Connection, node_id: str) -> int:
+    """Remove this node and deactivate its shard; returns the shard id it had.
+
+    The ``shard_config`` row and its ``tenant_shard_map`` rows stay (tenant data may still
+    live there), marked inactive, so the tenant range is free for another shard and
+    registering again reactivates it.
+
+    Raises:
+        NotRegisteredError: this node has no registration in this database.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (REGISTRY_LOCK_KEY,))
+        exists = conn.execute("SELECT to_regclass('gbdesk_nodes')").fetchone()[0]
+        row = None
+        if exists is not None:
+            row = conn.execute(
+                "DELETE FROM gbdesk_nodes WHERE node_id = %s RETURNING shard_id", (node_id,)
+            ).fetchone()
+        if row is None:
+            raise NotRegisteredError(
+                f"node {node_id} is not registered in this database",
+                fix="check --database-url; `gbdesk shard status` shows where it is registered",
+            )
+        conn.execute("UPDATE shard_config SET is_active = false WHERE shard_id = %s", (row[0],))
+    return int(row[0])
+
+
+def touch(conn: psycopg.Connection, node_id: str) -> datetime:
+    """Set this node's ``last_seen_at`` to now and return it (the heartbeat).
+
+    Raises:
+        NotRegisteredError: the node's row is gone (unregistered elsewhere).
+    """
+    exists = conn.execute("SELECT to_regclass('gbdesk_nodes')").fetchone()[0]
+    row = None
+    if exists is not None:
+        row = conn.execute(
+            "UPDATE gbdesk_nodes SET last_seen_at = NOW() WHERE node_id = %s "
+            "RETURNING last_seen_at",
+            (node_id,),
+        ).fetchone()
+    if row is None:
+        raise NotRegisteredError(
+            f"node {node_id} is not registered in this database",
+            fix="run `gbdesk shard register`",
+        )
+    return row[0]
