@@ -1,18 +1,134 @@
-"""Start the desktop app."""
+"""Start the desktop app: the first-run wizard, or the main window.
+
+Start-up stays lean: only QtCore/QtGui/QtWidgets and gbdesk's light modules are imported before
+the first window is shown; pages build themselves (and import the core) when first opened.
+
+``GBDESK_EXIT_ON_FIRST_SHOW=1`` makes the app print ``first-window-shown <seconds>`` and quit as
+soon as its first window has been painted; ``bench/gui_bench.py`` times cold starts with it.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import time
+import traceback
 from collections.abc import Sequence
+from types import TracebackType
+
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QWidget
+
+EXIT_ON_SHOW_ENV = "GBDESK_EXIT_ON_FIRST_SHOW"
+_START = time.perf_counter()
+log = logging.getLogger("gbdesk.ui")
+_windows: list[QWidget] = []
+
+
+def install_exception_hook() -> None:
+    """Show uncaught exceptions in a dialog with the log file's path instead of vanishing."""
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        from gbdesk.errors import GbdeskError
+        from gbdesk.paths import app_paths
+
+        log.error("uncaught exception", exc_info=(kind, value, tb))
+        if QApplication.instance() is None:
+            traceback.print_exception(kind, value, tb)
+            return
+        box = QMessageBox(QMessageBox.Icon.Critical, "gbdesk hit a problem", "")
+        if isinstance(value, GbdeskError):
+            box.setText(value.message)
+            detail = value.fix or ""
+        else:
+            box.setText(f"Something unexpected went wrong: {value}")
+            detail = ""
+        box.setInformativeText(
+            (f"Fix: {detail}\n\n" if detail else "")
+            + f"The details are in the log file:\n{app_paths().log_file}"
+        )
+        box.setDetailedText("".join(traceback.format_exception(kind, value, tb)))
+        box.exec()
+
+    sys.excepthook = hook
+
+
+class _ExitOnFirstPaint(QObject):
+    """Prints the time to the first painted window and quits (for the start-up benchmark)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Paint:
+            print(f"first-window-shown {time.perf_counter() - _START:.4f}", flush=True)
+            watched.removeEventFilter(self)
+            QTimer.singleShot(0, QApplication.quit)
+        return False
+
+
+def create_first_window(state, *, force_wizard: bool = False) -> QWidget:
+    """The wizard on first run (or when asked), else the main window."""
+    if force_wizard or not state.settings.first_run_done:
+        from gbdesk.ui.wizard import FirstRunWizard
+
+        return FirstRunWizard(state)
+    from gbdesk.ui.main_window import MainWindow
+
+    return MainWindow(state)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Open the main window and run the Qt event loop until it closes."""
-    from PySide6.QtWidgets import QApplication, QMainWindow
+    """Open the wizard or the main window and run the Qt event loop until Quit."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    app.setApplicationName("gbdesk")
+    app.setApplicationDisplayName("gbdesk")
+    app.setDesktopFileName("gbdesk")
+    # The tray keeps the app alive when the main window closes; Quit ends it.
+    app.setQuitOnLastWindowClosed(False)
 
-    app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
-    window = QMainWindow()
-    window.setWindowTitle("gbdesk")
-    window.resize(1000, 700)
+    from gbdesk.logs import setup_logging
+    from gbdesk.ui.resources_access import app_icon
+    from gbdesk.ui.state import AppState
+    from gbdesk.ui.theme import apply_theme, follow_system_theme
+
+    try:
+        setup_logging(to_stderr=False)
+    except OSError as exc:
+        print(f"warning: cannot write the log file: {exc}", file=sys.stderr)
+    install_exception_hook()
+    app.setWindowIcon(app_icon())
+    apply_theme(app)
+    follow_system_theme(app)
+
+    state = AppState(parent=app)
+    window = create_first_window(state, force_wizard="--wizard" in argv)
+    if isinstance(window, QDialog):  # the wizard: then the main window, or quit if closed
+        window.accepted.connect(lambda: _open_main_window(state, app, "chat"))
+        window.rejected.connect(lambda: _after_wizard_closed(state, app))
+    if os.environ.get(EXIT_ON_SHOW_ENV) == "1":
+        window.installEventFilter(_ExitOnFirstPaint(window))
+    app.aboutToQuit.connect(state.shutdown)
     window.show()
+    if state.settings_error is not None:
+        QTimer.singleShot(0, lambda: _warn_settings(window, state.settings_error))
     return app.exec()
+
+
+def _open_main_window(state, app: QApplication, page: str) -> None:
+    from gbdesk.ui.main_window import MainWindow
+
+    window = MainWindow(state, initial_page=page)
+    _windows.append(window)  # a Python reference keeps it alive
+    window.show()
+
+
+def _after_wizard_closed(state, app: QApplication) -> None:
+    """Closing the wizard on first run ends the app; later runs go on to the main window."""
+    if state.settings.first_run_done:
+        _open_main_window(state, app, "dashboard")
+    else:
+        app.quit()
+
+
+def _warn_settings(parent: QWidget, error) -> None:
+    QMessageBox.warning(parent, "Settings", f"{error.message}\n\nFix: {error.fix}")

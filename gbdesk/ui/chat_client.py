@@ -1,0 +1,97 @@
+"""A streaming client for an OpenAI-compatible chat endpoint (the local backend, or any other).
+
+Plain urllib, so the chat needs nothing beyond the standard library. It runs inside a worker
+(see :mod:`gbdesk.ui.workers`): each text delta goes to ``on_text``, and ``cancel`` (a
+``threading.Event``) stops the stream between two chunks, closing the connection so the server
+stops generating.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from http.client import HTTPException
+
+from gbdesk.errors import GbdeskError
+
+
+class ChatError(GbdeskError):
+    """The chat endpoint could not be reached or answered with an error."""
+
+
+def stream_chat(
+    base_url: str,
+    messages: Sequence[dict[str, str]],
+    *,
+    on_text: Callable[[str], None],
+    cancel: threading.Event | None = None,
+    model: str = "local",
+    api_key: str | None = None,
+    max_tokens: int = 512,
+    timeout_s: float = 120.0,
+) -> str:
+    """Send ``messages`` to ``base_url``/chat/completions with ``stream: true``.
+
+    Returns the whole reply (what was received before a cancel, when cancelled).
+
+    Raises:
+        ChatError: the server is unreachable, answers with an HTTP error, or sends garbage.
+    """
+    body = json.dumps(
+        {"model": model, "messages": list(messages), "stream": True, "max_tokens": max_tokens}
+    ).encode("utf-8")
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    url = base_url.rstrip("/") + "/chat/completions"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    parts: list[str] = []
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            for raw_line in response:
+                if cancel is not None and cancel.is_set():
+                    break
+                line = raw_line.decode("utf-8", errors="replace").strip()
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                text = _delta_text(payload)
+                if text:
+                    parts.append(text)
+                    on_text(text)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", errors="replace")[:300]
+        raise ChatError(
+            f"the chat server at {base_url} answered HTTP {exc.code}: {detail or exc.reason}",
+            fix="check the backend's log on the Logs page",
+        ) from exc
+    except (urllib.error.URLError, ConnectionError, TimeoutError, HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ChatError(
+            f"cannot reach the chat server at {base_url}: {reason}",
+            fix="start the backend on the Dashboard (or check its port in Settings)",
+        ) from exc
+    return "".join(parts)
+
+
+def _delta_text(payload: str) -> str:
+    try:
+        event = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise ChatError(
+            f"the chat server sent something that is not JSON: {payload[:80]!r}",
+            fix="point gbdesk at an OpenAI-compatible server",
+        ) from exc
+    if "error" in event:
+        message = event["error"].get("message", event["error"])
+        raise ChatError(f"the chat server reported an error: {message}")
+    choices = event.get("choices") or []
+    if not choices:
+        return ""
+    delta = choices[0].get("delta") or {}
+    return delta.get("content") or ""

@@ -1,0 +1,163 @@
+"""Settings: models folder, Hub endpoint and token, backend port and context, start at login.
+
+The Hub token is masked and stored through :mod:`gbdesk.secrets` (the OS keyring, or a 0600
+file), never in the settings file. Saving validates every field first and changes nothing when
+one is wrong.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gbdesk.errors import GbdeskError
+from gbdesk.paths import app_paths
+from gbdesk.ui.state import AppState
+from gbdesk.ui.widgets import MARGIN, Banner, Card, muted, page_header, primary_button
+
+
+class SettingsPage(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Page")
+        self.state = state
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
+        layout.setSpacing(14)
+        layout.addWidget(
+            page_header(
+                "Settings", "Where models go, how to reach the Hub, and how the bot backend runs."
+            )
+        )
+        self.banner = Banner()
+        layout.addWidget(self.banner)
+
+        storage = Card("Models and the Hub")
+        form = QFormLayout()
+        form.setHorizontalSpacing(16)
+        form.setVerticalSpacing(10)
+        self.models_dir = QLineEdit()
+        self.models_dir.setPlaceholderText(str(app_paths().models_dir))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_models_dir)
+        row = QHBoxLayout()
+        row.addWidget(self.models_dir, 1)
+        row.addWidget(browse)
+        form.addRow("Models folder", row)
+        self.hub_endpoint = QLineEdit()
+        self.hub_endpoint.setPlaceholderText("https://huggingface.co")
+        form.addRow("Hub endpoint", self.hub_endpoint)
+        self.hub_token = QLineEdit()
+        self.hub_token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.hub_token.setPlaceholderText("hf_… (only for gated or private models)")
+        form.addRow("Hub token", self.hub_token)
+        storage.body.addLayout(form)
+        storage.body.addWidget(
+            muted(
+                "The token is kept in the system keyring (or a file only you can read), "
+                "never in the settings file or the log."
+            )
+        )
+        layout.addWidget(storage)
+
+        backend = Card("Bot backend")
+        form = QFormLayout()
+        form.setHorizontalSpacing(16)
+        form.setVerticalSpacing(10)
+        self.port = QSpinBox()
+        self.port.setRange(1024, 65535)
+        form.addRow("Port", self.port)
+        self.context = QSpinBox()
+        self.context.setRange(0, 1_048_576)
+        self.context.setSingleStep(1024)
+        self.context.setSpecialValueText("Automatic")
+        form.addRow("Context length (tokens)", self.context)
+        self.parallel = QSpinBox()
+        self.parallel.setRange(0, 64)
+        self.parallel.setSpecialValueText("Automatic")
+        form.addRow("Parallel chats", self.parallel)
+        self.start_at_login = QCheckBox("Start the backend when I log in")
+        form.addRow("", self.start_at_login)
+        backend.body.addLayout(form)
+        layout.addWidget(backend)
+
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.revert_button = QPushButton("Revert")
+        self.revert_button.clicked.connect(self.load)
+        self.save_button = primary_button("Save")
+        self.save_button.clicked.connect(self.save)
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.save_button)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+        self.load()
+
+    def load(self) -> None:
+        from gbdesk.download.hub import HUB_TOKEN_SECRET
+        from gbdesk.secrets import get_secret
+
+        settings = self.state.settings
+        self.models_dir.setText(settings.models_dir)
+        self.hub_endpoint.setText(settings.hub_endpoint)
+        self.hub_token.setText(get_secret(HUB_TOKEN_SECRET) or "")
+        self.port.setValue(settings.backend_port)
+        self.context.setValue(settings.context_length)
+        self.parallel.setValue(settings.parallel)
+        self.start_at_login.setChecked(settings.start_backend_at_login)
+        self.banner.clear()
+
+    def _browse_models_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Models folder", self.models_dir.text())
+        if folder:
+            self.models_dir.setText(folder)
+
+    def save(self) -> None:
+        from gbdesk.download.hub import HUB_TOKEN_SECRET
+        from gbdesk.secrets import delete_secret, set_secret
+
+        endpoint = self.hub_endpoint.text().strip()
+        if endpoint and not endpoint.startswith(("http://", "https://")):
+            self.banner.show_message(
+                f"The Hub endpoint {endpoint!r} is not a web address.",
+                "write it as https://host (for example https://hf-mirror.com) or leave it empty",
+            )
+            return
+        token = self.hub_token.text().strip()
+        try:
+            if token:
+                set_secret(HUB_TOKEN_SECRET, token)
+            else:
+                delete_secret(HUB_TOKEN_SECRET)
+            self.state.update_settings(
+                models_dir=self.models_dir.text().strip(),
+                hub_endpoint=endpoint.rstrip("/"),
+                backend_port=self.port.value(),
+                context_length=self.context.value(),
+                parallel=self.parallel.value(),
+                start_backend_at_login=self.start_at_login.isChecked(),
+            )
+            self._apply_login_item()
+        except GbdeskError as exc:
+            self.banner.show_message(exc.message, exc.fix or "")
+            return
+        except OSError as exc:
+            self.banner.show_message(
+                f"Cannot save the settings: {exc}", "check that the config folder is writable"
+            )
+            return
+        self.banner.show_message("Settings saved.", level="success")
+
+    def _apply_login_item(self) -> None:
+        from gbdesk.ui.autostart import set_start_at_login
+
+        set_start_at_login(self.state.settings.start_backend_at_login)

@@ -1,0 +1,1 @@
+"""Package data: icons (SVG) and the style sheet, copied from the repository's resources/."""

@@ -1,0 +1,67 @@
+"""The one helper that finds the UI's package data (icons, style sheet).
+
+Files live in gbdesk/ui/resources (copied from the repository's resources/ so the wheel has them)
+and are read through importlib.resources, so they are found in a wheel, a zip or a frozen app.
+Icons are SVG with ``currentColor`` strokes, tinted with the theme's colour and rendered at the
+screen's device pixel ratio, so they stay sharp on HiDPI screens.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from PySide6.QtCore import QByteArray, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QIcon, QIconEngine, QPainter, QPixmap
+from PySide6.QtSvg import QSvgRenderer
+
+_PACKAGE = "gbdesk.ui.resources"
+
+
+def read_text(name: str) -> str:
+    """The text of the resource file ``name`` (a path under gbdesk/ui/resources)."""
+    return resources.files(_PACKAGE).joinpath(name).read_text(encoding="utf-8")
+
+
+def read_bytes(name: str) -> bytes:
+    """The bytes of the resource file ``name``."""
+    return resources.files(_PACKAGE).joinpath(name).read_bytes()
+
+
+class _SvgIconEngine(QIconEngine):
+    """Renders the SVG at whatever size and pixel ratio Qt asks for: sharp on HiDPI screens."""
+
+    def __init__(self, svg: bytes) -> None:
+        super().__init__()
+        self._svg = svg
+        self._renderer = QSvgRenderer(QByteArray(svg))
+
+    def paint(self, painter: QPainter, rect: QRect, mode: QIcon.Mode, state: QIcon.State) -> None:
+        if mode == QIcon.Mode.Disabled:
+            painter.setOpacity(0.4)
+        self._renderer.render(painter, QRectF(rect))
+
+    def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
+        pixmap = QPixmap(size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.paint(painter, pixmap.rect(), mode, state)
+        painter.end()
+        return pixmap
+
+    def clone(self) -> QIconEngine:
+        return _SvgIconEngine(self._svg)
+
+
+@lru_cache(maxsize=128)
+def icon(name: str, color: str = "#5f6679") -> QIcon:
+    """The icon ``icons/<name>.svg`` with its strokes drawn in ``color``."""
+    svg = read_bytes(f"icons/{name}.svg").replace(b"currentColor", color.encode("ascii"))
+    return QIcon(_SvgIconEngine(svg))
+
+
+@lru_cache(maxsize=1)
+def app_icon() -> QIcon:
+    """gbdesk's application icon (app-icon.svg)."""
+    return QIcon(_SvgIconEngine(read_bytes("app-icon.svg")))

@@ -1,0 +1,97 @@
+"""What the wizard and the main window share: settings, the machine's profile, the backend.
+
+One :class:`AppState` lives for the whole app. Pages read from it and listen to its signals
+instead of talking to each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from gbdesk.errors import GbdeskError
+from gbdesk.paths import app_paths
+from gbdesk.settings import Settings, load_settings, save_settings
+
+log = logging.getLogger(__name__)
+
+BACKEND_KEY_SECRET = "backend_api_key"
+
+
+class AppState(QObject):
+    """Settings (saved on every change), the last hardware profile, and shared services."""
+
+    settings_changed = Signal(object)
+    profile_changed = Signal(object)
+
+    def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings_error: GbdeskError | None = None
+        if settings is None:
+            try:
+                settings = load_settings()
+            except GbdeskError as exc:  # a broken settings file must not stop the app
+                log.warning("settings unreadable, using defaults: %s", exc.message)
+                self.settings_error = exc
+                settings = Settings()
+        self._settings = settings
+        self.profile: Any = None  # gbdesk.hardware.profile.HardwareProfile once probed
+        self._backend: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def update_settings(self, **changes: Any) -> Settings:
+        """Apply ``changes``, save them, and tell every page.
+
+        Raises:
+            OSError: the settings file cannot be written.
+        """
+        self._settings = self._settings.replace(**changes)
+        save_settings(self._settings)
+        self.settings_changed.emit(self._settings)
+        return self._settings
+
+    def backend_base_url(self) -> str:
+        """The OpenAI-compatible base URL of the local backend (…/v1)."""
+        host = self._settings.backend_host
+        if host in {"", "0.0.0.0", "::"}:  # listening everywhere: talk to it locally
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self._settings.backend_port}/v1"
+
+    def backend_api_key(self) -> str | None:
+        """The backend's API key when one is set (required off 127.0.0.1)."""
+        from gbdesk.secrets import get_secret
+
+        return get_secret(BACKEND_KEY_SECRET)
+
+    def backend_log_path(self) -> Path:
+        """Where the backend child process's output goes."""
+        return app_paths().log_dir / "backend.log"
+
+    def set_profile(self, profile: Any) -> None:
+        self.profile = profile
+        self.profile_changed.emit(profile)
+
+    @property
+    def backend(self):
+        """The controller of the bot backend's child process (created on first use)."""
+        if self._backend is None:
+            from gbdesk.ui.backend_control import BackendController
+
+            self._backend = BackendController(self, parent=self)
+        return self._backend
+
+    def shutdown(self) -> None:
+        """Stop the backend and cancel running tasks (Quit)."""
+        from gbdesk.ui.workers import cancel_all_and_wait
+
+        if self._backend is not None:
+            self._backend.stop_and_wait()
+        cancel_all_and_wait()

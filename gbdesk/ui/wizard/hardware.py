@@ -1,0 +1,143 @@
+"""Step 2: this computer, as the probe sees it, with each diagnostic and its fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+
+from gbdesk.ui.state import AppState
+from gbdesk.ui.widgets import Banner, Card, DiagnosticRow, human_bytes, muted
+from gbdesk.ui.wizard.base import WizardPage
+from gbdesk.ui.workers import run_task
+
+
+def _probe(_ctx: Any) -> Any:
+    from gbdesk.hardware.probe import probe
+
+    return probe()
+
+
+class HardwareSummary(QWidget):
+    """Cards for CPU, memory, disk, GPUs and the inference build, plus diagnostics."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(12)
+        self.cpu = self._card("Processor", 0, 0)
+        self.memory = self._card("Memory", 0, 1)
+        self.disk = self._card("Disk", 1, 0)
+        self.gpus = self._card("Graphics", 1, 1)
+        self.diagnostics = Card("Findings")
+        self.grid.addWidget(self.diagnostics, 2, 0, 1, 2)
+        self.diagnostics.hide()
+        self.text_by_card: dict[str, str] = {}
+
+    def _card(self, title: str, row: int, column: int) -> QLabel:
+        card = Card(title)
+        label = QLabel("Looking…")
+        label.setWordWrap(True)
+        card.body.addWidget(label)
+        card.body.addStretch(1)
+        self.grid.addWidget(card, row, column)
+        return label
+
+    def show_profile(self, profile: Any) -> None:
+        cpu = profile.cpu
+        features = ", ".join(cpu.features[:8]) or "none detected"
+        self.cpu.setText(
+            f"<b>{cpu.brand or cpu.arch}</b><br>{cpu.physical_cores} cores, "
+            f"{cpu.logical_cores} threads ({cpu.arch})<br>"
+            f"<span>Instruction sets: {features}</span>"
+        )
+        mem = profile.memory
+        bandwidth = f"<br>about {mem.bandwidth_gbps:.0f} GB/s" if mem.bandwidth_gbps else ""
+        self.memory.setText(
+            f"<b>{human_bytes(mem.total_bytes)}</b> in total<br>"
+            f"{human_bytes(mem.available_bytes)} available now{bandwidth}"
+        )
+        disk = profile.disk
+        self.disk.setText(
+            f"<b>{human_bytes(disk.free_bytes)}</b> free of {human_bytes(disk.total_bytes)}"
+            f"<br><code>{disk.path}</code>"
+        )
+        if profile.gpus:
+            lines = []
+            for gpu in profile.gpus:
+                vram = (
+                    f"{human_bytes(gpu.total_memory_bytes)} VRAM, "
+                    f"{human_bytes(gpu.free_memory_bytes)} free"
+                    if gpu.total_memory_bytes
+                    else "shared memory"
+                )
+                usable = "usable by the backend" if gpu.usable_by_backend else "not used by "
+                usable = usable if gpu.usable_by_backend else usable + "this build"
+                lines.append(f"<b>{gpu.name}</b><br>{vram}; {usable}")
+            self.gpus.setText("<br>".join(lines))
+        else:
+            self.gpus.setText("<b>No graphics card found</b><br>Models will run on the processor.")
+        backend = profile.backend
+        build = (
+            f"llama-cpp-python {backend.version}: " + (", ".join(backend.backends) or "CPU")
+            if backend.installed
+            else "llama-cpp-python is not installed"
+        )
+        self.gpus.setText(self.gpus.text() + f"<br><span>Inference: {build}</span>")
+        self._show_diagnostics(profile.diagnostics)
+
+    def _show_diagnostics(self, diagnostics: Any) -> None:
+        layout = self.diagnostics.body
+        while layout.count() > 1:  # keep the title
+            item = layout.takeAt(1)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        for diagnostic in diagnostics:
+            layout.addWidget(DiagnosticRow(diagnostic.level, diagnostic.message, diagnostic.fix))
+        self.diagnostics.setVisible(bool(diagnostics))
+
+
+class HardwarePage(WizardPage):
+    step_title = "Your hardware"
+
+    def __init__(self, state: AppState) -> None:
+        super().__init__(
+            state,
+            "Your hardware",
+            "What this computer offers a language model. The next step uses it to pick models "
+            "that fit.",
+        )
+        self.banner = Banner()
+        self.body.addWidget(self.banner)
+        self.summary = HardwareSummary()
+        self.body.addWidget(self.summary)
+        self.body.addWidget(muted("Nothing is sent anywhere: the probe only reads this computer."))
+        self.body.addStretch(1)
+        self._probing = False
+
+    def enter(self) -> None:
+        if self.state.profile is None and not self._probing:
+            self.probe()
+
+    def probe(self) -> None:
+        self._probing = True
+        self.complete_changed.emit()
+        run_task(
+            "probe",
+            _probe,
+            on_done=self._on_profile,
+            on_failed=self.banner.show_message,
+            on_finished=self._on_finished,
+        )
+
+    def _on_profile(self, profile: Any) -> None:
+        self.state.set_profile(profile)
+        self.summary.show_profile(profile)
+
+    def _on_finished(self) -> None:
+        self._probing = False
+        self.complete_changed.emit()
+
+    def is_complete(self) -> bool:
+        return self.state.profile is not None

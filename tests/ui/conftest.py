@@ -1,0 +1,41 @@
+"""Fixtures for the desktop app's tests: a fresh AppState, and no task outliving its test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from gbdesk.settings import Settings, save_settings
+
+
+@pytest.fixture(autouse=True)
+def _drain_workers(qapp) -> Iterator[None]:
+    """Every test starts with the app's theme and ends with no task still running."""
+    from gbdesk.ui.theme import apply_theme
+    from gbdesk.ui.workers import cancel_all_and_wait
+
+    apply_theme(qapp, dark=False)
+    yield
+    assert cancel_all_and_wait(30_000), "a worker task did not stop within 30 s"
+    qapp.processEvents()
+
+
+@pytest.fixture
+def state(qapp):
+    from gbdesk.ui.state import AppState
+
+    app_state = AppState()
+    yield app_state
+    app_state.shutdown()
+
+
+@pytest.fixture
+def configured_state(qapp):
+    """State of a machine where the wizard has run once."""
+    from gbdesk.ui.state import AppState
+
+    save_settings(Settings(first_run_done=True))
+    app_state = AppState()
+    yield app_state
+    app_state.shutdown()
