@@ -67,7 +67,7 @@ def _guarded(part: str, diagnostics: list[Diagnostic], fn: Callable[[], T], defa
         log.debug("the %s probe failed", part, exc_info=True)
         diagnostics.append(
             Diagnostic(
-                code=f"{part}-probe-failed",
+                code=f"{part.lower().replace(' ', '-')}-probe-failed",
                 level="warning",
                 message=f"the {part} could not be read ({type(exc).__name__}: {exc})",
                 fix="run `gbdesk -v probe` and include its output when reporting this",
