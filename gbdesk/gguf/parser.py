@@ -170,10 +170,16 @@ class _HeaderParser:
         """Reject a count or length that the rest of the file could not possibly hold."""
         remaining = self._limit() - self._pos
         if count * item_bytes > remaining:
+            room = (
+                "of the file"
+                if self._source.total_size is not None
+                else f"under the {self._cap}-byte header limit"
+            )
             raise self._error(
-                f"{what} is {count}, more than the remaining {max(remaining, 0)} bytes could hold",
+                f"{what} is {count}, more than the remaining {max(remaining, 0)} bytes {room} "
+                "could hold: the file is truncated or damaged",
                 at,
-                fix="the file is damaged or not a GGUF model",
+                fix="download the file again; if it persists, the file is not a valid GGUF model",
             )
 
     def _string(self, what: str) -> str:

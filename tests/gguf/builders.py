@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +85,45 @@ def write_small_model(
         data[4:8] = version.to_bytes(4, "little")
         path.write_bytes(bytes(data))
     return path
+
+
+def gguf_string(text: str | bytes) -> bytes:
+    """A GGUF string: u64 length, then the bytes."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def kv_entry(key: str, value_type: int, payload: bytes) -> bytes:
+    """One key-value: key string, value type u32, the value's bytes as given."""
+    return gguf_string(key) + struct.pack("<I", value_type) + payload
+
+
+def tensor_entry(name: str, dims: Sequence[int], ggml_type: int, offset: int) -> bytes:
+    """One tensor info: name, n_dims u32, dims u64 each, type u32, offset u64."""
+    return (
+        gguf_string(name)
+        + struct.pack(f"<I{len(dims)}Q", len(dims), *dims)
+        + struct.pack("<IQ", ggml_type, offset)
+    )
+
+
+def raw_gguf(
+    *,
+    kvs: Sequence[bytes] = (),
+    tensors: Sequence[bytes] = (),
+    version: int = 3,
+    n_kv: int | None = None,
+    n_tensors: int | None = None,
+    data: bytes = b"",
+    alignment: int = 32,
+) -> bytes:
+    """A GGUF file assembled by hand, so tests can write what no well-behaved writer would."""
+    header = b"GGUF" + struct.pack(
+        "<IQQ",
+        version,
+        len(tensors) if n_tensors is None else n_tensors,
+        len(kvs) if n_kv is None else n_kv,
+    )
+    header += b"".join(kvs) + b"".join(tensors)
+    header += b"\0" * (-len(header) % alignment)
+    return header + data
