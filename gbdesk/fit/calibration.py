@@ -1,0 +1,85 @@
+"""Measured efficiency of this machine, written by `gbdesk bench` and read by the estimator.
+
+The speed model predicts tokens/s from bandwidth and compute peaks times an efficiency factor.
+A bench run measures the real tokens/s of the starter model and stores the factor that would
+have predicted it, so later estimates for other models on this machine use the measured value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gbdesk.errors import ConfigError
+from gbdesk.paths import app_paths
+
+FILE_NAME = "calibration.json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Efficiency factors measured on one machine (identified by CPU brand and core count)."""
+
+    cpu_brand: str
+    physical_cores: int
+    cpu_generation_efficiency: float
+    cpu_prompt_efficiency: float
+    measured_generation_tps: float
+    measured_prompt_tps: float
+    measured_rss_growth_bytes: int
+    model: str
+    created: str
+
+    def matches(self, cpu_brand: str, physical_cores: int) -> bool:
+        """Whether this calibration was measured on a machine with this CPU."""
+        return self.cpu_brand == cpu_brand and self.physical_cores == physical_cores
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def calibration_path() -> Path:
+    return app_paths().data_dir / FILE_NAME
+
+
+def load_calibration(path: Path | None = None) -> Calibration | None:
+    """The stored calibration, or None when `gbdesk bench` has not run.
+
+    Raises:
+        ConfigError: the file exists but is not a calibration written by gbdesk.
+    """
+    path = path or calibration_path()
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Calibration(**data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"cannot read the calibration file {path}: {exc}",
+            fix="run `gbdesk bench` again, or delete the file",
+        ) from exc
+
+
+def save_calibration(calibration: Calibration, path: Path | None = None) -> Path:
+    """Write the calibration atomically.
+
+    Raises:
+        OSError: the data folder cannot be written.
+    """
+    path = path or calibration_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(calibration.to_json(), handle, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

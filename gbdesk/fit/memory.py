@@ -1,0 +1,129 @@
+"""Memory pieces llama.cpp allocates for a context: KV cache, compute buffers, fixed overheads.
+
+Each function mirrors one allocation of llama.cpp (the commit bundled with llama-cpp-python
+0.3.36) or of llama-cpp-python; the constants measured on this project's machine say where
+they were measured (docs/estimator.md has the numbers and the command to re-measure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gbdesk.catalog.model import Architecture
+
+MIB = 1 << 20
+# Bytes per element of the KV cache types llama.cpp offers (q8_0: 34 bytes per 32 values...).
+CACHE_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+KV_PAD = 256  # llama.cpp pads each sequence's cells to a multiple of 256
+
+# Measured here (SmolLM2-135M, bench/fit_accuracy.py): anonymous memory the model load adds
+# beyond the mapped file (vocabulary tables, model structs): 18.4 MiB for 49,152 tokens.
+MODEL_FIXED_BYTES = 2 * MIB
+MODEL_BYTES_PER_VOCAB_TOKEN = 350
+# Measured here: a context adds its KV cache, its output buffer and about 1 MiB more.
+CONTEXT_FIXED_BYTES = 1 * MIB
+# Measured here: RSS of a Python process right after `import llama_cpp` (CPU build).
+RUNTIME_BASELINE_BYTES = 41 * MIB
+# Estimate, not measured here (no GPU): a CUDA context plus cuBLAS workspace per device.
+CUDA_CONTEXT_BYTES = 350 * MIB
+
+
+def pad(value: int, multiple: int = KV_PAD) -> int:
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class KvCells:
+    """How many KV cells llama.cpp allocates: per sequence stream, and all streams together."""
+
+    per_sequence: int
+    total: int
+    per_sequence_swa: int
+    total_swa: int
+
+
+def kv_cells(
+    arch: Architecture,
+    n_ctx: int,
+    n_seq: int,
+    *,
+    n_ubatch: int = 512,
+    unified: bool = False,
+    swa_full: bool = True,
+) -> KvCells:
+    """The cells llama.cpp gives the cache for ``n_ctx`` tokens shared by ``n_seq`` sequences.
+
+    Without a unified cache each sequence gets its own stream of pad(n_ctx / n_seq) cells (so
+    the context is divided among the slots, as llama-server does); a unified cache has
+    pad(n_ctx) cells shared by all. Sliding-window layers get window + ubatch cells per stream
+    unless ``swa_full`` (llama.cpp's default in llama_context_default_params) asks for the full
+    size.
+    """
+    n_seq = max(1, n_seq)
+    if unified:
+        per_seq = pad(max(n_ctx, 1))
+        streams = 1
+    else:
+        per_seq = pad(max(n_ctx // n_seq, 1))
+        streams = n_seq
+    swa = per_seq
+    if arch.sliding_window and not swa_full:
+        window = arch.sliding_window * (n_seq if unified else 1)
+        swa = min(per_seq, pad(window + n_ubatch))
+    return KvCells(per_seq, per_seq * streams, swa, swa * streams)
+
+
+def kv_bytes_per_layer(arch: Architecture, cells: KvCells, layer: int, cache_type: str) -> int:
+    """KV cache bytes of one layer: (K width + V width) x cells x bytes per element."""
+    width = arch.n_head_kv * (arch.head_dim_k + arch.head_dim_v)
+    n_cells = cells.total_swa if arch.is_swa_layer(layer) else cells.total
+    return int(width * n_cells * CACHE_TYPE_BYTES[cache_type])
+
+
+def activation_bytes(arch: Architecture, n_ubatch: int) -> int:
+    """Intermediate tensors of one ubatch through a layer: what the CPU actually touches of
+    its compute buffer when only the last token of each sequence asks for logits.
+
+    Measured here: 15.5 MiB resident for SmolLM2-135M at n_ubatch 512; this gives 14.9.
+    """
+    ff = max(arch.n_ff, arch.n_ff_expert * (arch.n_expert_used + arch.n_expert_shared))
+    kv_width = arch.n_head_kv * (arch.head_dim_k + arch.head_dim_v)
+    return n_ubatch * 4 * (4 * arch.n_embd + 3 * ff + kv_width)
+
+
+def compute_buffer_bytes(
+    arch: Architecture,
+    *,
+    n_ubatch: int,
+    kv_cells_per_seq: int,
+    flash_attn: bool,
+    holds_output: bool,
+) -> int:
+    """The compute buffer llama.cpp reserves on one device (a GPU allocates all of it).
+
+    The reservation is the largest of: logits for a whole ubatch (llama.cpp reserves a graph
+    with every token an output), the attention scores KQ when flash attention is off, and the
+    layer activations; plus two n_embd x ubatch f32 tensors. Checked here on CPU: 98.25 MiB
+    for SmolLM2-135M (FA on) and 166.4 MiB with FA off at n_ctx 8192 (this gives 98.25, 146.3).
+    """
+    logits = arch.n_vocab * n_ubatch * 4 if holds_output else 0
+    kq = 0 if flash_attn else kv_cells_per_seq * n_ubatch * arch.n_head * 4
+    return max(logits, kq, activation_bytes(arch, n_ubatch)) + 2 * arch.n_embd * n_ubatch * 4
+
+
+def output_buffer_bytes(arch: Architecture, n_outputs: int) -> int:
+    """llama.cpp's host output buffer: logits of ``n_outputs`` tokens (one per sequence)."""
+    return n_outputs * arch.n_vocab * 4
+
+
+def model_overhead_bytes(arch: Architecture) -> int:
+    """Host memory of a loaded model beyond its weights (vocabulary tables and structs)."""
+    return MODEL_FIXED_BYTES + MODEL_BYTES_PER_VOCAB_TOKEN * arch.n_vocab
+
+
+def llama_python_host_bytes(arch: Architecture, n_ctx: int, n_batch: int, logits_all: bool) -> int:
+    """What llama-cpp-python's high-level ``Llama`` adds: input ids (n_ctx x 4) and its scores
+    array. The scores array is n_batch x n_vocab x 4 (n_ctx rows with logits_all); numpy does
+    not touch it at allocation, so only with logits_all does it become resident."""
+    scores = n_ctx * arch.n_vocab * 4 if logits_all else 0
+    return n_ctx * 4 + scores
