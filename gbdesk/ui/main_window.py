@@ -42,6 +42,7 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("dashboard", "Dashboard", "dashboard", "gbdesk.ui.pages.dashboard", "DashboardPage"),
     PageSpec("chat", "Chat", "chat", "gbdesk.ui.pages.chat", "ChatPage"),
+    PageSpec("node", "Node", "node", "gbdesk.ui.pages.node", "NodePage"),
     PageSpec("settings", "Settings", "settings", "gbdesk.ui.pages.settings", "SettingsPage"),
     PageSpec("logs", "Logs", "logs", "gbdesk.ui.pages.logs", "LogsPage"),
 )

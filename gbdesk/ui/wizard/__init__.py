@@ -8,11 +8,12 @@ from gbdesk.ui.state import AppState
 from gbdesk.ui.wizard.base import WizardFrame, WizardPage
 from gbdesk.ui.wizard.done import DonePage
 from gbdesk.ui.wizard.hardware import HardwarePage
+from gbdesk.ui.wizard.shard import ShardPage
 from gbdesk.ui.wizard.welcome import WelcomePage
 
 
 def build_pages(state: AppState) -> list[WizardPage]:
-    return [WelcomePage(state), HardwarePage(state), DonePage(state)]
+    return [WelcomePage(state), HardwarePage(state), ShardPage(state), DonePage(state)]
 
 
 class FirstRunWizard(WizardFrame):

@@ -1,0 +1,133 @@
+"""Node: this computer's shard registration, its heartbeat, and (re-)registration.
+
+While the page exists a heartbeat runs every 30 s in a worker, updating ``last_seen_at`` so
+botserver knows the node is alive.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+
+from gbdesk.ui.shard_actions import (
+    ShardResult,
+    heartbeat,
+    registration_status,
+    unregister_this_node,
+)
+from gbdesk.ui.shard_panel import ShardPanel
+from gbdesk.ui.state import AppState
+from gbdesk.ui.widgets import MARGIN, Banner, muted, page_header
+from gbdesk.ui.workers import run_task
+
+HEARTBEAT_MS = 30_000
+
+
+class NodePage(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Page")
+        self.state = state
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
+        layout.setSpacing(12)
+        layout.addWidget(
+            page_header(
+                "Node",
+                "This computer as a shard of General Bots: where it is "
+                "registered, and whether botserver sees it alive.",
+            )
+        )
+        self.status_banner = Banner()
+        layout.addWidget(self.status_banner)
+        row = QHBoxLayout()
+        self.heartbeat_label = muted("Heartbeat: not registered yet", wrap=False)
+        self.beat_button = QPushButton("Send a heartbeat now")
+        self.beat_button.clicked.connect(self.beat)
+        self.unregister_button = QPushButton("Unregister")
+        self.unregister_button.setProperty("danger", True)
+        self.unregister_button.clicked.connect(self.unregister)
+        row.addWidget(self.heartbeat_label, 1)
+        row.addWidget(self.beat_button)
+        row.addWidget(self.unregister_button)
+        layout.addLayout(row)
+        self.panel = ShardPanel(state)
+        self.panel.registered.connect(self._on_registered)
+        layout.addWidget(self.panel)
+        layout.addStretch(1)
+        self._busy = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(HEARTBEAT_MS)
+        self._timer.timeout.connect(self.beat)
+        self._set_registered(False)
+        self.refresh()
+
+    def _set_registered(self, registered: bool) -> None:
+        self.beat_button.setEnabled(registered)
+        self.unregister_button.setEnabled(registered)
+        if registered:
+            self._timer.start()
+        else:
+            self._timer.stop()
+
+    def refresh(self) -> None:
+        """Read the registration from the database (in a worker)."""
+        settings = self.state.settings
+        self._run(
+            "read the registration", lambda _ctx: registration_status(settings), self._on_status
+        )
+
+    def _run(self, name: str, fn, on_done) -> None:  # noqa: ANN001
+        if self._busy:
+            return
+        self._busy = True
+        run_task(
+            name, fn, on_done=on_done, on_failed=self._on_failed, on_finished=self._on_finished
+        )
+
+    def _on_finished(self) -> None:
+        self._busy = False
+
+    def _on_failed(self, message: str, fix: str) -> None:
+        self.status_banner.show_message(message, fix)
+        self.heartbeat_label.setText("Heartbeat: failed (see above)")
+
+    def _on_status(self, result: ShardResult | None) -> None:
+        if result is None:
+            self.heartbeat_label.setText("Heartbeat: not registered yet")
+            self._set_registered(False)
+            return
+        self._on_registered(result)
+
+    def _on_registered(self, result: ShardResult) -> None:
+        self.status_banner.clear()
+        self.panel.result = result
+        self.panel.view.show_result(result)
+        self.panel.view.show()
+        self._on_beat(result.registration.last_seen_at)
+        self._set_registered(True)
+
+    def beat(self) -> None:
+        settings = self.state.settings
+        self._run("heartbeat", lambda _ctx: heartbeat(settings), self._on_beat)
+
+    def _on_beat(self, seen: datetime) -> None:
+        self.status_banner.clear()
+        local = seen.astimezone()
+        self.heartbeat_label.setText(f"Heartbeat: last seen {local:%H:%M:%S}, every 30 s")
+        self.panel.view.set_last_seen(seen)
+
+    def unregister(self) -> None:
+        settings = self.state.settings
+        self._run("unregister", lambda _ctx: unregister_this_node(settings), self._on_unregistered)
+
+    def _on_unregistered(self, shard_id: int) -> None:
+        self.panel.result = None
+        self.panel.view.hide()
+        self._set_registered(False)
+        self.heartbeat_label.setText("Heartbeat: not registered")
+        self.status_banner.show_message(
+            f"Unregistered; shard {shard_id} is now inactive.", level="info"
+        )

@@ -1,0 +1,84 @@
+"""Shard registration from the wizard and the Node page, against a real embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtCore import Qt
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def embedded_pg_cleanup() -> Iterator[None]:
+    """Stop the embedded PostgreSQL a test's registration left running for botserver."""
+    yield
+    from gbdesk.shard.embedded import EmbeddedPostgres
+
+    EmbeddedPostgres().stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_wizard_registers_in_the_embedded_database(
+    qtbot, state, embedded_pg_cleanup, tmp_path
+) -> None:  # noqa: ANN001
+    from gbdesk.botserver import read_env_file
+    from gbdesk.ui.pages.node import NodePage
+    from gbdesk.ui.wizard.shard import ShardPage
+
+    page = ShardPage(state)
+    qtbot.addWidget(page)
+    page.show()
+    assert page.can_skip() and not page.is_complete()
+    env_file = tmp_path / "bot" / ".env"
+    env_file.parent.mkdir()
+    page.panel.env_file.setText(str(env_file))
+    page.panel.shard_id.setValue(7)
+    qtbot.mouseClick(page.panel.register_button, Qt.MouseButton.LeftButton)
+    assert not page.panel.register_button.isEnabled()
+    qtbot.waitUntil(
+        lambda: page.panel.result is not None or page.panel.banner.level == "error", timeout=90_000
+    )
+    assert page.panel.banner.level == "success", page.panel.banner.text()
+    assert page.is_complete()
+    assert "7" in page.panel.view.values["shard"].text()
+    assert "embedded PostgreSQL" in page.panel.view.values["database"].text()
+    assert read_env_file(env_file)["SHARD_ID"] == "7"
+
+    # The Node page reads the same registration back and beats.
+    node = NodePage(state)
+    qtbot.addWidget(node)
+    node.show()
+    qtbot.waitUntil(lambda: node.beat_button.isEnabled(), timeout=30_000)
+    qtbot.waitUntil(lambda: not node._busy, timeout=30_000)
+    node.heartbeat_label.clear()
+    node.beat()
+    assert node._busy
+    qtbot.waitUntil(lambda: not node._busy, timeout=30_000)
+    assert "last seen" in node.heartbeat_label.text()
+    assert not node.status_banner.isVisible()
+
+
+@pytest.mark.postgres
+def test_an_unreachable_database_shows_a_message(qtbot, state) -> None:  # noqa: ANN001
+    from gbdesk.ui.wizard.shard import ShardPage
+
+    page = ShardPage(state)
+    qtbot.addWidget(page)
+    page.show()
+    page.panel.url_choice.setChecked(True)
+    page.panel.database_url.setText(f"postgresql://bot:secret@127.0.0.1:{_free_port()}/bots")
+    page.panel.register()
+    qtbot.waitUntil(lambda: not page.panel.is_busy(), timeout=60_000)
+    assert page.panel.banner.level == "error"
+    assert page.panel.banner.isVisible()
+    assert "secret" not in page.panel.banner.text()
+    assert page.panel.register_button.isEnabled()
+    assert not page.is_complete() and page.can_skip()
