@@ -28,7 +28,7 @@ def embedded_pg_cleanup() -> Iterator[None]:
 @pytest.mark.slow
 def test_wizard_registers_in_the_embedded_database(
     qtbot, state, embedded_pg_cleanup, tmp_path
-) -> None:  # noqa: ANN001
+) -> None:
     from gbdesk.botserver import read_env_file
     from gbdesk.ui.pages.node import NodePage
     from gbdesk.ui.wizard.shard import ShardPage
@@ -56,7 +56,7 @@ def test_wizard_registers_in_the_embedded_database(
     node = NodePage(state)
     qtbot.addWidget(node)
     node.show()
-    qtbot.waitUntil(lambda: node.beat_button.isEnabled(), timeout=30_000)
+    qtbot.waitUntil(node.beat_button.isEnabled, timeout=30_000)
     qtbot.waitUntil(lambda: not node._busy, timeout=30_000)
     node.heartbeat_label.clear()
     node.beat()
@@ -67,7 +67,7 @@ def test_wizard_registers_in_the_embedded_database(
 
 
 @pytest.mark.postgres
-def test_an_unreachable_database_shows_a_message(qtbot, state) -> None:  # noqa: ANN001
+def test_an_unreachable_database_shows_a_message(qtbot, state) -> None:
     from gbdesk.ui.wizard.shard import ShardPage
 
     page = ShardPage(state)

@@ -79,7 +79,7 @@ class NodePage(QWidget):
             "read the registration", lambda _ctx: registration_status(settings), self._on_status
         )
 
-    def _run(self, name: str, fn, on_done) -> None:  # noqa: ANN001
+    def _run(self, name: str, fn, on_done) -> None:
         if self._busy:
             return
         self._busy = True
