@@ -5,7 +5,7 @@ only the header of a file on a web server (the Hugging Face Hub) with HTTP Range
 Both validate every count, length and offset and raise :class:`GGUFError` on bad input.
 """
 
-from gbdesk.gguf.local import read_gguf
+from gbdesk.gguf.local import read_gguf, read_gguf_bytes
 from gbdesk.gguf.model import GGUFError, GGUFMetadata, TensorInfo, ggml_type_name, ggml_type_size
 from gbdesk.gguf.remote import read_remote_gguf
 
@@ -16,5 +16,6 @@ __all__ = [
     "ggml_type_name",
     "ggml_type_size",
     "read_gguf",
+    "read_gguf_bytes",
     "read_remote_gguf",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -72,3 +73,37 @@ def read_gguf(path: str | Path, *, max_header_bytes: int = MAX_LOCAL_HEADER_BYTE
         return _read_one(Path(name), file_index=index, max_header_bytes=max_header_bytes)
 
     return assemble(str(path), first, read_part)
+
+
+class _BytesSource:
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name = name
+        self._data = data
+
+    @property
+    def total_size(self) -> int:
+        return len(self._data)
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        return self._data[offset : offset + size]
+
+
+def read_gguf_bytes(
+    data: bytes, *, source: str = "<bytes>", max_header_bytes: int = MAX_LOCAL_HEADER_BYTES
+) -> GGUFMetadata:
+    """Read a GGUF file held in memory (a whole single file; split parts are not followed).
+
+    ``data`` must hold the whole file, since tensor data is checked to lie inside it.
+
+    Raises:
+        GGUFError: the bytes are not a valid GGUF v2/v3 file.
+    """
+    header = parse_header(_BytesSource(source, data), max_header_bytes=max_header_bytes)
+    return assemble(source, header, _no_parts(source))
+
+
+def _no_parts(source: str) -> Callable[[str, int], ParsedHeader]:
+    def refuse(name: str, index: int) -> ParsedHeader:
+        raise GGUFError(f"{source}: is part of a split model; read it from disk with read_gguf")
+
+    return refuse
