@@ -83,12 +83,21 @@ def match_gpus_to_backend(
         )
         return marked, diagnostics
     for vendor in ("nvidia", "apple", "amd", "intel"):
-        unused = [g for g in marked if g.vendor == vendor and not g.usable_by_backend]
+        # An integrated Intel GPU is rarely faster than the CPU beside it: a note, no advice.
+        unused = [
+            g
+            for g in marked
+            if g.vendor == vendor
+            and not g.usable_by_backend
+            and not (vendor == "intel" and g.unified_memory)
+        ]
         if not unused:
             continue
         flag, needs = _BUILD_FLAGS[vendor]
-        wanted = _BACKENDS_FOR_VENDOR[vendor][0]
-        built = ", ".join(backend.backends) or "no GPU backend"
+        wanted = " or ".join(_BACKEND_NAMES[b] for b in _BACKENDS_FOR_VENDOR[vendor])
+        if vendor == "nvidia":
+            wanted = "CUDA"  # Vulkan also drives NVIDIA cards, but CUDA is the one to build
+        built = ", ".join(backend.backends) or "no backend"
         names = ", ".join(sorted({g.name for g in unused}))
         diagnostics.append(
             Diagnostic(
@@ -98,7 +107,7 @@ def match_gpus_to_backend(
                 level="error" if vendor in {"nvidia", "apple"} else "info",
                 message=(
                     f"{_VENDOR_NAMES[vendor]} GPU is present ({names}) but llama-cpp-python "
-                    f"{backend.version} was built without {_BACKEND_NAMES[wanted]} ({built}), "
+                    f"{backend.version} was built without {wanted} (it has: {built}), "
                     "so models run on the CPU only"
                 ),
                 fix=f"with {needs} installed, run: "

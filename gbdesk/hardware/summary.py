@@ -101,7 +101,12 @@ def format_profile(profile: HardwareProfile) -> str:
     if profile.diagnostics:
         lines = []
         for diagnostic in profile.diagnostics:
-            lines.append(f"[{diagnostic.level}] {diagnostic.message}")
+            # Messages wrap; fixes do not, so a command can be copied whole.
+            lines += textwrap.wrap(
+                f"[{diagnostic.level}] {diagnostic.message}",
+                width=100 - _LABEL_WIDTH,
+                subsequent_indent="  ",
+            )
             if diagnostic.fix:
                 lines.append(f"  fix: {diagnostic.fix}")
         out += _section("Diagnostics", lines)

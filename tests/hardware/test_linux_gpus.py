@@ -67,6 +67,11 @@ def test_amd_gpu_with_a_cpu_build_gets_a_note_and_advice(tmp_path: Path) -> None
     )
     (diagnostic,) = [d for d in profile.diagnostics if d.code == "amd-gpu-unused"]
     assert diagnostic.level == "info"
+    assert "built without ROCm/HIP or Vulkan (it has: cpu)" in diagnostic.message
+    # The integrated Intel GPU gets a note but no advice: it is rarely faster than the CPU.
+    intel = next(g for g in profile.gpus if g.vendor == "intel")
+    assert intel.note.startswith("not used:")
+    assert "intel-gpu-unused" not in [d.code for d in profile.diagnostics]
     assert 'CMAKE_ARGS="-DGGML_VULKAN=on"' in diagnostic.fix
 
 
