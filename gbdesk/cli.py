@@ -19,7 +19,13 @@ from gbdesk.errors import GbdeskError
 log = logging.getLogger("gbdesk.cli")
 
 # Modules with a `register(subparsers)` function, in the order `gbdesk --help` lists them.
-COMMAND_MODULES = ("gbdesk.hardware.commands", "gbdesk.shard.commands")
+COMMAND_MODULES = (
+    "gbdesk.hardware.commands",
+    "gbdesk.shard.commands",
+    "gbdesk.download.commands",
+    "gbdesk.catalog.commands",
+    "gbdesk.fit.commands",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -32,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gbdesk {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installed copy (model, server) without a display, then exit",
+    )
     subparsers = parser.add_subparsers(dest="verb", metavar="<verb>")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -56,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: cannot write the log file: {exc}", file=sys.stderr)
     handler: Handler | None = getattr(args, "handler", None)
     try:
+        if args.self_test:
+            from gbdesk.selftest import main as self_test
+
+            return self_test()
         if handler is None:
             return _open_gui()
         return handler(args)

@@ -197,7 +197,7 @@ def _place(
     # mmap maps the whole file: its header pages are resident next to the CPU's weights.
     weights[0] = layout.token_embd_bytes + max(layout.file_bytes - layout.weight_bytes, 0)
     gen_bytes[0] = layout.token_embd_bytes // max(arch.n_vocab, 1)
-    for il, (piece, params) in enumerate(zip(layout.layers, layout.layer_params)):
+    for il, (piece, params) in enumerate(zip(layout.layers, layout.layer_params, strict=True)):
         slot = where[il] + 1
         expert_slot = 0 if settings.moe_experts_on_cpu else slot
         weights[slot] += piece.dense
@@ -286,7 +286,9 @@ def _fits(devices: tuple[DeviceMemory, ...], profile: HardwareProfile) -> bool:
     if not all(d.fits for d in devices):
         return False
     # Unified memory (Apple): what the GPU holds comes out of the same RAM.
-    unified = sum(d.total for d, g in zip(devices[1:], profile.usable_gpus) if g.unified_memory)
+    unified = sum(
+        d.total for d, g in zip(devices[1:], profile.usable_gpus, strict=True) if g.unified_memory
+    )
     return devices[0].total + unified <= profile.memory.available_bytes
 
 
@@ -302,6 +304,11 @@ def _reasons(
         gpu_total = sum(d.total for d in devices[1:])
         capacity = sum(d.capacity for d in devices[1:])
         return [f"all {n_layers} layers on the GPU: {_gib(gpu_total)} of {_gib(capacity)}"]
+    if verdict == "partial-gpu" and n_gpu >= n_layers:
+        return [
+            f"all {n_layers} layers on the GPU, the output head in RAM "
+            f"({_gib(cpu.total)} of {_gib(cpu.capacity)} available)"
+        ]
     if verdict == "partial-gpu":
         return [
             f"{min(n_gpu, n_layers)} of {n_layers} layers on the GPU, the rest in RAM "

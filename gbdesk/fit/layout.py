@@ -182,8 +182,10 @@ def layout_from_gguf(meta: GGUFMetadata, name: str = "") -> ModelLayout:
     return ModelLayout(
         name=name or str(meta.source),
         architecture=arch,
-        layers=tuple(DenseExperts(d, e) for d, e in zip(dense, experts)),
-        layer_params=tuple(DenseExperts(d, e) for d, e in zip(dense_params, expert_params)),
+        layers=tuple(DenseExperts(d, e) for d, e in zip(dense, experts, strict=True)),
+        layer_params=tuple(
+            DenseExperts(d, e) for d, e in zip(dense_params, expert_params, strict=True)
+        ),
         token_embd_bytes=token_embd,
         output_bytes=output,
         file_bytes=sum(meta.file_sizes) or meta.tensor_bytes,

@@ -1,0 +1,202 @@
+"""`gbdesk catalog`, `gbdesk recommend` and `gbdesk plan`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    catalog = subparsers.add_parser("catalog", help="list, show or refresh the model catalogue")
+    verbs = catalog.add_subparsers(
+        dest="catalog_verb", metavar="<list|show|refresh>", required=True
+    )
+    listing = verbs.add_parser("list", help="every model and quantization")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=run_list)
+    show = verbs.add_parser("show", help="one model with its figures and their sources")
+    show.add_argument("model_id")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=run_show)
+    refresh = verbs.add_parser(
+        "refresh", help="read file sizes and GGUF headers from the Hub into the user catalogue"
+    )
+    refresh.add_argument("repo", nargs="?", help="one Hub repo id or model id (default: all)")
+    refresh.set_defaults(handler=run_refresh)
+
+    rec = subparsers.add_parser("recommend", help="which models and quants this machine runs")
+    rec.add_argument("--hardware", help="a preset id or a `gbdesk probe --json` file")
+    _fit_options(rec)
+    rec.add_argument("--use-case", help="only models for this use case (qa, reasoning...)")
+    rec.add_argument("--json", action="store_true", help="print JSON")
+    rec.set_defaults(handler=run_recommend)
+
+    plan = subparsers.add_parser("plan", help="preset machines that run MODEL[:QUANT] on GPU")
+    plan.add_argument("model", help="catalogue id, optionally :QUANT (e.g. glm-4-9b-chat:Q8_0)")
+    _fit_options(plan)
+    plan.add_argument("--json", action="store_true", help="print JSON")
+    plan.set_defaults(handler=run_plan)
+
+
+def _fit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ctx", type=int, default=4096, help="total context (default 4096)")
+    parser.add_argument("--parallel", type=int, default=1, help="parallel sequences (slots)")
+    parser.add_argument(
+        "--cache-type", default="f16", choices=("f16", "q8_0", "q4_0"), help="KV cache type"
+    )
+
+
+def _settings(args: argparse.Namespace):
+    from gbdesk.fit.estimator import FitSettings
+
+    settings = FitSettings(n_ctx=args.ctx, n_parallel=args.parallel, cache_type=args.cache_type)
+    settings.check()
+    return settings
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / (1 << 30):.1f} GiB"
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from gbdesk.catalog.loader import load_catalog
+
+    catalog = load_catalog()
+    if args.json:
+        print(json.dumps([e.to_json() for e in catalog.entries], indent=2))
+        return 0
+    for entry in catalog.entries:
+        quants = ", ".join(
+            f"{q.name} {q.size_bytes / 1e9:.2f} GB" + ("~" if q.size_source != "hub" else "")
+            for q in entry.quants
+        )
+        print(f"{entry.id:32} {entry.name}")
+        print(f"{'':32} {entry.repo}  [{quants}]")
+    print("\n~ size not yet checked on the Hub (`gbdesk catalog refresh` reads it)")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from gbdesk.catalog.loader import load_catalog
+
+    entry = load_catalog().require(args.model_id)
+    if args.json:
+        print(json.dumps(entry.to_json(), indent=2))
+        return 0
+    print(f"{entry.name} ({entry.id})")
+    print(f"  repo: {entry.repo}   licence: {entry.licence}   gated: {entry.gated}")
+    print(f"  quality tier: {entry.quality_tier}   use cases: {', '.join(entry.use_cases)}")
+    print(f"  {entry.summary}")
+    print("  architecture (figure = value [source]):")
+    for key, value in entry.architecture.to_json().items():
+        print(f"    {key} = {value} [{entry.source_of(key)}]")
+    for quant in entry.quants:
+        print(f"  {quant.name}: {quant.size_bytes:,} bytes [{quant.size_source}]")
+        for name in quant.files:
+            print(f"    {name}")
+        if quant.guide:
+            print(f"    guide says: {quant.guide}")
+    if entry.guide:
+        print(f"  guide says: {entry.guide}")
+    return 0
+
+
+def run_refresh(args: argparse.Namespace) -> int:
+    from gbdesk.catalog.loader import load_catalog, user_catalog_path
+    from gbdesk.catalog.refresh import refresh_catalog
+
+    changes = refresh_catalog(load_catalog(), args.repo)
+    for change in changes:
+        print(f"changed {change}")
+    print(f"{len(changes)} change(s) written to {user_catalog_path()}")
+    return 0
+
+
+def _hardware(spec: str | None):
+    if spec:
+        from gbdesk.catalog.presets import load_hardware
+
+        return load_hardware(spec)
+    from gbdesk.hardware.probe import probe
+
+    return probe()
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    from gbdesk.catalog.loader import load_catalog
+    from gbdesk.fit.calibration import load_calibration
+    from gbdesk.fit.recommend import recommend
+
+    profile = _hardware(args.hardware)
+    results = recommend(
+        load_catalog(),
+        profile,
+        _settings(args),
+        use_case=args.use_case,
+        calibration=load_calibration(),
+    )
+    if args.json:
+        print(json.dumps({"hardware": profile.source, "results": [r.to_json() for r in results]}))
+        return 0
+    print(f"hardware: {profile.source}   context {args.ctx}, {args.parallel} sequence(s)")
+    for item in results:
+        fit = item.fit
+        mark = "+" if item.runs_well else "~" if fit.runs else "x"
+        calibrated = " (calibrated)" if fit.speed.calibrated else ""
+        print(
+            f"{mark} {item.model_id}:{item.quant:8} {fit.verdict:13} "
+            f"RAM {_gb(fit.cpu.total):>9}  GPU {_gb(fit.gpu_bytes):>9}  "
+            f"max ctx {fit.max_ctx:>7}  {fit.speed.generation_tps:7.1f} tok/s{calibrated}"
+        )
+        print(f"    {item.reason}")
+    print("+ runs well   ~ runs slowly   x does not fit")
+    return 0
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from gbdesk.catalog.loader import CatalogError, load_catalog
+    from gbdesk.catalog.presets import load_presets
+    from gbdesk.fit.estimator import estimate_fit
+    from gbdesk.fit.layout import layout_from_catalog
+
+    model_id, _, quant_name = args.model.partition(":")
+    entry = load_catalog().require(model_id)
+    quants = [entry.quant(quant_name)] if quant_name else list(entry.quants)
+    if None in quants:
+        raise CatalogError(
+            f"{entry.id} has no quant {quant_name!r}",
+            fix=f"use one of {', '.join(q.name for q in entry.quants)}",
+        )
+    settings = _settings(args)
+    rows = []
+    for quant in quants:
+        layout = layout_from_catalog(entry, quant)
+        for preset in load_presets():
+            fit = estimate_fit(layout, preset.profile, settings)
+            if fit.verdict == "full-gpu":
+                rows.append((preset, quant, fit))
+    rows.sort(key=lambda row: (row[0].cheapest_brl is None, row[0].cheapest_brl or 0))
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "preset": p.id,
+                        "quant": q.name,
+                        "price_brl": p.to_json()["price_brl"],
+                        "fit": f.to_json(),
+                    }
+                    for p, q, f in rows
+                ]
+            )
+        )
+        return 0
+    if not rows:
+        print(f"no preset machine runs {args.model} fully on the GPU at context {args.ctx}")
+        return 0
+    for preset, quant, fit in rows:
+        print(
+            f"{preset.name:24} {entry.id}:{quant.name:7} GPU {_gb(fit.gpu_bytes):>9} "
+            f"~{fit.speed.generation_tps:.0f} tok/s   {preset.price_text()}"
+        )
+    return 0

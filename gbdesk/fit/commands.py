@@ -1,0 +1,33 @@
+"""`gbdesk bench`: measure this machine with the starter model and store the calibration."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="measure tokens/s and memory with the starter model; calibrate estimates"
+    )
+    parser.add_argument("--model", help="a GGUF path (default: the starter model)")
+    parser.set_defaults(handler=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gbdesk.fit.bench import calibrate
+    from gbdesk.starter import require_starter_model
+
+    path = Path(args.model) if args.model else require_starter_model()
+    calibration, where = calibrate(path, report=print)
+    print(
+        f"measured {calibration.measured_generation_tps:.1f} tokens/s generating, "
+        f"{calibration.measured_prompt_tps:.0f} tokens/s on the prompt, "
+        f"{calibration.measured_rss_growth_bytes / (1 << 20):.0f} MiB resident"
+    )
+    print(
+        f"efficiency: generation {calibration.cpu_generation_efficiency:.3f}, "
+        f"prompt {calibration.cpu_prompt_efficiency:.3f} of the model's peak; saved to {where}"
+    )
+    return 0

@@ -1,0 +1,114 @@
+"""Load a GGUF with llama-cpp-python in a fresh process and measure memory and speed.
+
+The child loads the model the way gbdesk's backend does (low-level API: n_ctx, n_seq_max =
+parallel, n_batch 512), feeds every sequence a prompt of up to 512 tokens (so the compute
+buffer is really used), then generates a few tokens for all sequences together. It reports
+resident memory (RSS) after ``import llama_cpp`` and after the run, and the tokens/s of prompt
+processing and generation. RSS counts the model file's mmap'd pages once they are touched.
+
+Weight repacking (llama.cpp's "extra buffer types") is off: on this project's machine the AMX
+repack path crashes in llama_decode, and with it on, weights would be held twice.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from gbdesk.errors import GbdeskError
+
+_CHILD = r"""
+import json, sys, time
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS'):
+            return int(line.split()[1]) * 1024
+    import psutil
+    return psutil.Process().memory_info().rss
+import llama_cpp
+from llama_cpp import _internals as internals
+path, n_ctx, par, n_gen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+llama_cpp.llama_log_set(llama_cpp.llama_log_callback(lambda *a: None), None)
+base = rss()
+mp = llama_cpp.llama_model_default_params()
+mp.use_extra_bufts = False
+model = internals.LlamaModel(path_model=path, params=mp, verbose=False)
+cp = llama_cpp.llama_context_default_params()
+cp.n_ctx, cp.n_seq_max, cp.n_batch, cp.n_ubatch = n_ctx, par, 512, 512
+ctx = internals.LlamaContext(model=model, params=cp, verbose=False)
+n_vocab = model.n_vocab()
+batch = internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=par, verbose=False)
+per_seq = llama_cpp.llama_n_ctx(ctx.ctx) // par
+n_prompt = max(1, min(512, per_seq - n_gen - 8))
+t0 = time.perf_counter()
+for s in range(par):
+    batch.batch.n_tokens = 0
+    prompt = [(i * 7919 + s * 13) % (n_vocab - 200) + 100 for i in range(n_prompt)]
+    batch.add_sequence(prompt, s, False)
+    ctx.decode(batch)
+t1 = time.perf_counter()
+for step in range(n_gen):
+    batch.batch.n_tokens = 0
+    for s in range(par):
+        j = batch.batch.n_tokens
+        batch.batch.n_tokens += 1
+        batch.batch.token[j] = (step * 31 + s) % (n_vocab - 200) + 100
+        batch.batch.pos[j] = n_prompt + step
+        batch.batch.seq_id[j][0] = s
+        batch.batch.n_seq_id[j] = 1
+        batch.batch.logits[j] = True
+    ctx.decode(batch)
+t2 = time.perf_counter()
+print(json.dumps({"base_rss": base, "rss": rss(), "prompt_tokens": n_prompt * par,
+    "prompt_seconds": t1 - t0, "generated": n_gen * par, "gen_seconds": t2 - t1,
+    "n_ctx": llama_cpp.llama_n_ctx(ctx.ctx)}))
+"""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured run: memory growth after `import llama_cpp`, and speeds."""
+
+    n_ctx: int
+    parallel: int
+    rss_growth_bytes: int
+    base_rss_bytes: int
+    prompt_tps: float
+    generation_tps: float  # per sequence
+    allocated_ctx: int
+
+
+def measure(
+    path: Path, n_ctx: int, parallel: int, *, n_gen: int = 16, timeout: float = 240
+) -> Measurement:
+    """Run the measuring child for one case.
+
+    Raises:
+        GbdeskError: the child failed (the message holds the end of its stderr).
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path), str(n_ctx), str(parallel), str(n_gen)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise GbdeskError(
+            f"loading {path} with llama-cpp-python failed (exit {result.returncode}): "
+            f"{result.stderr.strip()[-400:]}",
+            fix="check that the file is a valid GGUF and that llama-cpp-python is installed",
+        )
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return Measurement(
+        n_ctx=n_ctx,
+        parallel=parallel,
+        rss_growth_bytes=data["rss"] - data["base_rss"],
+        base_rss_bytes=data["base_rss"],
+        prompt_tps=data["prompt_tokens"] / data["prompt_seconds"],
+        generation_tps=data["generated"] / data["gen_seconds"] / parallel,
+        allocated_ctx=data["n_ctx"],
+    )
