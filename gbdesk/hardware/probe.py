@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from gbdesk.hardware import apple, linux_gpus, nvidia
 from gbdesk.hardware.advice import match_gpus_to_backend
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_NOT_GIVEN: ModuleType = ModuleType("not-given")
-
 
 @dataclass
 class ProbeSources:
@@ -50,8 +48,9 @@ class ProbeSources:
     sysfs_root: Path = Path("/sys")
     proc_root: Path = Path("/proc")
     wsl_lib_dir: Path = Path("/usr/lib/wsl/lib")
-    # The pynvml module; None means "not installed". Left as is, it is imported when needed.
-    nvml: ModuleType | None = _NOT_GIVEN
+    # The pynvml module (tests pass a fake), None for "not installed", or "import" to import
+    # it when an NVIDIA device may be there.
+    nvml: ModuleType | Literal["import"] | None = "import"
     # macOS command outputs; None means "run the command".
     sysctl_output: str | None = None
     displays_json: str | None = None
@@ -126,6 +125,55 @@ def _probe_apple(
     return [gpu], memory
 
 
+def _probe_gpus(
+    sources: ProbeSources,
+    sysctl_values: dict[str, str],
+    memory: MemoryInfo,
+    diagnostics: list[Diagnostic],
+) -> tuple[list[GpuInfo], MemoryInfo]:
+    """Every GPU: Apple's on a Mac, NVIDIA's through NVML, AMD's and Intel's from sysfs.
+
+    Returns the memory too, because Apple Silicon's unified memory has a known bandwidth.
+    """
+    system = sources.system
+    if system == "Darwin":
+        if not apple.is_apple_silicon(sysctl_values):
+            return [], memory
+        return _guarded(
+            "Apple GPU",
+            diagnostics,
+            lambda: _probe_apple(sources, sysctl_values, memory),
+            ([], memory),
+        )
+    gpus: list[GpuInfo] = []
+    visible = system == "Linux" and _guarded(
+        "PCI device",
+        diagnostics,
+        lambda: linux_gpus.nvidia_device_visible(
+            sources.sysfs_root, sources.proc_root, sources.wsl_lib_dir
+        ),
+        False,
+    )
+    # Linux shows whether an NVIDIA device is there: without one, NVML is not even imported
+    # (tens of milliseconds). Windows does not tell, so NVML is always asked there.
+    if sources.nvml != "import" or visible or system != "Linux":
+        nvml = nvidia.import_pynvml() if sources.nvml == "import" else sources.nvml
+        found = _guarded(
+            "NVIDIA GPU",
+            diagnostics,
+            lambda: nvidia.probe_nvidia(nvml, nvidia_visible=visible),
+            nvidia.NvidiaResult(),
+        )
+        gpus.extend(found.gpus)
+        diagnostics.extend(found.diagnostics)
+    if system == "Linux":
+        drm = _guarded(
+            "GPU", diagnostics, lambda: linux_gpus.probe_drm_gpus(sources.sysfs_root), []
+        )
+        gpus.extend(drm)
+    return gpus, memory
+
+
 def probe(
     models_dir: Path | None = None,
     *,
@@ -170,42 +218,7 @@ def probe(
     if disk.total_bytes:
         diagnostics.extend(disk_diagnostics(disk))
 
-    gpus: list[GpuInfo] = []
-    if system == "Darwin":
-        if apple.is_apple_silicon(sysctl_values):
-            gpus, memory = _guarded(
-                "Apple GPU",
-                diagnostics,
-                lambda: _probe_apple(sources, sysctl_values, memory),
-                ([], memory),
-            )
-    else:
-        visible = system == "Linux" and _guarded(
-            "PCI device",
-            diagnostics,
-            lambda: linux_gpus.nvidia_device_visible(
-                sources.sysfs_root, sources.proc_root, sources.wsl_lib_dir
-            ),
-            False,
-        )
-        # No NVIDIA device on Linux: skip importing and starting NVML (tens of milliseconds).
-        if system != "Linux" or visible or sources.nvml is not _NOT_GIVEN:
-            nvml = nvidia.import_pynvml() if sources.nvml is _NOT_GIVEN else sources.nvml
-            found = _guarded(
-                "NVIDIA GPU",
-                diagnostics,
-                lambda: nvidia.probe_nvidia(nvml, nvidia_visible=visible),
-                nvidia.NvidiaResult(),
-            )
-            gpus.extend(found.gpus)
-            diagnostics.extend(found.diagnostics)
-        if system == "Linux":
-            gpus.extend(
-                _guarded(
-                    "GPU", diagnostics, lambda: linux_gpus.probe_drm_gpus(sources.sysfs_root), []
-                )
-            )
-
+    gpus, memory = _probe_gpus(sources, sysctl_values, memory, diagnostics)
     backend = _probe_backend(sources, load_backend, diagnostics)
     gpus, advice = match_gpus_to_backend(gpus, backend, system)
     diagnostics.extend(advice)
