@@ -445,12 +445,14 @@ def _map_tenant(
             )
 
     mapped = conn.execute(
-        "SELECT shard_id, region_code FROM tenant_shard_map WHERE tenant_id = %s FOR UPDATE",
+        """SELECT m.shard_id, m.region_code, s.is_active FROM tenant_shard_map m
+           JOIN shard_config s USING (shard_id) WHERE m.tenant_id = %s FOR UPDATE""",
         (tenant_id,),
     ).fetchone()
-    if mapped and mapped[0] != shard_id:
+    moving = bool(mapped) and mapped[0] != shard_id
+    if moving and mapped[2]:
         raise ShardConflictError(
-            f"tenant {slug!r} (id {tenant_id}) belongs to shard {mapped[0]}",
+            f"tenant {slug!r} (id {tenant_id}) belongs to active shard {mapped[0]}",
             fix="pass --tenant with a slug of this node's own tenant",
         )
     if not low <= tenant_id <= high:
@@ -464,11 +466,18 @@ def _map_tenant(
             "INSERT INTO tenant_shard_map (tenant_id, shard_id, region_code) VALUES (%s, %s, %s)",
             (tenant_id, shard_id, region),
         )
-    elif mapped[1].strip() != region:
+    elif moving or mapped[1].strip() != region:
+        # The tenant's old shard was unregistered (inactive): route it here now, as the
+        # chapter's tenant migration does.
         conn.execute(
-            "UPDATE tenant_shard_map SET region_code = %s WHERE tenant_id = %s",
-            (region, tenant_id),
+            "UPDATE tenant_shard_map SET shard_id = %s, region_code = %s WHERE tenant_id = %s",
+            (shard_id, region, tenant_id),
         )
+        if kind == "sharded":
+            conn.execute(
+                "UPDATE tenants SET shard_id = %s, region_code = %s WHERE id = %s",
+                (shard_id, region, tenant_id),
+            )
 
 
 def status(
