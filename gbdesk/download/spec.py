@@ -52,3 +52,34 @@ def parse_spec(text: str, *, revision: str = "main") -> DownloadSpec:
             "or a catalogue id such as llama-3.2-3b:Q4_K_M",
         )
     return with_split_parts("/".join(parts[:2]), "/".join(parts[2:]), revision)
+
+
+DEFAULT_QUANT = "Q4_K_M"
+
+
+def resolve_spec(text: str, *, revision: str = "main") -> DownloadSpec:
+    """``owner/repo/file.gguf``, or a catalogue id with an optional quant (``id[:QUANT]``).
+
+    Without a quant, the catalogue's Q4_K_M is taken (the usual balance of size and quality).
+
+    Raises:
+        UsageError: the text is neither form, or the quant is not in the catalogue.
+        ConfigError: the catalogue cannot be read (CatalogError) or has no such id.
+    """
+    if text.count("/") >= 2:
+        return parse_spec(text, revision=revision)
+    if "/" in text:
+        parse_spec(text)  # raises the usage message for "owner/repo" without a file
+    from gbdesk.catalog.loader import load_catalog
+
+    model_id, _, quant_name = text.strip().partition(":")
+    entry = load_catalog().require(model_id)
+    wanted = quant_name or DEFAULT_QUANT
+    quant = entry.quant(wanted)
+    if quant is None:
+        names = ", ".join(q.name for q in entry.quants)
+        raise UsageError(
+            f"{entry.id} has no quant {wanted!r} in the catalogue",
+            fix=f"use {entry.id}:<QUANT> with one of: {names}",
+        )
+    return DownloadSpec(entry.repo, tuple(quant.files), revision)

@@ -1,0 +1,80 @@
+"""`gbdesk download` and `gbdesk models` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from gbdesk.cli import main
+from tests.download.conftest import FILENAME, REPO
+from tests.support.hub_server import HubServer
+
+
+def test_download_then_list_and_remove(
+    hub: HubServer, capsys: pytest.CaptureFixture[str], starter_model: Path
+) -> None:
+    assert main(["download", f"{REPO}/{FILENAME}"]) == 0
+    out, err = capsys.readouterr()
+    path = Path(out.strip())
+    assert path.read_bytes()[:4] == b"GGUF" and path.stat().st_size == starter_model.stat().st_size
+    assert "100%" in err and "MB/s" in err
+
+    assert main(["models", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [m["id"] for m in listed] == [f"{REPO}/{FILENAME}"]
+    assert listed[0]["quant"] == "Q4_1"
+
+    assert main(["models", "rm", f"{REPO}/{FILENAME}"]) == 0
+    assert "GB freed" in capsys.readouterr().out
+    assert main(["models", "list"]) == 0
+    assert "no models installed" in capsys.readouterr().out
+
+
+def test_download_failures_exit_non_zero_with_a_fix(
+    hub: HubServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["download", f"{REPO}/missing.gguf"]) == 3
+    err = capsys.readouterr().err
+    assert "error: " in err and "has no file 'missing.gguf'" in err and "fix: " in err
+    assert main(["download", "just-a-name/"]) == 2
+    assert "OWNER/REPO/FILE" in capsys.readouterr().err
+
+
+def test_gated_download_via_the_stored_token(
+    hub_server: HubServer,
+    starter_model: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    secret = "hf_storedtoken_1234567890"
+    hub_server.add_repo("test-org/gated", gated_token=secret)
+    hub_server.add_file("test-org/gated", FILENAME, starter_model)
+
+    assert main(["download", "--quiet", f"test-org/gated/{FILENAME}"]) == 3
+    assert "accept the licence at" in capsys.readouterr().err
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(secret + "\n"))
+    assert main(["models", "token", "--set"]) == 0
+    assert main(["models", "token"]) == 0
+    out = capsys.readouterr().out
+    assert "token stored" in out and "stored by gbdesk" in out and secret not in out
+
+    assert main(["download", "--quiet", f"test-org/gated/{FILENAME}"]) == 0
+    out, err = capsys.readouterr()
+    assert secret not in out + err
+    assert main(["models", "token", "--clear"]) == 0
+
+
+def test_import_rejects_a_non_gguf_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], starter_model: Path
+) -> None:
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"PK\x03\x04 a zip file")
+    assert main(["models", "import", str(bad)]) == 2
+    assert "not a GGUF model" in capsys.readouterr().err
+    assert main(["models", "import", str(starter_model)]) == 0
+    assert "imported local/" in capsys.readouterr().out
