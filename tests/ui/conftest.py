@@ -7,6 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from gbdesk.settings import Settings, save_settings
+from tests.support.hub_server import HubServer, hub_server
+
+__all__ = ["hub_server"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -47,3 +50,14 @@ def configured_state(qapp):
     app_state = AppState()
     yield app_state
     app_state.shutdown()
+
+
+@pytest.fixture
+def starter_hub(hub_server: HubServer, starter_model) -> HubServer:
+    """The local Hub serving the starter model under its real repo and file name, throttled so
+    that a download lasts long enough to show progress, pause and resume."""
+    from gbdesk.starter import STARTER_FILE, STARTER_REPO
+
+    hub_server.add_file(STARTER_REPO, STARTER_FILE, starter_model)
+    hub_server.throttle(STARTER_REPO, STARTER_FILE, 40_000_000)
+    return hub_server

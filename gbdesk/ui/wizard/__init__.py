@@ -6,14 +6,23 @@ from PySide6.QtWidgets import QWidget
 
 from gbdesk.ui.state import AppState
 from gbdesk.ui.wizard.base import WizardFrame, WizardPage
+from gbdesk.ui.wizard.choose_model import ChooseModelPage
 from gbdesk.ui.wizard.done import DonePage
+from gbdesk.ui.wizard.download import DownloadPage
 from gbdesk.ui.wizard.hardware import HardwarePage
 from gbdesk.ui.wizard.shard import ShardPage
 from gbdesk.ui.wizard.welcome import WelcomePage
 
 
 def build_pages(state: AppState) -> list[WizardPage]:
-    return [WelcomePage(state), HardwarePage(state), ShardPage(state), DonePage(state)]
+    return [
+        WelcomePage(state),
+        HardwarePage(state),
+        ChooseModelPage(state),
+        DownloadPage(state),
+        ShardPage(state),
+        DonePage(state),
+    ]
 
 
 class FirstRunWizard(WizardFrame):

