@@ -12,7 +12,6 @@ the loaded library itself, for `gbdesk probe --load-backend`.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import re
 from pathlib import Path
@@ -71,26 +70,44 @@ def _library_dirs(package_dir: Path) -> list[Path]:
     return [d for d in (package_dir / "lib", package_dir) if d.is_dir()]
 
 
+def installed_version(package_dir: Path) -> str:
+    """The llama-cpp-python version installed beside ``package_dir``; "" when not installed.
+
+    pip records it in the name of the ``llama_cpp_python-<version>.dist-info`` folder next to
+    the package, which is read without importing importlib.metadata (and the email parser it
+    pulls in: tens of milliseconds `gbdesk probe` would pay). Other layouts (editable installs)
+    fall back to importlib.metadata.
+    """
+    found = sorted(package_dir.parent.glob("llama_cpp_python-*.dist-info"))
+    if len(found) == 1:
+        return found[0].name.removeprefix("llama_cpp_python-").removesuffix(".dist-info")
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def probe_backend(package_dir: Path | None = None, version: str | None = None) -> BackendInfo:
     """The installed llama-cpp-python build, from its files (nothing is loaded).
 
     Args:
         package_dir: the ``llama_cpp`` package folder; found with importlib when None.
-        version: the distribution's version; read from its metadata when None.
+        version: the distribution's version; read from its install record when None.
 
     Raises:
         OSError: the package folder cannot be listed or read.
     """
-    if version is None:
-        try:
-            version = importlib.metadata.version(DISTRIBUTION)
-        except importlib.metadata.PackageNotFoundError:
-            return BackendInfo(installed=False)
     if package_dir is None:
         spec = importlib.util.find_spec("llama_cpp")  # finds the package without importing it
         if spec is None or not spec.submodule_search_locations:
-            return BackendInfo(installed=False, version=version)
+            return BackendInfo(installed=False)
         package_dir = Path(next(iter(spec.submodule_search_locations)))
+    if version is None:
+        version = installed_version(package_dir)
+        if not version:
+            return BackendInfo(installed=False)
     dirs = _library_dirs(package_dir)
     names = sorted(p.name for d in dirs for p in d.iterdir())
     backends = backends_from_library_names(names)

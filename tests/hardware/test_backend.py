@@ -66,6 +66,13 @@ def test_backends_from_library_names(names: list[str], backends: tuple[str, ...]
     assert backends_from_library_names(names) == backends
 
 
+def test_version_comes_from_the_dist_info_folder(tmp_path: Path) -> None:
+    package = _package(tmp_path, CPU_LINUX)
+    (tmp_path / "llama_cpp_python-0.3.99.dist-info").mkdir()
+    info = probe_backend(package)
+    assert (info.installed, info.version) == (True, "0.3.99")
+
+
 def test_cuda_layout_means_gpu_offload(tmp_path: Path) -> None:
     package = _package(tmp_path, [*CPU_LINUX, "libggml-cuda.so"])
     info = probe_backend(package, version="0.3.36")
