@@ -31,7 +31,8 @@ def rss():
 import llama_cpp
 from llama_cpp import _internals as internals
 path, n_ctx, par, n_gen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-llama_cpp.llama_log_set(llama_cpp.llama_log_callback(lambda *a: None), None)
+quiet = llama_cpp.llama_log_callback(lambda *a: None)  # kept alive: llama.cpp calls it later
+llama_cpp.llama_log_set(quiet, None)
 base = rss()
 mp = llama_cpp.llama_model_default_params()
 mp.use_extra_bufts = False

@@ -1,0 +1,32 @@
+"""`gbdesk bench` on the real starter model, and the calibration used afterwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from gbdesk.catalog import load_catalog
+from gbdesk.cli import main
+from gbdesk.fit.calibration import load_calibration
+from gbdesk.fit.estimator import estimate_fit
+from gbdesk.fit.layout import layout_from_catalog
+from gbdesk.hardware.probe import probe
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_bench_calibrates_later_estimates(capsys: pytest.CaptureFixture[str]) -> None:
+    entry = load_catalog().require("llama-3.1-8b-instruct")
+    layout = layout_from_catalog(entry, entry.quants[0])
+    before = estimate_fit(layout, probe())
+    assert not before.speed.calibrated
+    assert main(["bench"]) == 0
+    assert "tokens/s generating" in capsys.readouterr().out
+    calibration = load_calibration()
+    assert calibration is not None and calibration.measured_generation_tps > 0
+    assert 50 * (1 << 20) < calibration.measured_rss_growth_bytes < 1 << 30
+    after = estimate_fit(layout, probe(), calibration=calibration)
+    assert after.speed.calibrated
+    ratio = after.speed.generation_tps / before.speed.generation_tps
+    assert ratio == pytest.approx(calibration.cpu_generation_efficiency / 0.6)
+    assert main(["recommend", "--use-case", "qa"]) == 0
+    assert "(calibrated)" in capsys.readouterr().out
