@@ -60,7 +60,7 @@ DEFAULT_QUANT = "Q4_K_M"
 def resolve_spec(text: str, *, revision: str = "main") -> DownloadSpec:
     """``owner/repo/file.gguf``, or a catalogue id with an optional quant (``id[:QUANT]``).
 
-    Without a quant, the catalogue's Q4_K_M is taken (the usual balance of size and quality).
+    Without a quant: Q4_K_M (the usual balance of size and quality), or the only quant listed.
 
     Raises:
         UsageError: the text is neither form, or the quant is not in the catalogue.
@@ -75,6 +75,8 @@ def resolve_spec(text: str, *, revision: str = "main") -> DownloadSpec:
     model_id, _, quant_name = text.strip().partition(":")
     entry = load_catalog().require(model_id)
     wanted = quant_name or DEFAULT_QUANT
+    if not quant_name and entry.quant(DEFAULT_QUANT) is None and len(entry.quants) == 1:
+        wanted = entry.quants[0].name  # the only quant the catalogue lists
     quant = entry.quant(wanted)
     if quant is None:
         names = ", ".join(q.name for q in entry.quants)

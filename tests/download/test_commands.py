@@ -78,3 +78,18 @@ def test_import_rejects_a_non_gguf_file(
     assert "not a GGUF model" in capsys.readouterr().err
     assert main(["models", "import", str(starter_model)]) == 0
     assert "imported local/" in capsys.readouterr().out
+
+
+def test_download_by_catalogue_id(
+    hub_server: HubServer, starter_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gbdesk.catalog.loader import load_catalog
+
+    entry = load_catalog().require("smollm2-135m-instruct")
+    (quant,) = entry.quants
+    hub_server.add_file(entry.repo, quant.files[0], starter_model)
+    assert main(["download", "--quiet", f"{entry.id}:{quant.name}"]) == 0
+    assert Path(capsys.readouterr().out.strip()).name == quant.files[0]
+    assert main(["download", "--quiet", entry.id]) == 0  # the only quant listed
+    assert main(["download", f"{entry.id}:Q9_Z"]) == 2
+    assert f"use {entry.id}:<QUANT> with one of: {quant.name}" in capsys.readouterr().err

@@ -34,12 +34,12 @@ def test_downloads_are_listed_and_removed(
     hub: HubServer,
     manager: DownloadManager,
     library: ModelLibrary,
-    hub_server: HubServer,
+    *,
     split_parts: list[Path],
     starter_model: Path,
 ) -> None:
     for part in split_parts:
-        hub_server.add_file(SPLIT_REPO, part.name, part)
+        hub.add_file(SPLIT_REPO, part.name, part)
     hub.add_file(REPO, "other-Q8_0.gguf", starter_model)  # same blob, another name
     single = manager.submit(DownloadSpec(REPO, (FILENAME,))).wait(60)
     manager.submit(DownloadSpec(REPO, ("other-Q8_0.gguf",))).wait(60)
