@@ -41,6 +41,7 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("dashboard", "Dashboard", "dashboard", "gbdesk.ui.pages.dashboard", "DashboardPage"),
+    PageSpec("models", "Models", "models", "gbdesk.ui.pages.models", "ModelsPage"),
     PageSpec("chat", "Chat", "chat", "gbdesk.ui.pages.chat", "ChatPage"),
     PageSpec("node", "Node", "node", "gbdesk.ui.pages.node", "NodePage"),
     PageSpec("settings", "Settings", "settings", "gbdesk.ui.pages.settings", "SettingsPage"),

@@ -1,0 +1,263 @@
+"""Models: what is installed (use, import a GGUF, delete) and the catalogue with verdicts.
+
+The library scan, imports (a copy that can take minutes), deletions and the recommender all run
+in workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gbdesk.ui.state import AppState
+from gbdesk.ui.widgets import MARGIN, Banner, VerdictBadge, human_bytes, muted, page_header
+from gbdesk.ui.wizard.choose_model import VERDICTS, recommend_for
+from gbdesk.ui.workers import TaskHandle, run_task
+
+
+def _probe_and_recommend(profile: Any, n_ctx: int, n_parallel: int) -> tuple[Any, tuple]:
+    if profile is None:
+        from gbdesk.hardware.probe import probe
+
+        profile = probe()
+    return profile, recommend_for(profile, n_ctx, n_parallel, "")
+
+
+def _list_installed(_ctx: Any) -> list:
+    from gbdesk.download.library import ModelLibrary
+
+    return ModelLibrary().list_models()
+
+
+class ModelsPage(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Page")
+        self.state = state
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
+        layout.setSpacing(12)
+        layout.addWidget(
+            page_header("Models", "Models on this computer, and the catalogue ranked for it.")
+        )
+        self.banner = Banner()
+        layout.addWidget(self.banner)
+        self.tabs = QTabWidget()
+        layout.addWidget(self.tabs, 1)
+
+        installed = QWidget()
+        inst_layout = QVBoxLayout(installed)
+        inst_layout.setContentsMargins(0, 10, 0, 0)
+        self.installed_table = self._table(["Model", "Quant", "Size", "Source"])
+        inst_layout.addWidget(self.installed_table, 1)
+        self.import_progress = QProgressBar()
+        self.import_progress.setRange(0, 1000)
+        self.import_progress.hide()
+        inst_layout.addWidget(self.import_progress)
+        buttons = QHBoxLayout()
+        self.use_button = QPushButton("Serve this model")
+        self.use_button.clicked.connect(self.use_selected)
+        self.import_button = QPushButton("Import a GGUF file…")
+        self.import_button.clicked.connect(self.choose_import)
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.setProperty("danger", True)
+        self.delete_button.clicked.connect(self.delete_selected)
+        buttons.addWidget(self.use_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.import_button)
+        buttons.addWidget(self.delete_button)
+        inst_layout.addLayout(buttons)
+        self.tabs.addTab(installed, "Installed")
+
+        catalogue = QWidget()
+        cat_layout = QVBoxLayout(catalogue)
+        cat_layout.setContentsMargins(0, 10, 0, 0)
+        self.catalogue_status = muted("Estimating for this computer…", wrap=False)
+        cat_layout.addWidget(self.catalogue_status)
+        self.catalogue_table = self._table(["Model", "Quant", "Verdict", "Speed", "Download"])
+        cat_layout.addWidget(self.catalogue_table, 1)
+        self.tabs.addTab(catalogue, "Catalogue")
+
+        self.installed: list = []
+        self.recommendations: tuple = ()
+        self._task: TaskHandle | None = None
+        self.refresh_installed()
+        self.refresh_catalogue()
+
+    @staticmethod
+    def _table(headers: list[str]) -> QTableWidget:
+        table = QTableWidget(0, len(headers))
+        table.setHorizontalHeaderLabels(headers)
+        table.verticalHeader().hide()
+        table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        table.setAlternatingRowColors(True)
+        table.setShowGrid(False)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(headers)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        return table
+
+    # --- installed ---------------------------------------------------------------------
+
+    def refresh_installed(self) -> None:
+        run_task(
+            "list installed models",
+            _list_installed,
+            on_done=self._show_installed,
+            on_failed=self.banner.show_message,
+        )
+
+    def _show_installed(self, models: list) -> None:
+        self.installed = models
+        table = self.installed_table
+        table.setRowCount(len(models))
+        for row, model in enumerate(models):
+            source = "downloaded" if model.source == "hub" else "imported"
+            for column, text in enumerate(
+                [model.name, model.quant or "-", human_bytes(model.size), source]
+            ):
+                item = QTableWidgetItem(text)
+                item.setToolTip(model.path)
+                table.setItem(row, column, item)
+        if models:
+            table.selectRow(0)
+        self._update_buttons()
+
+    def selected_model(self) -> Any:
+        row = self.installed_table.currentRow()
+        return self.installed[row] if 0 <= row < len(self.installed) else None
+
+    def _update_buttons(self) -> None:
+        busy = self._task is not None
+        has = self.selected_model() is not None
+        self.use_button.setEnabled(has and not busy)
+        self.delete_button.setEnabled(has and not busy)
+        self.import_button.setEnabled(not busy)
+
+    def use_selected(self) -> None:
+        model = self.selected_model()
+        if model is None:
+            return
+        self.state.update_settings(model=model.path)
+        self.banner.show_message(
+            f"{model.name} is the model the backend serves from its next start.",
+            level="success",
+        )
+
+    def choose_import(self) -> None:
+        path, _filter = QFileDialog.getOpenFileName(
+            self, "Import a GGUF model", "", "GGUF models (*.gguf)"
+        )
+        if path:
+            self.import_file(path)
+
+    def import_file(self, path: str) -> None:
+        from gbdesk.download.library import ModelLibrary
+
+        self.banner.clear()
+        self.import_progress.setValue(0)
+        self.import_progress.show()
+        self._task = run_task(
+            "import a model",
+            lambda ctx: ModelLibrary().import_file(
+                path,
+                on_progress=lambda done, total: ctx.report((done, total)),
+                cancel=ctx.cancel_event,
+            ),
+            on_progress=lambda value: self.import_progress.setValue(
+                round(1000 * value[0] / max(1, value[1]))
+            ),
+            on_done=lambda model: self.banner.show_message(
+                f"Imported {model.name} ({human_bytes(model.size)}).", level="success"
+            ),
+            on_failed=self.banner.show_message,
+            on_finished=self._after_change,
+        )
+        self._update_buttons()
+
+    def delete_selected(self) -> None:
+        from gbdesk.download.library import ModelLibrary
+
+        model = self.selected_model()
+        if model is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Delete the model",
+            f"Delete {model.name} ({human_bytes(model.size)}) from this computer?",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self._task = run_task(
+            "delete a model",
+            lambda _ctx: ModelLibrary().remove(model.id),
+            on_done=lambda freed: self.banner.show_message(
+                f"Deleted {model.name}; {human_bytes(freed)} freed.", level="success"
+            ),
+            on_failed=self.banner.show_message,
+            on_finished=self._after_change,
+        )
+        self._update_buttons()
+
+    def _after_change(self) -> None:
+        self._task = None
+        self.import_progress.hide()
+        self.refresh_installed()
+
+    # --- catalogue ---------------------------------------------------------------------
+
+    def refresh_catalogue(self) -> None:
+        settings = self.state.settings
+        args = (self.state.profile, settings.context_length or 4096, settings.parallel or 1)
+        run_task(
+            "recommend models",
+            lambda _ctx: _probe_and_recommend(*args),
+            on_done=self._show_catalogue,
+            on_failed=self.banner.show_message,
+        )
+
+    def _show_catalogue(self, result: tuple[Any, tuple]) -> None:
+        profile, recommendations = result
+        if self.state.profile is None:
+            self.state.set_profile(profile)
+        self.recommendations = recommendations
+        table = self.catalogue_table
+        table.setRowCount(len(recommendations))
+        for row, rec in enumerate(recommendations):
+            fit = rec.fit
+            table.setItem(row, 0, QTableWidgetItem(rec.model_name))
+            table.setItem(row, 1, QTableWidgetItem(rec.quant))
+            badge_holder = QWidget()
+            holder_layout = QHBoxLayout(badge_holder)
+            holder_layout.setContentsMargins(6, 2, 6, 2)
+            holder_layout.addWidget(VerdictBadge(VERDICTS.get(fit.verdict, "no_fit")))
+            table.setCellWidget(row, 2, badge_holder)
+            speed = QTableWidgetItem(f"~{fit.speed.generation_tps:.1f} tok/s")
+            speed.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            table.setItem(row, 3, speed)
+            table.setItem(row, 4, QTableWidgetItem(human_bytes(fit.download_bytes)))
+            for column in (0, 1, 3, 4):
+                table.item(row, column).setToolTip(rec.reason)
+        table.resizeRowsToContents()
+        fitting = sum(1 for r in recommendations if r.fit.runs)
+        self.catalogue_status.setText(
+            f"{fitting} of {len(recommendations)} catalogue models run on this computer. Hover "
+            "a row for the reason; download one from the setup wizard (File menu)."
+        )

@@ -1,0 +1,118 @@
+"""Main-window pages on the real core: models library, settings, logs, chat store."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QMessageBox
+
+
+def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monkeypatch) -> None:
+    from gbdesk.ui.pages.models import ModelsPage
+
+    page = ModelsPage(state)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: bool(page.recommendations), timeout=60_000)
+    assert page.catalogue_table.rowCount() == len(page.recommendations)
+    assert page.installed == []
+    page.import_file(str(starter_model))
+    qtbot.waitUntil(lambda: len(page.installed) == 1, timeout=60_000)
+    assert page.banner.level == "success"
+    assert page.installed_table.item(0, 1).text() == "Q4_1"
+    page.use_selected()
+    assert state.settings.model == page.installed[0].path
+
+    # Importing the same file again is refused with a message.
+    page.import_file(str(starter_model))
+    qtbot.waitUntil(lambda: page._task is None and page.banner.level == "error", timeout=60_000)
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    page.delete_selected()
+    qtbot.waitUntil(lambda: page.installed == [] and page._task is None, timeout=60_000)
+
+
+def test_settings_page_saves_and_masks_the_token(qtbot, state) -> None:
+    from PySide6.QtWidgets import QLineEdit
+
+    from gbdesk.download.hub import HUB_TOKEN_SECRET
+    from gbdesk.paths import app_paths
+    from gbdesk.secrets import get_secret
+    from gbdesk.settings import load_settings
+    from gbdesk.ui.pages.settings import SettingsPage
+
+    page = SettingsPage(state)
+    qtbot.addWidget(page)
+    assert page.hub_token.echoMode() == QLineEdit.EchoMode.Password
+    page.hub_endpoint.setText("ftp://mirror")
+    page.save()
+    assert page.banner.level == "error"
+    page.hub_endpoint.setText("https://hf-mirror.com/")
+    page.hub_token.setText("hf_abcdefghijklmnop")
+    page.port.setValue(9090)
+    page.start_at_login.setChecked(True)
+    page.save()
+    assert page.banner.level == "success", page.banner.text()
+    saved = load_settings()
+    assert saved.hub_endpoint == "https://hf-mirror.com"
+    assert saved.backend_port == 9090 and saved.start_backend_at_login
+    assert get_secret(HUB_TOKEN_SECRET) == "hf_abcdefghijklmnop"
+    assert "hf_abcdefghijklmnop" not in app_paths().settings_file.read_text()
+    from gbdesk.ui.autostart import autostart_file
+
+    assert "--background" in autostart_file().read_text()
+
+
+def test_logs_page_tails_the_log(qtbot, state) -> None:
+    import logging
+
+    from gbdesk.logs import setup_logging
+    from gbdesk.ui.pages.logs import LogsPage
+
+    setup_logging(to_stderr=False)
+    logging.getLogger("gbdesk.test").warning("a line the Logs page must show")
+    for handler in logging.getLogger("gbdesk").handlers:
+        handler.flush()
+    page = LogsPage(state)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(
+        lambda: "a line the Logs page must show" in page.app_log.toPlainText(), timeout=10_000
+    )
+    page.hide()
+    for handler in list(logging.getLogger("gbdesk").handlers):
+        logging.getLogger("gbdesk").removeHandler(handler)
+        handler.close()
+
+
+def test_conversations_survive_a_restart(tmp_path) -> None:
+    from gbdesk.ui.chat_store import ChatMessage, Conversation, ConversationStore
+
+    store = ConversationStore(tmp_path)
+    conversation = Conversation.new("hello")
+    conversation.messages.append(ChatMessage("user", "hi"))
+    store.save(conversation)
+    (tmp_path / "broken.json").write_text("{not json")
+    loaded = ConversationStore(tmp_path).load_all()
+    assert [c.messages[0].content for c in loaded] == ["hi"]
+    store.delete(conversation.id)
+    assert ConversationStore(tmp_path).load_all() == []
+
+
+def test_chat_against_a_closed_port_shows_a_message(qtbot, configured_state) -> None:
+    import socket
+
+    from gbdesk.ui.pages.chat import ChatPage
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    configured_state.update_settings(backend_port=port)
+    page = ChatPage(configured_state)
+    qtbot.addWidget(page)
+    page.show()
+    page.composer.setPlainText("Hello?")
+    page.send()
+    assert page.is_streaming() and not page.send_button.isEnabled()
+    qtbot.waitUntil(lambda: not page.is_streaming(), timeout=30_000)
+    assert page.banner.level == "error"
+    assert "start the backend" in page.banner.text()
+    assert page.send_button.isEnabled()
