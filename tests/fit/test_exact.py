@@ -1,0 +1,92 @@
+"""Exact mode: llama.cpp's simulated allocation (no_alloc) for the real starter model."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gbdesk.errors import UsageError
+from gbdesk.fit.exact import ExactMemory, ExactModeError, exact_memory
+from gbdesk.gguf import read_gguf
+
+pytestmark = pytest.mark.model
+
+MiB = 1024 * 1024
+
+
+def _kv_bytes(path: Path, n_ctx: int, bytes_per_element: float) -> int:
+    """K and V for every layer and cell: 2 x n_ctx x layers x kv heads x head size x bytes."""
+    meta = read_gguf(path)
+    layers = meta.arch_value("block_count")
+    head_dim = meta.arch_value("embedding_length") // meta.arch_value("attention.head_count")
+    width = meta.arch_value("attention.head_count_kv") * head_dim
+    return int(2 * n_ctx * layers * width * bytes_per_element)
+
+
+def test_weights_are_the_tensor_bytes_without_repacking(starter_model: Path) -> None:
+    exact = exact_memory(starter_model, n_ctx=512, use_extra_bufts=False)
+    assert [b.buffer_type for b in exact.buffers] == ["CPU"]
+    assert exact.weights_bytes == read_gguf(starter_model).tensor_bytes
+    assert exact.kv_bytes == _kv_bytes(starter_model, 512, 2)
+    # The child read the header only: it never held the 92 MiB of weights.
+    assert exact.probe_peak_rss < exact.weights_bytes
+
+
+def test_kv_cache_follows_context_and_cache_type(starter_model: Path) -> None:
+    f16 = exact_memory(starter_model, n_ctx=2048, n_parallel=4)
+    assert f16.kv_bytes == _kv_bytes(starter_model, 2048, 2)  # parallel shares the n_ctx cells
+    q8 = exact_memory(starter_model, n_ctx=2048, type_k="q8_0", type_v="q8_0", flash_attn=True)
+    assert q8.kv_bytes == _kv_bytes(starter_model, 2048, 34 / 32)  # Q8_0: 34 bytes per 32
+    assert q8.n_ctx == 2048 and q8.type_k == "q8_0"
+    # One output row (logits, float32) per parallel sequence, as llama.cpp logs it (0.01 MiB).
+    assert f16.output_bytes == pytest.approx(4 * 49152 * 4, abs=0.005 * MiB)
+    assert ExactMemory.from_json(f16.to_json()) == f16
+
+
+def test_simulation_matches_a_real_load(
+    starter_model: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from llama_cpp import Llama
+
+    exact = exact_memory(starter_model, n_ctx=1024)
+    llm = Llama(str(starter_model), n_ctx=1024, n_gpu_layers=0, verbose=True)
+    llm.close()
+    log = capfd.readouterr().err
+
+    def logged(pattern: str) -> float:
+        return sum(float(m) for m in re.findall(pattern + r" =\s+([\d.]+) MiB", log))
+
+    cpu = exact.buffer("CPU")
+    assert cpu is not None
+    assert logged(r"CPU KV buffer size") == pytest.approx(cpu.context / MiB, abs=0.005)
+    assert logged(r"CPU compute buffer size") == pytest.approx(cpu.compute / MiB, abs=0.005)
+    # Repacked weights (AMX, CPU_REPACK) take the same room as in the real load.
+    for buffer in exact.buffers:
+        if buffer.buffer_type not in ("CPU", "CPU_Mapped"):
+            real = logged(rf"{buffer.buffer_type} model buffer size")
+            assert real == pytest.approx(buffer.model / MiB, abs=0.005)
+
+
+def test_quantized_v_cache_needs_flash_attention(starter_model: Path) -> None:
+    with pytest.raises(ExactModeError, match="refused these context settings") as caught:
+        exact_memory(starter_model, n_ctx=512, type_v="q4_0", flash_attn=False)
+    assert caught.value.fix and "flash attention" in caught.value.fix
+
+
+def test_damaged_model_is_an_error(starter_model: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.gguf"
+    with starter_model.open("rb") as source:
+        damaged.write_bytes(source.read(1_000_000))
+    with pytest.raises(ExactModeError, match="could not load the model"):
+        exact_memory(damaged, n_ctx=512)
+
+
+def test_bad_arguments(starter_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExactModeError, match="no such file"):
+        exact_memory(tmp_path / "absent.gguf", n_ctx=512)
+    with pytest.raises(UsageError, match="not a KV cache type"):
+        exact_memory(starter_model, n_ctx=512, type_k="q3_k")
+    with pytest.raises(UsageError, match="n_ctx must be at least 1"):
+        exact_memory(starter_model, n_ctx=0)
