@@ -100,6 +100,8 @@ def _free_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL does: connections of the last run in TIME_WAIT do not block the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -392,6 +394,9 @@ class EmbeddedPostgres:
             return out.read()
 
     def _pg_ctl(self, *args: str) -> str:
+        if _running_as_root():
+            # Something (a tmp cleaner, pytest) may have tightened a parent folder since.
+            _make_traversable(self.data_dir)
         return self._run(
             [str(self._bin / "pg_ctl"), "-D", str(self.data_dir), *args],
             what=f"pg_ctl {args[0]}",
