@@ -86,15 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The tray keeps the app alive when the main window closes; Quit ends it.
     app.setQuitOnLastWindowClosed(False)
 
-    from gbdesk.logs import setup_logging
     from gbdesk.ui.resources_access import app_icon
     from gbdesk.ui.state import AppState
     from gbdesk.ui.theme import apply_theme, follow_system_theme
 
-    try:
-        setup_logging(to_stderr=False)
-    except OSError as exc:
-        print(f"warning: cannot write the log file: {exc}", file=sys.stderr)
     install_exception_hook()
     app.setWindowIcon(app_icon())
     apply_theme(app)
@@ -109,9 +104,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.installEventFilter(_ExitOnFirstPaint(window))
     app.aboutToQuit.connect(state.shutdown)
     window.show()
+    # The log file is opened right after the window is up: start-up shows the window first.
+    QTimer.singleShot(0, _setup_logging)
     if state.settings_error is not None:
         QTimer.singleShot(0, lambda: _warn_settings(window, state.settings_error))
     return app.exec()
+
+
+def _setup_logging() -> None:
+    from gbdesk.logs import setup_logging
+
+    try:
+        setup_logging(to_stderr=False)
+    except OSError as exc:
+        print(f"warning: cannot write the log file: {exc}", file=sys.stderr)
 
 
 def _open_main_window(state, app: QApplication, page: str) -> None:

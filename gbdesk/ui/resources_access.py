@@ -11,9 +11,8 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-from PySide6.QtCore import QByteArray, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QIcon, QIconEngine, QPainter, QPixmap
-from PySide6.QtSvg import QSvgRenderer
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize, Qt
+from PySide6.QtGui import QIcon, QIconEngine, QImage, QImageReader, QPainter, QPixmap
 
 _PACKAGE = "gbdesk.ui.resources"
 
@@ -29,25 +28,41 @@ def read_bytes(name: str) -> bytes:
 
 
 class _SvgIconEngine(QIconEngine):
-    """Renders the SVG at whatever size and pixel ratio Qt asks for: sharp on HiDPI screens."""
+    """Renders the SVG at whatever size and pixel ratio Qt asks for: sharp on HiDPI screens.
+
+    Rendering goes through Qt's SVG image plugin (QImageReader), so start-up does not pay for
+    importing the QtSvg Python module.
+    """
 
     def __init__(self, svg: bytes) -> None:
         super().__init__()
         self._svg = svg
-        self._renderer = QSvgRenderer(QByteArray(svg))
+
+    def _image(self, width: int, height: int) -> QImage:
+        buffer = QBuffer()
+        buffer.setData(QByteArray(self._svg))
+        buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+        reader = QImageReader(buffer, b"svg")
+        reader.setScaledSize(QSize(max(1, width), max(1, height)))
+        return reader.read()
 
     def paint(self, painter: QPainter, rect: QRect, mode: QIcon.Mode, state: QIcon.State) -> None:
+        ratio = painter.device().devicePixelRatioF() if painter.device() else 1.0
+        image = self._image(round(rect.width() * ratio), round(rect.height() * ratio))
         if mode == QIcon.Mode.Disabled:
             painter.setOpacity(0.4)
-        self._renderer.render(painter, QRectF(rect))
+        painter.drawImage(rect, image)
 
     def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
-        pixmap = QPixmap(size)
-        pixmap.fill(Qt.GlobalColor.transparent)
-        painter = QPainter(pixmap)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.paint(painter, pixmap.rect(), mode, state)
-        painter.end()
+        pixmap = QPixmap.fromImage(self._image(size.width(), size.height()))
+        if mode == QIcon.Mode.Disabled:
+            faded = QPixmap(pixmap.size())
+            faded.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(faded)
+            painter.setOpacity(0.4)
+            painter.drawPixmap(0, 0, pixmap)
+            painter.end()
+            return faded
         return pixmap
 
     def clone(self) -> QIconEngine:

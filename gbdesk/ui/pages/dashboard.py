@@ -10,11 +10,17 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QVBoxLayout, QWidget
 
 from gbdesk.ui.state import AppState
-from gbdesk.ui.system_sampler import SystemSample, sample_system
 from gbdesk.ui.widgets import MARGIN, Card, LineChart, human_bytes, muted, page_header
 from gbdesk.ui.workers import run_task
 
 SAMPLE_MS = 1000
+
+
+def _sample(_ctx: object) -> object:
+    # Imported here: psutil and NVML are not needed before the first window is on screen.
+    from gbdesk.ui.system_sampler import sample_system
+
+    return sample_system()
 
 
 class DashboardPage(QWidget):
@@ -53,7 +59,8 @@ class DashboardPage(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
-        self.sample()
+        # The first sample waits for the window to be painted: start-up comes first.
+        QTimer.singleShot(100, self.sample)
         self._timer.start()
 
     def hideEvent(self, event) -> None:  # noqa: N802
@@ -66,7 +73,7 @@ class DashboardPage(QWidget):
         self._sampling = True
         run_task(
             "sample system use",
-            lambda _ctx: sample_system(),
+            _sample,
             on_done=self._on_sample,
             on_finished=self._on_sample_finished,
         )
@@ -74,7 +81,7 @@ class DashboardPage(QWidget):
     def _on_sample_finished(self) -> None:
         self._sampling = False
 
-    def _on_sample(self, sample: SystemSample) -> None:
+    def _on_sample(self, sample) -> None:  # sample: a SystemSample
         self.samples_taken += 1
         self.chart.append("CPU", sample.cpu_percent)
         self.chart.append("RAM", sample.ram_percent)

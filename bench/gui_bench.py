@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Desktop app benchmarks.
+
+1. Cold start: ``python -m gbdesk`` (the real app, main window) until its first window is painted,
+   against a bare PySide6 window in the same run, N interleaved runs; medians and the ratio
+   (target: at most 1.5).
+2. Event-loop stalls: the largest gap of a 5 ms timer on the GUI thread while the wizard's
+   Download page fetches the starter model from a local Hub server (target: under 50 ms).
+
+    python bench/gui_bench.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BARE_WINDOW = r"""
+import sys, time
+start = time.perf_counter()
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QMainWindow
+app = QApplication(sys.argv[:1])
+window = QMainWindow()
+window.setWindowTitle("bare")
+window.resize(1120, 740)
+class Done(QObject):
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Paint:
+            print(f"first-window-shown {time.perf_counter() - start:.4f}", flush=True)
+            QTimer.singleShot(0, app.quit)
+        return False
+done = Done()
+window.installEventFilter(done)
+window.show()
+app.exec()
+"""
+
+
+def _time_to_first_window(argv: list[str], env: dict[str, str]) -> float:
+    """Seconds from spawning the process to it printing that its first window was painted."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("first-window-shown"):
+            elapsed = time.perf_counter() - start
+            break
+    else:
+        raise RuntimeError(f"{argv} never showed a window (exit {process.wait()})")
+    process.wait(timeout=30)
+    return elapsed
+
+
+def bench_cold_start(runs: int) -> dict[str, float]:
+    home = Path(tempfile.mkdtemp(prefix="gbdesk-bench-"))
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "settings.json").write_text(json.dumps({"first_run_done": True}))
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "GBDESK_HOME": str(home),
+        "GBDESK_EXIT_ON_FIRST_SHOW": "1",
+        "PYTHONPATH": str(ROOT),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+    }
+    commands = {
+        "bare": [sys.executable, "-c", BARE_WINDOW],
+        "gbdesk": [sys.executable, "-m", "gbdesk"],  # the `gbdesk` command (CLI, then the GUI)
+        "gbdesk-gui": [sys.executable, "-m", "gbdesk.ui"],  # the gbdesk-gui entry point
+    }
+    for argv in commands.values():  # one warm-up each, so all start from a warm file cache
+        _time_to_first_window(argv, env)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, argv in commands.items():
+            times[name].append(_time_to_first_window(argv, env))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "bare_s": medians["bare"],
+        "gbdesk_s": medians["gbdesk"],
+        "gui_s": medians["gbdesk-gui"],
+        "ratio": medians["gbdesk"] / medians["bare"],
+        "gui_ratio": medians["gbdesk-gui"] / medians["bare"],
+    }
+
+
+def bench_download_stall() -> dict[str, float]:
+    """Largest GUI-thread gap while the Download page fetches the starter model."""
+    home = Path(tempfile.mkdtemp(prefix="gbdesk-bench-dl-"))
+    os.environ.update(
+        {
+            "QT_QPA_PLATFORM": "offscreen",
+            "GBDESK_HOME": str(home),
+            "HF_HOME": str(home / "hf"),
+            "HF_HUB_DISABLE_XET": "1",
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        }
+    )
+    from PySide6.QtWidgets import QApplication
+
+    from gbdesk.starter import STARTER_FILE, STARTER_ID, STARTER_REPO, require_starter_model
+    from gbdesk.ui.state import AppState
+    from gbdesk.ui.theme import apply_theme
+    from gbdesk.ui.wizard import FirstRunWizard
+    from gbdesk.ui.wizard.choose_model import ChooseModelPage
+    from gbdesk.ui.wizard.download import DownloadPage
+    from tests.support.hub_server import HubServer
+    from tests.ui.stall import StallMonitor
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    apply_theme(app, dark=False)
+
+    def wait(condition, timeout_s: float = 120) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError("timed out")
+            app.processEvents()
+            time.sleep(0.002)
+
+    with HubServer() as hub:
+        os.environ["HF_ENDPOINT"] = hub.url
+        hub.add_file(STARTER_REPO, STARTER_FILE, require_starter_model())
+        state = AppState()
+        wizard = FirstRunWizard(state)
+        wizard.show()
+        wizard.next()
+        wait(lambda: state.profile is not None)
+        wizard.next()
+        choose = wizard.page_of(ChooseModelPage)
+        wait(lambda: bool(choose.recommendations))
+        choose.select_model(STARTER_ID)
+        wizard.next()
+        page = wizard.page_of(DownloadPage)
+        started = time.perf_counter()
+        with StallMonitor() as monitor:
+            page.start()
+            wait(page.is_complete)
+        seconds = time.perf_counter() - started
+        wizard.close()
+        state.shutdown()
+    size = page.model_path.stat().st_size if page.model_path else 0
+    return {
+        "largest_gap_ms": monitor.largest_ms,
+        "ticks": monitor.ticks,
+        "download_s": seconds,
+        "mb_per_s": size / 1e6 / seconds,
+        "progress_updates": page.progress_updates,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="gbdesk desktop app benchmarks")
+    parser.add_argument("--runs", type=int, default=7, help="interleaved cold starts of each")
+    args = parser.parse_args()
+    start = bench_cold_start(args.runs)
+    print(f"cold start to first window, median of {args.runs} interleaved runs:")
+    print(f"  bare PySide6 window        {start['bare_s'] * 1000:6.0f} ms")
+    print(
+        f"  gbdesk (CLI, main window)  {start['gbdesk_s'] * 1000:6.0f} ms   ratio "
+        f"{start['ratio']:.2f}  (target <= 1.5)"
+    )
+    print(
+        f"  gbdesk-gui (main window)   {start['gui_s'] * 1000:6.0f} ms   ratio "
+        f"{start['gui_ratio']:.2f}"
+    )
+    stall = bench_download_stall()
+    print("event-loop stall during a download of the starter model from a local Hub:")
+    print(
+        f"  largest gap {stall['largest_gap_ms']:.1f} ms over {stall['ticks']} ticks of 5 ms "
+        f"(target < 50 ms); {stall['mb_per_s']:.0f} MB/s, "
+        f"{stall['progress_updates']} progress updates in {stall['download_s']:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Render every wizard page and main-window page offscreen into docs/screenshots/*.png.
+
+Real data only: this machine's probe, the real recommender, the bundled starter model, a real
+embedded PostgreSQL for the shard registration. Everything runs in a throw-away GBDESK_HOME.
+
+    python scripts/screenshots.py [--dark] [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _wait(app, condition, timeout_s: float = 120.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not reach the expected state in time")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def _settle(app, seconds: float = 0.3) -> None:  # noqa: ANN001
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dark", action="store_true", help="render the dark theme")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--no-shard", action="store_true", help="skip the PostgreSQL step")
+    args = parser.parse_args()
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    home = Path(tempfile.mkdtemp(prefix="gbdesk-shots-"))
+    os.environ["GBDESK_HOME"] = str(home)
+    os.environ["HF_HOME"] = str(home / "hf")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # the screenshots never touch the network
+    os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "-dark" if args.dark else ""
+
+    from PySide6.QtWidgets import QApplication
+
+    from gbdesk.ui.resources_access import app_icon
+    from gbdesk.ui.state import AppState
+    from gbdesk.ui.theme import apply_theme
+    from gbdesk.ui.workers import cancel_all_and_wait
+
+    app = QApplication([sys.argv[0]])
+    app.setWindowIcon(app_icon())
+    apply_theme(app, dark=args.dark)
+    state = AppState()
+    saved: list[str] = []
+
+    def shoot(widget, name: str) -> None:  # noqa: ANN001
+        _settle(app)
+        path = args.out / f"{name}{suffix}.png"
+        widget.grab().save(str(path))
+        saved.append(path.name)
+
+    from gbdesk.starter import STARTER_ID
+    from gbdesk.ui.wizard import FirstRunWizard
+    from gbdesk.ui.wizard.choose_model import ChooseModelPage
+    from gbdesk.ui.wizard.download import DownloadPage
+    from gbdesk.ui.wizard.shard import ShardPage
+
+    wizard = FirstRunWizard(state)
+    wizard.show()
+    shoot(wizard, "wizard-1-welcome")
+    wizard.next()
+    _wait(app, lambda: state.profile is not None)
+    shoot(wizard, "wizard-2-hardware")
+    wizard.next()
+    choose = wizard.page_of(ChooseModelPage)
+    _wait(app, lambda: bool(choose.recommendations))
+    shoot(wizard, "wizard-3-choose-model")
+    choose.select_model(STARTER_ID)
+    wizard.next()
+    download = wizard.page_of(DownloadPage)
+    if wizard.current_page() is download and not download.is_complete():
+        download.use_bundled()
+    shoot(wizard, "wizard-4-download")
+    wizard.next()
+    shard = wizard.page_of(ShardPage)
+    if not args.no_shard:
+        shard.panel.register()
+        _wait(app, lambda: not shard.panel.is_busy())
+    shoot(wizard, "wizard-6-shard")
+    wizard.next() if shard.is_complete() else wizard.skip()
+    shoot(wizard, "wizard-7-done")
+    wizard.hide()
+
+    from gbdesk.ui.main_window import PAGES, MainWindow
+
+    window = MainWindow(state)
+    window.show()
+    for spec in PAGES:
+        page = window.show_page(spec.key)
+        if spec.key == "dashboard":
+            _wait(app, lambda page=page: page.samples_taken >= 4, timeout_s=30)
+        elif spec.key == "models":
+            _wait(app, lambda page=page: bool(page.recommendations))
+            from gbdesk.starter import starter_model_path
+
+            page.import_file(str(starter_model_path()))
+            _wait(app, lambda page=page: bool(page.installed) and page._task is None)
+        elif spec.key == "node":
+            _wait(app, lambda page=page: not page._busy)
+        elif spec.key == "logs":
+            _settle(app, 0.5)
+        shoot(window, f"main-{spec.key}")
+
+    window.quit_app()
+    state.shutdown()
+    cancel_all_and_wait()
+    if not args.no_shard:
+        from gbdesk.shard.embedded import EmbeddedPostgres
+
+        EmbeddedPostgres().stop()
+    print("\n".join(f"{args.out / name}" for name in saved))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
