@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# PyInstaller, makensis, desktop-file-validate and the .deb's libraries, for tests/installers.
+installers/linux/install-build-tools.sh .venv/bin/python
 export QT_QPA_PLATFORM=offscreen
 .venv/bin/python -m ruff check gbdesk tests bench
 exec .venv/bin/python -m pytest "$@"
