@@ -103,7 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get(EXIT_ON_SHOW_ENV) == "1":
         window.installEventFilter(_ExitOnFirstPaint(window))
     app.aboutToQuit.connect(state.shutdown)
-    window.show()
+    # --background (start at login): only the tray icon, when the desktop has a tray.
+    tray = getattr(window, "tray", None)
+    if "--background" not in argv or tray is None:
+        window.show()
     # The log file is opened right after the window is up: start-up shows the window first.
     QTimer.singleShot(0, _setup_logging)
     if state.settings_error is not None:
