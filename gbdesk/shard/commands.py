@@ -91,7 +91,7 @@ def _register(args: argparse.Namespace) -> int:
     from gbdesk.botserver import update_env_file
     from gbdesk.settings import load_settings
     from gbdesk.shard import local
-    from gbdesk.shard.connection import connect, parse
+    from gbdesk.shard.connection import connect, database_errors, parse
     from gbdesk.shard.registry import ShardOptions, parse_tenant_range
     from gbdesk.shard.registry import register as register_node
 
@@ -113,21 +113,21 @@ def _register(args: argparse.Namespace) -> int:
         settings_port=settings.backend_port,
         model=settings.model,
     )
+    env_file = args.env_file or (state.env_file if state else "")
     with local.database_url(choice, keep_embedded_running=True) as url:
-        with connect(url) as conn:
+        with database_errors(url, "registering"), connect(url) as conn:
             registration, created = register_node(conn, node, options, connection_string=url)
-        env_file = args.env_file or (state.env_file if state else "")
+        # Remember the node id at once: a failure below must not make the next run a stranger.
+        local.save_state(
+            local.updated_state(
+                node_id=node.node_id,
+                database_url="" if choice.embedded else local.remember_database(url),
+                env_file=str(env_file),
+                shard_id=registration.shard_id,
+            )
+        )
         if env_file:
             update_env_file(env_file, {"SHARD_ID": str(registration.shard_id), "DATABASE_URL": url})
-        remembered = "" if choice.embedded else local.remember_database(url)
-    local.save_state(
-        local.updated_state(
-            node_id=node.node_id,
-            database_url=remembered,
-            env_file=str(env_file),
-            shard_id=registration.shard_id,
-        )
-    )
     verb = "registered" if created else "already registered; refreshed"
     print(f"{verb}: node {registration.node_id} as shard {registration.shard_id}")
     _print_registration(registration, choice.embedded)
@@ -179,7 +179,7 @@ def _connect_registered(args: argparse.Namespace, *, keep_running: bool):  # typ
 
 def _status(args: argparse.Namespace) -> int:
     from gbdesk.shard import local
-    from gbdesk.shard.connection import connect
+    from gbdesk.shard.connection import connect, database_errors
     from gbdesk.shard.registry import status
 
     state = local.load_state()
@@ -190,7 +190,7 @@ def _status(args: argparse.Namespace) -> int:
             print("this node is not registered: run `gbdesk shard register`")
         return 1
     state, choice, url_context = _connect_registered(args, keep_running=False)
-    with url_context as url, connect(url) as conn:
+    with url_context as url, database_errors(url, "reading the registration"), connect(url) as conn:
         registration = status(conn, state.node_id)
     if registration is None:
         if args.json:
@@ -211,11 +211,11 @@ def _status(args: argparse.Namespace) -> int:
 
 def _unregister(args: argparse.Namespace) -> int:
     from gbdesk.shard import local
-    from gbdesk.shard.connection import connect
+    from gbdesk.shard.connection import connect, database_errors
     from gbdesk.shard.registry import unregister
 
     state, _choice, url_context = _connect_registered(args, keep_running=False)
-    with url_context as url, connect(url) as conn:
+    with url_context as url, database_errors(url, "unregistering"), connect(url) as conn:
         shard_id = unregister(conn, state.node_id)
     local.save_state(local.updated_state(shard_id=None))
     print(f"unregistered node {state.node_id}; shard {shard_id} is now inactive")

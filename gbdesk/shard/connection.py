@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from gbdesk.logs import redact
-from gbdesk.shard.errors import DatabaseUnavailableError, InvalidShardOptionError
+from gbdesk.shard.errors import DatabaseUnavailableError, InvalidShardOptionError, ShardError
 
 if TYPE_CHECKING:
     import psycopg
@@ -144,3 +146,23 @@ def connect(url: str, *, timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S) -> psycopg.
             fix=_describe_failure(reason),
         ) from None
     return conn
+
+
+@contextmanager
+def database_errors(url: str, doing: str) -> Iterator[None]:
+    """Turn a psycopg error raised inside into a :class:`ShardError` with the password masked.
+
+    Raises:
+        ShardError: a statement failed while ``doing`` (e.g. "reading the registration").
+    """
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        address, password = parse(url)
+        reason = " ".join(mask(str(exc), password).split())
+        raise ShardError(
+            f"{doing} in {address} failed: {reason}",
+            fix="check that the database is running and the user may use the registry tables",
+        ) from None
