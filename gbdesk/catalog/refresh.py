@@ -7,7 +7,6 @@ key-values; the refreshed entries are written to the user catalogue file.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,14 +29,6 @@ class Change:
 
     def __str__(self) -> str:
         return f"{self.model_id}: {self.what}: {self.old} -> {self.new}"
-
-
-def hub_endpoint() -> str:
-    """The Hub endpoint: the ``hub_endpoint`` setting, else HF_ENDPOINT, else huggingface.co."""
-    from gbdesk.settings import load_settings
-
-    configured = load_settings().hub_endpoint
-    return (configured or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
 
 def _quant_files(listing: dict[str, int]) -> dict[str, list[str]]:
@@ -131,8 +122,7 @@ def refresh_catalog(
         CatalogError: no catalogue entry for ``repo``, or the Hub cannot be reached.
         GGUFError: a header is not valid GGUF.
     """
-    from gbdesk.errors import GbdeskError
-    from gbdesk.secrets import get_secret
+    from gbdesk.download.hub import find_token, load_hub_config
 
     if repo:
         entry = catalog.by_repo(repo) or catalog.get(repo)
@@ -144,11 +134,8 @@ def refresh_catalog(
         entries = [entry]
     else:
         entries = list(catalog.entries)
-    endpoint = hub_endpoint()
-    try:
-        token = get_secret("hf_token")
-    except (GbdeskError, OSError):  # a broken keyring must not stop a public refresh
-        token = None
+    endpoint = load_hub_config().endpoint
+    token = find_token()
     refreshed, changes = [], []
     for entry in entries:
         report(f"refreshing {entry.id} from {endpoint}/{entry.repo}")
