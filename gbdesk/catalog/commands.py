@@ -139,12 +139,14 @@ def run_recommend(args: argparse.Namespace) -> int:
         print(json.dumps({"hardware": profile.source, "results": [r.to_json() for r in results]}))
         return 0
     print(f"hardware: {profile.source}   context {args.ctx}, {args.parallel} sequence(s)")
+    name_width = max((len(f"{r.model_id}:{r.quant}") for r in results), default=0)
     for item in results:
         fit = item.fit
         mark = "+" if item.runs_well else "~" if fit.runs else "x"
         calibrated = " (calibrated)" if fit.speed.calibrated else ""
+        name = f"{item.model_id}:{item.quant}"
         print(
-            f"{mark} {item.model_id}:{item.quant:8} {fit.verdict:13} "
+            f"{mark} {name:{name_width}}  {fit.verdict:13} "
             f"RAM {_gb(fit.cpu.total):>9}  GPU {_gb(fit.gpu_bytes):>9}  "
             f"max ctx {fit.max_ctx:>7}  {fit.speed.generation_tps:7.1f} tok/s{calibrated}"
         )
