@@ -226,8 +226,6 @@ def _read_breakdown(lib: ctypes.CDLL, ggml: ctypes.CDLL, ctx: int) -> list[Buffe
 
 
 def _measure(request: dict[str, Any]) -> dict[str, Any]:
-    import resource
-
     import llama_cpp
     from gguf import GGMLQuantizationType
     from llama_cpp import llama_cpp as bindings
@@ -282,13 +280,21 @@ def _measure(request: dict[str, Any]) -> dict[str, Any]:
         match = _OUTPUT_LINE.search(line)
         if match:
             output_bytes += round(float(match["mib"]) * MiB)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         **{key: request[key] for key in request if key != "use_extra_bufts"},
         "buffers": [asdict(buffer) for buffer in buffers],
         "output_bytes": output_bytes,
-        "probe_peak_rss": peak_kib * 1024,
+        "probe_peak_rss": _peak_rss(),
     }
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory since exec (VmHWM; ru_maxrss survives exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _last_error(lines: list[str]) -> str:
