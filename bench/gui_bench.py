@@ -123,7 +123,7 @@ def bench_download_stall() -> dict[str, float]:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     apply_theme(app, dark=False)
 
-    def wait(condition, timeout_s: float = 120) -> None:  # noqa: ANN001
+    def wait(condition, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
         while not condition():
             if time.monotonic() > deadline:

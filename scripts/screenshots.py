@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _wait(app, condition, timeout_s: float = 120.0) -> None:  # noqa: ANN001
+def _wait(app, condition, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -29,7 +29,7 @@ def _wait(app, condition, timeout_s: float = 120.0) -> None:  # noqa: ANN001
         time.sleep(0.01)
 
 
-def _settle(app, seconds: float = 0.3) -> None:  # noqa: ANN001
+def _settle(app, seconds: float = 0.3) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         app.processEvents()
@@ -64,7 +64,7 @@ def main() -> int:
     state = AppState()
     saved: list[str] = []
 
-    def shoot(widget, name: str) -> None:  # noqa: ANN001
+    def shoot(widget, name: str) -> None:
         _settle(app)
         path = args.out / f"{name}{suffix}.png"
         widget.grab().save(str(path))
