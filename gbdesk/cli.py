@@ -57,6 +57,10 @@ def _open_gui() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `gbdesk` console script. Returns the process exit status."""
+    if not (sys.argv[1:] if argv is None else argv):
+        # The desktop app: it sets up its own logging once its window is up, and building
+        # every verb's parser would only delay the first window.
+        return _open_gui()
     from gbdesk.logs import setup_logging
 
     parser = build_parser()
