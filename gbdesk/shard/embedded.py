@@ -264,9 +264,36 @@ class EmbeddedPostgres:
         with self._locked():
             if not self.is_running():
                 return False
-            self._pg_ctl("stop", "-w", "-m", "fast", "-t", str(_PG_CTL_TIMEOUT_S))
+            try:
+                self._pg_ctl("stop", "-w", "-m", "fast", "-t", str(_PG_CTL_TIMEOUT_S))
+            except EmbeddedPostgresError:
+                if not self._signal_fast_shutdown():
+                    raise
             log.info("embedded PostgreSQL stopped (%s)", self.data_dir)
             return True
+
+    def _signal_fast_shutdown(self) -> bool:
+        """What ``pg_ctl stop -m fast`` does (SIGINT to the postmaster), for when pg_ctl cannot
+        reach the data folder; True once the server has exited."""
+        import signal
+
+        import psutil
+
+        pid = self.pid()
+        if pid is None:
+            return True
+        if not hasattr(signal, "SIGINT") or os.name == "nt":
+            return False
+        try:
+            process = psutil.Process(pid)
+            os.kill(pid, signal.SIGINT)
+            process.wait(_PG_CTL_TIMEOUT_S)
+        except psutil.NoSuchProcess:
+            return True
+        except (OSError, psutil.TimeoutExpired):
+            return False
+        log.warning("pg_ctl could not stop the embedded PostgreSQL; it was stopped by signal")
+        return True
 
     @contextlib.contextmanager
     def running(self, *, keep_running: bool = False) -> Iterator[str]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,13 +21,20 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture
-def embedded() -> Iterator[EmbeddedPostgres]:
-    """The embedded server of this test's GBDESK_HOME, stopped whatever happens."""
+def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
+    """The embedded server of a GBDESK_HOME of its own, stopped whatever happens.
+
+    The home is made with tempfile, outside pytest's base folder: another pytest run starting
+    on this machine resets that folder to 0700, which would lock out the server's user.
+    """
+    home = Path(tempfile.mkdtemp(prefix="gbdesk-test-home-"))
+    monkeypatch.setenv("GBDESK_HOME", str(home))
     server = EmbeddedPostgres()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_register_with_no_options_gives_a_single_node_shard(
@@ -93,5 +103,9 @@ def test_the_password_is_generated_and_kept_out_of_settings(embedded: EmbeddedPo
             assert password not in path.read_text()
     assert password not in (embedded.data_dir / "postgresql.conf").read_text()
     assert embedded.start() is False  # already running
+    # The fallback when pg_ctl cannot reach the data folder: the same fast shutdown, by signal.
+    assert embedded._signal_fast_shutdown() is True
+    assert not embedded.is_running()
+    assert embedded.start() is True
     assert embedded.stop() is True
     assert embedded.stop() is False
