@@ -88,12 +88,8 @@ def _print_json(data: object) -> None:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from gbdesk.botserver import update_env_file
-    from gbdesk.settings import load_settings
-    from gbdesk.shard import local
-    from gbdesk.shard.connection import connect, database_errors, parse
     from gbdesk.shard.registry import ShardOptions, parse_tenant_range
-    from gbdesk.shard.registry import register as register_node
+    from gbdesk.shard.service import register_this_node
 
     options = ShardOptions(
         shard_id=args.shard_id,
@@ -101,41 +97,18 @@ def _register(args: argparse.Namespace) -> int:
         datacenter=args.datacenter,
         tenant_range=parse_tenant_range(args.tenant_range) if args.tenant_range else None,
         tenant_slug=args.tenant,
-    ).validated()
-    settings = load_settings()
-    if args.database_url:
-        parse(args.database_url)  # a malformed URL fails here, before anything starts
-    choice = local.choose_database(args.database_url, settings.database_url)
-    state = local.load_state()
-    node = local.describe_node(
-        state.node_id if state else local.node_id(),
-        settings_host=settings.backend_host,
-        settings_port=settings.backend_port,
-        model=settings.model,
     )
-    env_file = args.env_file or (state.env_file if state else "")
-    with local.database_url(choice, keep_embedded_running=True) as url:
-        with database_errors(url, "registering"), connect(url) as conn:
-            registration, created = register_node(conn, node, options, connection_string=url)
-        # Remember the node id at once: a failure below must not make the next run a stranger.
-        local.save_state(
-            local.updated_state(
-                node_id=node.node_id,
-                database_url="" if choice.embedded else local.remember_database(url),
-                env_file=str(env_file),
-                shard_id=registration.shard_id,
-            )
-        )
-        if env_file:
-            update_env_file(env_file, {"SHARD_ID": str(registration.shard_id), "DATABASE_URL": url})
-    verb = "registered" if created else "already registered; refreshed"
+    result = register_this_node(options, database_url=args.database_url, env_file=args.env_file)
+    registration = result.registration
+    verb = "registered" if result.created else "already registered; refreshed"
     print(f"{verb}: node {registration.node_id} as shard {registration.shard_id}")
-    _print_registration(registration, choice.embedded)
-    if env_file:
-        print(f"botserver: wrote SHARD_ID={registration.shard_id} and DATABASE_URL to {env_file}")
+    _print_registration(registration, result.embedded)
+    if result.env_file:
+        shard = registration.shard_id
+        print(f"botserver: wrote SHARD_ID={shard} and DATABASE_URL to {result.env_file}")
     else:
         print("botserver: pass --env-file PATH to write SHARD_ID and DATABASE_URL to its .env")
-    if choice.embedded:
+    if result.embedded:
         print(
             "the embedded PostgreSQL keeps running for botserver: `gbdesk shard db stop` stops it"
         )
@@ -162,25 +135,9 @@ def _print_registration(registration, embedded: bool) -> None:  # type: ignore[n
     print(f"  schema      migrations {', '.join(str(v) for v in r.schema_versions)}")
 
 
-def _connect_registered(args: argparse.Namespace, *, keep_running: bool):  # type: ignore[no-untyped-def]
-    """(state, choice, url context) for the commands that act on an existing registration."""
-    from gbdesk.settings import load_settings
-    from gbdesk.shard import local
-    from gbdesk.shard.errors import NotRegisteredError
-
-    state = local.load_state()
-    if state is None:
-        raise NotRegisteredError(
-            "this node has never been registered", fix="run `gbdesk shard register`"
-        )
-    choice = local.choose_database(args.database_url, load_settings().database_url)
-    return state, choice, local.database_url(choice, keep_embedded_running=keep_running)
-
-
 def _status(args: argparse.Namespace) -> int:
     from gbdesk.shard import local
-    from gbdesk.shard.connection import connect, database_errors
-    from gbdesk.shard.registry import status
+    from gbdesk.shard.service import this_node_status
 
     state = local.load_state()
     if state is None or state.shard_id is None:
@@ -189,9 +146,7 @@ def _status(args: argparse.Namespace) -> int:
         else:
             print("this node is not registered: run `gbdesk shard register`")
         return 1
-    state, choice, url_context = _connect_registered(args, keep_running=False)
-    with url_context as url, database_errors(url, "reading the registration"), connect(url) as conn:
-        registration = status(conn, state.node_id)
+    registration, embedded = this_node_status(args.database_url)
     if registration is None:
         if args.json:
             _print_json({"registered": False, "node_id": state.node_id})
@@ -201,37 +156,26 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         data = registration.to_json()
         data["registered"] = True
-        data["database"] = "embedded" if choice.embedded else "url"
+        data["database"] = "embedded" if embedded else "url"
         _print_json(data)
     else:
         print(f"node {registration.node_id}: shard {registration.shard_id}")
-        _print_registration(registration, choice.embedded)
+        _print_registration(registration, embedded)
     return 0
 
 
 def _unregister(args: argparse.Namespace) -> int:
-    from gbdesk.shard import local
-    from gbdesk.shard.connection import connect, database_errors
-    from gbdesk.shard.registry import unregister
+    from gbdesk.shard.service import unregister_this_node
 
-    state, _choice, url_context = _connect_registered(args, keep_running=False)
-    with url_context as url, database_errors(url, "unregistering"), connect(url) as conn:
-        shard_id = unregister(conn, state.node_id)
-    local.save_state(local.updated_state(shard_id=None))
-    print(f"unregistered node {state.node_id}; shard {shard_id} is now inactive")
+    node_id, shard_id = unregister_this_node(args.database_url)
+    print(f"unregistered node {node_id}; shard {shard_id} is now inactive")
     return 0
 
 
 def _heartbeat(args: argparse.Namespace) -> int:
-    from gbdesk.shard.heartbeat import Heartbeat
+    from gbdesk.shard.service import beat_once
 
-    state, _choice, url_context = _connect_registered(args, keep_running=False)
-    with url_context as url:
-        beat = Heartbeat(url, state.node_id)
-        try:
-            seen = beat.beat_once()
-        finally:
-            beat.stop()
+    seen = beat_once(args.database_url)
     print(f"last seen {seen.isoformat(timespec='seconds')}")
     return 0
 

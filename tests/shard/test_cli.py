@@ -190,7 +190,7 @@ def test_status_before_registering(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["shard", "status", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["registered"] is False
     assert main(["shard", "unregister"]) == 1
-    assert "never been registered" in capsys.readouterr().err
+    assert "this node is not registered" in capsys.readouterr().err
 
 
 def test_regions_lists_the_codes(capsys: pytest.CaptureFixture[str]) -> None:
