@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,11 +15,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(autouse=True)
-def gbdesk_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
-    """Every test gets its own GBDESK_HOME and HF_HOME, so nothing touches a real home."""
-    home = tmp_path_factory.mktemp("gbdesk-home")
+def gbdesk_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own GBDESK_HOME and HF_HOME, so nothing touches a real home.
+
+    The folder is not under pytest's tmp_path: a second pytest run on the same machine resets
+    /tmp/pytest-of-<user> to mode 0700, which would lock the embedded PostgreSQL's own system
+    user out of a data folder that a running test still uses.
+    """
+    home = Path(tempfile.mkdtemp(prefix="gbdesk-test-home-"))
     monkeypatch.setenv("GBDESK_HOME", str(home))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -27,6 +32,7 @@ def gbdesk_home(
         if name.startswith("GBDESK_") and name not in {"GBDESK_HOME", "GBDESK_STARTER_MODEL"}:
             monkeypatch.delenv(name)
     yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
