@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "gbdesk.download.commands",
     "gbdesk.catalog.commands",
     "gbdesk.fit.commands",
+    "gbdesk.backend.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]

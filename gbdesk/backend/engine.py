@@ -1,0 +1,510 @@
+"""Continuous batching on llama.cpp: one thread decodes every active request in one batch per step.
+
+Each parallel slot owns one sequence of the KV cache and, while busy, one request with its own
+sampler chain. Between steps, waiting requests join free slots (their prompts are prefilled in
+chunks that share the batch with the other slots' next tokens) and finished ones leave. Text goes
+to the HTTP threads through one queue per request: ``str`` pieces, then a :class:`Finish`.
+
+A free slot keeps its KV cache, so the next turn of the same chat (whose prompt starts with the
+previous prompt and answer) only prefills the new tokens.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import ctypes
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import llama_cpp as llama
+
+from gbdesk.backend.errors import RequestError
+from gbdesk.backend.model import LlamaModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling settings; the defaults are llama-server's."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    penalty_last_n: int = 64
+    seed: int | None = None
+
+    @property
+    def uses_penalties(self) -> bool:
+        return (
+            self.repeat_penalty != 1.0
+            or self.presence_penalty != 0.0
+            or self.frequency_penalty != 0.0
+        )
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to generate. ``max_tokens`` of None means until the end of generation or context."""
+
+    prompt_tokens: tuple[int, ...]
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The last event of a generation. ``reason``: stop, length, cancelled or error."""
+
+    reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+    error: str | None = None
+
+
+class Generation:
+    """A request's handle: iterate it for text pieces; ``finish`` is set when it ends."""
+
+    def __init__(self, request: GenerationRequest) -> None:
+        self.request = request
+        self.events: queue.SimpleQueue[str | Finish] = queue.SimpleQueue()
+        self.cancelled = False
+        self.finish: Finish | None = None
+        self.submitted_at = time.monotonic()
+
+    def cancel(self) -> None:
+        """Ask the engine to stop this generation and free its slot at the next step."""
+        self.cancelled = True
+
+    def next_event(self, timeout: float | None = None) -> str | Finish:
+        """The next text piece or the Finish. Raises queue.Empty after ``timeout`` seconds."""
+        event = self.events.get(timeout=timeout)
+        if isinstance(event, Finish):
+            self.finish = event
+        return event
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """Counters for /metrics."""
+
+    requests_finished: int
+    prompt_tokens: int
+    completion_tokens: int
+    generation_seconds: float
+    active: int
+    queued: int
+    slots: int
+    queue_limit: int
+
+    @property
+    def tokens_per_second(self) -> float:
+        if self.generation_seconds <= 0:
+            return 0.0
+        return self.completion_tokens / self.generation_seconds
+
+
+class _Slot:
+    """One parallel slot: a KV-cache sequence and the request using it (if any)."""
+
+    __slots__ = (
+        "batch_index",
+        "cached_tokens",
+        "decoder",
+        "generation",
+        "held",
+        "last_token",
+        "max_tokens",
+        "n_generated",
+        "n_prefilled",
+        "prompt",
+        "sampler",
+        "seq_id",
+        "stops",
+        "tokens",
+    )
+
+    def __init__(self, seq_id: int) -> None:
+        self.seq_id = seq_id
+        self.tokens: list[int] = []  # what this sequence of the KV cache holds, in order
+        self.generation: Generation | None = None
+        self.sampler = None
+        self.prompt: tuple[int, ...] = ()
+        self.n_prefilled = 0
+        self.last_token = -1
+        self.n_generated = 0
+        self.max_tokens = 0
+        self.batch_index = -1
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.held = ""
+        self.stops: tuple[str, ...] = ()
+        self.cached_tokens = 0
+
+
+class QueueFullError(RequestError):
+    pass
+
+
+class Engine:
+    """Runs generations on one model with ``model.parallel`` slots.
+
+    Args:
+        model: the loaded model; the engine owns it from now on and frees it in :meth:`close`.
+        queue_limit: how many requests may wait for a slot before :meth:`submit` refuses more.
+    """
+
+    def __init__(self, model: LlamaModel, *, queue_limit: int = 16) -> None:
+        self.model = model
+        self.queue_limit = queue_limit
+        self._slots = [_Slot(seq_id) for seq_id in range(model.parallel)]
+        self._pending: collections.deque[Generation] = collections.deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._batch = llama.llama_batch_init(model.n_batch, 0, 1)
+        self._eog_bias = self._end_of_generation_bias()
+        self._requests_finished = 0
+        self._prompt_tokens = 0
+        self._completion_tokens = 0
+        self._generation_seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name="gbdesk-engine", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ public, any thread
+
+    @property
+    def n_ctx_slot(self) -> int:
+        return self.model.n_ctx_slot
+
+    def submit(self, request: GenerationRequest) -> Generation:
+        """Queue a request; its slot is assigned between two decoding steps.
+
+        Raises:
+            RequestError: 400 when the prompt does not fit a slot's context, 429 when the queue
+                is full, 503 when the engine is shutting down.
+        """
+        n_prompt = len(request.prompt_tokens)
+        if n_prompt == 0:
+            raise RequestError(400, "the prompt is empty", param="prompt")
+        if n_prompt >= self.model.n_ctx_slot:
+            raise RequestError(
+                400,
+                f"the prompt has {n_prompt} tokens, more than the {self.model.n_ctx_slot - 1}"
+                f" that fit a slot's context ({self.model.n_ctx} tokens shared by"
+                f" {self.model.parallel} slots); shorten it or start the server with a larger"
+                " --ctx",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        generation = Generation(request)
+        with self._wake:
+            if self._stopping:
+                raise RequestError(503, "the server is shutting down", kind="unavailable_error")
+            if len(self._pending) >= self.queue_limit:
+                raise QueueFullError(
+                    429,
+                    f"all {len(self._slots)} slots are busy and {self.queue_limit} requests are"
+                    " already waiting; retry later",
+                    kind="rate_limit_error",
+                )
+            self._pending.append(generation)
+            self._wake.notify()
+        return generation
+
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            requests_finished=self._requests_finished,
+            prompt_tokens=self._prompt_tokens,
+            completion_tokens=self._completion_tokens,
+            generation_seconds=self._generation_seconds,
+            active=sum(1 for slot in self._slots if slot.generation is not None),
+            queued=len(self._pending),
+            slots=len(self._slots),
+            queue_limit=self.queue_limit,
+        )
+
+    def close(self) -> None:
+        """Stop the engine thread, end every request, free the model (safe to call twice)."""
+        with self._wake:
+            if self._stopping and not self._thread.is_alive():
+                return
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join()
+        for slot in self._slots:
+            if slot.generation is not None:
+                self._finish(slot, "error", error="the server is shutting down")
+        while self._pending:
+            generation = self._pending.popleft()
+            generation.events.put(
+                Finish("error", len(generation.request.prompt_tokens), 0, error="shutting down")
+            )
+        if self._batch is not None:
+            llama.llama_batch_free(self._batch)
+            self._batch = None
+        self.model.close()
+
+    # ------------------------------------------------------------------ engine thread
+
+    def _end_of_generation_bias(self) -> ctypes.Array:
+        """Logit biases of -inf for every end-of-generation token (for ignore_eos)."""
+        eog = [t for t in range(self.model.n_vocab) if self.model.is_end_of_generation(t)]
+        biases = (llama.llama_logit_bias * len(eog))()
+        for entry, token in zip(biases, eog, strict=True):
+            entry.token = token
+            entry.bias = float("-inf")
+        return biases
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopping and not self._pending and not self._has_work():
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                self._admit()
+            try:
+                self._step()
+            except Exception as exc:  # keep serving: fail the requests in flight, not the server
+                log.exception("decoding step failed")
+                for slot in self._slots:
+                    if slot.generation is not None:
+                        self._finish(slot, "error", error=f"internal error: {exc}")
+                        self._forget_cache(slot)
+
+    def _has_work(self) -> bool:
+        return any(slot.generation is not None for slot in self._slots)
+
+    def _admit(self) -> None:
+        """Move waiting requests into free slots (called with the lock held)."""
+        while self._pending:
+            free = [slot for slot in self._slots if slot.generation is None]
+            if not free:
+                return
+            generation = self._pending.popleft()
+            if generation.cancelled:
+                generation.events.put(Finish("cancelled", 0, 0))
+                continue
+            prompt = generation.request.prompt_tokens
+            slot = max(free, key=lambda s: _common_prefix(s.tokens, prompt))
+            self._start(slot, generation)
+
+    def _start(self, slot: _Slot, generation: Generation) -> None:
+        request = generation.request
+        prompt = request.prompt_tokens
+        # Reuse the cached prefix, but always decode at least one prompt token for its logits.
+        keep = min(_common_prefix(slot.tokens, prompt), len(prompt) - 1)
+        if not llama.llama_memory_seq_rm(self.model.memory, slot.seq_id, keep, -1):
+            keep = 0
+            llama.llama_memory_seq_rm(self.model.memory, slot.seq_id, -1, -1)
+        del slot.tokens[keep:]
+        slot.generation = generation
+        slot.prompt = prompt
+        slot.n_prefilled = keep
+        slot.cached_tokens = keep
+        slot.n_generated = 0
+        slot.max_tokens = request.max_tokens if request.max_tokens is not None else -1
+        slot.decoder.reset()
+        slot.held = ""
+        slot.stops = request.stop
+        slot.sampler = self._sampler_chain(request)
+        self._prompt_tokens += len(prompt) - keep
+        if request.sampling.uses_penalties:
+            for token in prompt[-request.sampling.penalty_last_n :]:
+                llama.llama_sampler_accept(slot.sampler, token)
+
+    def _sampler_chain(self, request: GenerationRequest) -> llama.llama_sampler_p:
+        params = request.sampling
+        chain = llama.llama_sampler_chain_init(llama.llama_sampler_chain_default_params())
+        add = llama.llama_sampler_chain_add
+        if request.ignore_eos and len(self._eog_bias):
+            add(
+                chain,
+                llama.llama_sampler_init_logit_bias(
+                    self.model.n_vocab, len(self._eog_bias), self._eog_bias
+                ),
+            )
+        if params.uses_penalties:
+            add(
+                chain,
+                llama.llama_sampler_init_penalties(
+                    params.penalty_last_n,
+                    params.repeat_penalty,
+                    params.frequency_penalty,
+                    params.presence_penalty,
+                ),
+            )
+        if params.temperature <= 0:
+            add(chain, llama.llama_sampler_init_greedy())
+            return chain
+        if params.top_k > 0:
+            add(chain, llama.llama_sampler_init_top_k(params.top_k))
+        if params.top_p < 1.0:
+            add(chain, llama.llama_sampler_init_top_p(params.top_p, 1))
+        if params.min_p > 0.0:
+            add(chain, llama.llama_sampler_init_min_p(params.min_p, 1))
+        add(chain, llama.llama_sampler_init_temp(params.temperature))
+        seed = llama.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
+        add(chain, llama.llama_sampler_init_dist(seed))
+        return chain
+
+    def _step(self) -> None:
+        """One llama_decode over every busy slot, then sampling for those that need a token."""
+        batch = self._batch
+        tokens, positions = batch.token, batch.pos
+        n_seq_ids, seq_ids, wants_logits = batch.n_seq_id, batch.seq_id, batch.logits
+        capacity = self.model.n_batch
+        n = 0
+        generating = 0
+        busy: list[_Slot] = []
+        for slot in self._slots:
+            generation = slot.generation
+            if generation is None:
+                continue
+            if generation.cancelled:
+                self._finish(slot, "cancelled")
+                continue
+            busy.append(slot)
+            if slot.n_prefilled < len(slot.prompt):
+                continue
+            # Generating: feed the last sampled token.
+            tokens[n] = slot.last_token
+            positions[n] = len(slot.tokens)
+            n_seq_ids[n] = 1
+            seq_ids[n][0] = slot.seq_id
+            wants_logits[n] = 1
+            slot.tokens.append(slot.last_token)
+            slot.batch_index = n
+            n += 1
+            generating += 1
+        for slot in busy:
+            start = slot.n_prefilled
+            prompt = slot.prompt
+            if start >= len(prompt) or n >= capacity:
+                continue
+            chunk = min(len(prompt) - start, capacity - n)
+            seq_id = slot.seq_id
+            pos = len(slot.tokens)
+            for offset in range(chunk):
+                tokens[n] = prompt[start + offset]
+                positions[n] = pos + offset
+                n_seq_ids[n] = 1
+                seq_ids[n][0] = seq_id
+                wants_logits[n] = 0
+                n += 1
+            slot.tokens.extend(prompt[start : start + chunk])
+            slot.n_prefilled = start + chunk
+            if slot.n_prefilled == len(prompt):
+                wants_logits[n - 1] = 1
+                slot.batch_index = n - 1
+            else:
+                slot.batch_index = -1
+        if n == 0:
+            return
+        batch.n_tokens = n
+        started = time.perf_counter()
+        status = llama.llama_decode(self.model.ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status}")
+        for slot in busy:
+            if slot.batch_index >= 0:
+                self._sample(slot)
+                slot.batch_index = -1
+        if generating:
+            self._generation_seconds += time.perf_counter() - started
+
+    def _sample(self, slot: _Slot) -> None:
+        model = self.model
+        token = llama.llama_sampler_sample(slot.sampler, model.ctx, slot.batch_index)
+        if model.is_end_of_generation(token) and not slot.generation.request.ignore_eos:
+            self._finish(slot, "stop")
+            return
+        slot.n_generated += 1
+        self._completion_tokens += 1
+        slot.last_token = token
+        text = slot.decoder.decode(model.piece(token))
+        if text and self._emit(slot, text):
+            return  # a stop string ended it
+        if slot.n_generated == slot.max_tokens or len(slot.tokens) >= model.n_ctx_slot:
+            self._finish(slot, "length")
+
+    def _emit(self, slot: _Slot, text: str) -> bool:
+        """Hand text to the client, holding back what may be the start of a stop string.
+
+        Returns True when a stop string was found (and the generation finished).
+        """
+        stops = slot.stops
+        if not stops:
+            slot.generation.events.put(text)
+            return False
+        held = slot.held + text
+        cut = -1
+        for stop in stops:
+            index = held.find(stop)
+            if index >= 0 and (cut < 0 or index < cut):
+                cut = index
+        if cut >= 0:
+            slot.held = ""
+            if cut:
+                slot.generation.events.put(held[:cut])
+            self._finish(slot, "stop", flush=False)
+            return True
+        keep = _longest_stop_prefix(held, stops)
+        ready = held[: len(held) - keep]
+        slot.held = held[len(held) - keep :]
+        if ready:
+            slot.generation.events.put(ready)
+        return False
+
+    def _finish(
+        self, slot: _Slot, reason: str, *, error: str | None = None, flush: bool = True
+    ) -> None:
+        generation = slot.generation
+        if flush and reason in {"stop", "length"}:
+            rest = slot.held + slot.decoder.decode(b"", final=True)
+            if rest:
+                generation.events.put(rest)
+        slot.held = ""
+        generation.events.put(
+            Finish(reason, len(slot.prompt), slot.n_generated, slot.cached_tokens, error)
+        )
+        self._requests_finished += 1
+        if slot.sampler is not None:
+            llama.llama_sampler_free(slot.sampler)
+            slot.sampler = None
+        # The KV cache stays: slot.tokens is exactly what it holds, ready for prefix reuse.
+        slot.generation = None
+        slot.prompt = ()
+
+    def _forget_cache(self, slot: _Slot) -> None:
+        llama.llama_memory_seq_rm(self.model.memory, slot.seq_id, -1, -1)
+        slot.tokens.clear()
+
+
+def _common_prefix(cached: list[int], prompt: tuple[int, ...]) -> int:
+    limit = min(len(cached), len(prompt))
+    index = 0
+    while index < limit and cached[index] == prompt[index]:
+        index += 1
+    return index
+
+
+def _longest_stop_prefix(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest end of ``text`` that is the start of some stop string."""
+    best = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:size]):
+                best = size
+                break
+    return best

@@ -1,0 +1,257 @@
+"""`gbdesk serve`: resolve the model and settings, listen, load, serve until told to stop.
+
+The port is bound before the model loads (a taken port fails in a second, and /health answers
+503 "Loading model" meanwhile); SIGTERM or SIGINT stop the server gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gbdesk.backend.errors import ModelLoadError
+from gbdesk.errors import GbdeskError, UsageError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CTX = 4096  # botserver's template: llm-server-ctx-size,4096
+DEFAULT_PARALLEL = 4
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+API_KEY_ENV = "GBDESK_API_KEY"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How to run the backend. Zero or "auto" means "choose for this machine"."""
+
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8081
+    ctx: int = 0
+    parallel: int = 0
+    gpu_layers: str = "auto"
+    threads: int = 0
+    api_key: str | None = field(default=None, repr=False)
+    queue_limit: int = 16
+    alias: str = ""  # the model id clients see; the file name by default
+
+    def check(self) -> None:
+        """Raises:
+        UsageError: an option is out of range, or a non-local host has no API key."""
+        if self.host not in LOCAL_HOSTS and not self.api_key:
+            raise UsageError(
+                f"listening on {self.host} would let other computers use the model without a key",
+                fix=f"add --api-key KEY (or set {API_KEY_ENV}), or listen on 127.0.0.1",
+            )
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"port {self.port} is not between 0 and 65535", fix="use --port 8081")
+        if self.ctx < 0 or self.parallel < 0 or self.threads < 0 or self.queue_limit < 0:
+            raise UsageError("--ctx, --parallel, --threads and --queue-size cannot be negative")
+        if self.gpu_layers != "auto" and not self.gpu_layers.isdigit():
+            raise UsageError(
+                f"--gpu-layers must be 'auto' or a number, not {self.gpu_layers!r}",
+                fix="use --gpu-layers auto, or --gpu-layers 0 for CPU only",
+            )
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """The settings actually used, after the estimator and defaults."""
+
+    model_path: Path
+    model_id: str
+    n_ctx: int
+    parallel: int
+    gpu_layers: int
+    threads: int
+
+
+def resolve_model(spec: str) -> Path:
+    """The GGUF file for a path, an installed model id, a catalogue id or the starter model.
+
+    Raises:
+        ModelLoadError: nothing on this machine matches ``spec``.
+    """
+    from gbdesk.starter import STARTER_ID, require_starter_model
+
+    if not spec:
+        raise ModelLoadError("no model given", fix="pass --model PATH or a model id")
+    candidate = Path(spec).expanduser()
+    if candidate.exists() or (
+        spec.endswith(".gguf") and os.sep in spec and candidate.parent.is_dir()
+    ):
+        return candidate  # a path (validated, with a clear error, when it is loaded)
+    if spec in {STARTER_ID, "starter"}:
+        return require_starter_model()
+    from gbdesk.download.library import ModelLibrary
+
+    installed = ModelLibrary().list_models()
+    for model in installed:
+        if spec in {model.id, model.name} or model.id.endswith("/" + spec):
+            return Path(model.path)
+    from gbdesk.catalog.loader import load_catalog
+
+    entry = load_catalog().get(spec)
+    if entry is not None:
+        for model in installed:
+            if model.repo == entry.repo:
+                return Path(model.path)
+        raise ModelLoadError(
+            f"the catalogue model {spec!r} is not downloaded yet",
+            fix=f"download it first: gbdesk download {spec}",
+        )
+    raise ModelLoadError(
+        f"no model file, installed model or catalogue model is called {spec!r}",
+        fix="pass the path of a .gguf file, or an id from `gbdesk models list`",
+    )
+
+
+def _auto_settings(path: Path, n_ctx: int, parallel: int, ctx_given: bool) -> tuple[int, int]:
+    """(gpu layers, context) from the estimator for this machine."""
+    from gbdesk.fit.estimator import FitSettings, estimate_fit
+    from gbdesk.fit.layout import layout_from_gguf
+    from gbdesk.gguf import read_gguf
+    from gbdesk.hardware.probe import probe
+
+    layout = layout_from_gguf(read_gguf(path), path.name)
+    fit = estimate_fit(layout, probe(), FitSettings(n_ctx=n_ctx, n_parallel=parallel))
+    if not ctx_given and fit.max_ctx and fit.max_ctx < n_ctx:
+        log.warning("context lowered from %d to %d tokens to fit memory", n_ctx, fit.max_ctx)
+        n_ctx = fit.max_ctx
+    return fit.gpu_layers, n_ctx
+
+
+def resolve_settings(options: ServeOptions) -> ResolvedSettings:
+    """Fill in what ``options`` leaves to gbdesk: settings file values, then the estimator.
+
+    Raises:
+        ModelLoadError: the model cannot be found.
+    """
+    from gbdesk.settings import load_settings
+
+    settings = load_settings()
+    path = resolve_model(options.model)
+    parallel = options.parallel or settings.parallel or DEFAULT_PARALLEL
+    ctx_given = bool(options.ctx or settings.context_length)
+    n_ctx = options.ctx or settings.context_length or DEFAULT_CTX
+    threads = options.threads or settings.threads or _physical_cores()
+    gpu_choice = options.gpu_layers if options.gpu_layers != "auto" else settings.gpu_layers
+    if gpu_choice.isdigit():
+        gpu_layers = int(gpu_choice)
+    else:
+        try:
+            gpu_layers, n_ctx = _auto_settings(path, n_ctx, parallel, ctx_given)
+        except GbdeskError as exc:  # the loader gives the real error for a bad file
+            log.info("estimator unavailable for %s: %s", path, exc.message)
+            gpu_layers = 0
+    return ResolvedSettings(
+        model_path=path,
+        model_id=options.alias or path.name,
+        n_ctx=max(n_ctx, parallel * 256),
+        parallel=parallel,
+        gpu_layers=gpu_layers,
+        threads=threads,
+    )
+
+
+def _physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def run_serve(
+    options: ServeOptions,
+    *,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> int:
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT in the main thread). Returns 0.
+
+    Raises:
+        UsageError: bad options (e.g. a public host without an API key).
+        PortInUseError: the port is taken.
+        ModelLoadError: the model cannot be found or loaded.
+    """
+    from gbdesk.backend.chat_template import ChatTemplate
+    from gbdesk.backend.engine import Engine
+    from gbdesk.backend.model import ContextOptions, LlamaModel
+    from gbdesk.backend.server import BackendApp, BackendServer
+
+    options.check()
+    resolved = resolve_settings(options)
+    stop = stop or threading.Event()
+    app = BackendApp(api_key=options.api_key, model_id=resolved.model_id)
+    server = BackendServer(options.host, options.port, app)
+    server.serve_in_thread()
+    url = f"http://{options.host}:{server.port}"
+    log.info("listening on %s (key required: %s)", url, "yes" if options.api_key else "no")
+    restore = _install_signal_handlers(stop)
+    engine = None
+    try:
+        model = LlamaModel(
+            resolved.model_path,
+            ContextOptions(
+                n_ctx=resolved.n_ctx,
+                parallel=resolved.parallel,
+                gpu_layers=resolved.gpu_layers,
+                threads=resolved.threads,
+            ),
+        )
+        template = ChatTemplate(
+            model.metadata.get("tokenizer.chat_template"),
+            bos_token=model.token_text(model.metadata.get("tokenizer.ggml.bos_token_id")),
+            eos_token=model.token_text(model.metadata.get("tokenizer.ggml.eos_token_id")),
+        )
+        engine = Engine(model, queue_limit=options.queue_limit)
+        app.attach(engine, template)
+        log.info(
+            "serving %s: %d-token context in %d slots of %d, %d GPU layers, %d threads",
+            resolved.model_path,
+            model.n_ctx,
+            model.parallel,
+            model.n_ctx_slot,
+            resolved.gpu_layers,
+            resolved.threads,
+        )
+        if on_ready is not None:
+            on_ready(url)
+        stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        if engine is not None:
+            engine.close()
+        restore()
+    return 0
+
+
+def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM/SIGINT set ``stop`` (only possible from the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def with_key_from_env(options: ServeOptions) -> ServeOptions:
+    """``options`` with the API key from ``GBDESK_API_KEY`` when none was given."""
+    if options.api_key:
+        return options
+    return replace(options, api_key=os.environ.get(API_KEY_ENV) or None)
