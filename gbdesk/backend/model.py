@@ -35,9 +35,18 @@ class ContextOptions:
     n_ctx: int = 4096
     parallel: int = 4
     gpu_layers: int = 0
-    threads: int = 2
+    threads: int = 0  # 0: the physical cores
     n_batch: int = 2048
     n_ubatch: int = 512
+
+
+def physical_cores() -> int:
+    """llama.cpp's default thread count: the physical cores (hyper-threads do not help)."""
+    import os
+
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def validate_model_file(path: Path) -> GGUFMetadata:
@@ -114,8 +123,9 @@ class LlamaModel:
         ctx_params.n_seq_max = options.parallel
         ctx_params.n_batch = min(options.n_batch, n_ctx)
         ctx_params.n_ubatch = min(options.n_ubatch, ctx_params.n_batch)
-        ctx_params.n_threads = options.threads
-        ctx_params.n_threads_batch = options.threads
+        threads = options.threads or physical_cores()
+        ctx_params.n_threads = threads
+        ctx_params.n_threads_batch = threads
         ctx_params.kv_unified = False  # each slot gets its own part, like llama-server --parallel
         ctx_params.no_perf = True
         self._ctx = llama.llama_init_from_model(self._model, ctx_params)

@@ -132,6 +132,7 @@ def resolve_settings(options: ServeOptions) -> ResolvedSettings:
     Raises:
         ModelLoadError: the model cannot be found.
     """
+    from gbdesk.backend.model import physical_cores
     from gbdesk.settings import load_settings
 
     settings = load_settings()
@@ -139,7 +140,7 @@ def resolve_settings(options: ServeOptions) -> ResolvedSettings:
     parallel = options.parallel or settings.parallel or DEFAULT_PARALLEL
     ctx_given = bool(options.ctx or settings.context_length)
     n_ctx = options.ctx or settings.context_length or DEFAULT_CTX
-    threads = options.threads or settings.threads or _physical_cores()
+    threads = options.threads or settings.threads or physical_cores()
     gpu_choice = options.gpu_layers if options.gpu_layers != "auto" else settings.gpu_layers
     if gpu_choice.isdigit():
         gpu_layers = int(gpu_choice)
@@ -157,12 +158,6 @@ def resolve_settings(options: ServeOptions) -> ResolvedSettings:
         gpu_layers=gpu_layers,
         threads=threads,
     )
-
-
-def _physical_cores() -> int:
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def run_serve(
