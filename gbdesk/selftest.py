@@ -25,6 +25,7 @@ REQUIRED_PACKAGE_DATA = (
 GENERATE_PROMPT = "The capital of France is"
 GENERATE_TOKENS = 8
 GENERATE_TIMEOUT_S = 60.0
+SERVER_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,83 @@ def _generate(context: Context) -> str:
     return f"{event.completion_tokens} tokens: {GENERATE_PROMPT!r} -> {text!r}"
 
 
+def _backend_server(context: Context) -> str:
+    # The real OpenAI-compatible server on a free port of 127.0.0.1, in this process.
+    import threading
+
+    from gbdesk.backend.serve import ServeOptions, run_serve
+
+    stop = threading.Event()
+    started = threading.Event()
+    urls: list[str] = []
+    errors: list[BaseException] = []
+
+    def on_ready(url: str) -> None:
+        urls.append(url)
+        started.set()
+
+    def serve() -> None:
+        try:
+            options = ServeOptions(model=str(context["model_path"]), port=0, ctx=512, parallel=1)
+            run_serve(options, stop=stop, on_ready=on_ready)
+        except BaseException as exc:  # reported by the self-test's thread below
+            errors.append(exc)
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=serve, name="gbdesk-self-test-server", daemon=True)
+    thread.start()
+    try:
+        started.wait(SERVER_TIMEOUT_S)
+        if errors:
+            raise errors[0]
+        if not urls:
+            raise RuntimeError(f"the server did not start within {SERVER_TIMEOUT_S:.0f} s")
+        url = urls[0]
+        status, _ = _http(f"{url}/health")
+        if status != 200:
+            raise RuntimeError(f"GET /health answered {status}")
+        _, models = _http(f"{url}/v1/models")
+        request = {
+            "model": models["data"][0]["id"],
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "max_tokens": GENERATE_TOKENS,
+            "temperature": 0.0,
+        }
+        status, reply = _http(f"{url}/v1/chat/completions", request)
+        if status != 200:
+            raise RuntimeError(f"POST /v1/chat/completions answered {status}: {reply}")
+        tokens = reply["usage"]["completion_tokens"]
+        content = reply["choices"][0]["message"]["content"]
+    finally:
+        stop.set()
+        thread.join(SERVER_TIMEOUT_S)
+    if thread.is_alive():
+        raise RuntimeError("the server did not stop")
+    return f"{url}: /health 200, chat completion of {tokens} tokens {content!r}, stopped"
+
+
+def _http(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """(status, decoded JSON) of a GET, or of a POST when ``body`` is given."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT_S) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
 STEPS: tuple[Step, ...] = (
     ("probe", _probe, ()),
     ("package data", _package_data, ()),
     ("starter model", _starter_model, ()),
     ("generate", _generate, ("starter model",)),
+    ("backend server", _backend_server, ("starter model",)),
 )
 
 
