@@ -22,6 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--queue-size", type=int, default=16, help="requests waiting before 429")
     serve.add_argument("--alias", default="", help="the model id clients see")
     serve.add_argument(
+        "--repack",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="llama.cpp's AMX/repacked weight layouts (default: off on AMX CPUs, else on)",
+    )
+    serve.add_argument(
         "--api-key", default=None, help="require 'Authorization: Bearer KEY' (or GBDESK_API_KEY)"
     )
     serve.set_defaults(handler=run_serve_command)
@@ -59,6 +65,7 @@ def run_serve_command(args: argparse.Namespace) -> int:
             api_key=args.api_key,
             queue_limit=args.queue_size,
             alias=args.alias,
+            repack=args.repack,
         )
     )
 

@@ -87,6 +87,16 @@ class Generation:
         """Ask the engine to stop this generation and free its slot at the next step."""
         self.cancelled = True
 
+    def poll(self) -> str | Finish | None:
+        """The next event if one is ready, else None (never blocks)."""
+        try:
+            event = self.events.get_nowait()
+        except queue.Empty:
+            return None
+        if isinstance(event, Finish):
+            self.finish = event
+        return event
+
     def next_event(self, timeout: float | None = None) -> str | Finish:
         """The next text piece or the Finish. Raises queue.Empty after ``timeout`` seconds."""
         event = self.events.get(timeout=timeout)

@@ -38,6 +38,8 @@ class ContextOptions:
     threads: int = 0  # 0: the physical cores
     n_batch: int = 2048
     n_ubatch: int = 512
+    # llama.cpp's extra weight layouts (AMX, repacking); None: off on AMX CPUs (see cpu_has_amx).
+    repack: bool | None = None
 
 
 def physical_cores() -> int:
@@ -47,6 +49,24 @@ def physical_cores() -> int:
     import psutil
 
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def cpu_has_amx() -> bool:
+    """Whether the CPU advertises Intel AMX (Linux only; False elsewhere).
+
+    llama.cpp then moves weights into AMX buffers, and its AMX kernels crash with a general
+    protection fault where the kernel or hypervisor does not enable AMX state (measured on a
+    Firecracker VM: both llama-cpp-python and llama-server die on the first multi-token batch).
+    So gbdesk leaves the extra buffer types off on AMX CPUs unless told otherwise.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return "amx_tile" in line.split()
+    except OSError:
+        pass
+    return False
 
 
 def validate_model_file(path: Path) -> GGUFMetadata:
@@ -108,7 +128,9 @@ class LlamaModel:
         _init_backend()
         model_params = llama.llama_model_default_params()
         model_params.n_gpu_layers = options.gpu_layers
-        model_params.use_extra_bufts = False
+        model_params.use_extra_bufts = (
+            options.repack if options.repack is not None else not cpu_has_amx()
+        )
         self._model = llama.llama_model_load_from_file(str(self.path).encode(), model_params)
         if not self._model:
             raise ModelLoadError(

@@ -39,6 +39,7 @@ class ServeOptions:
     api_key: str | None = field(default=None, repr=False)
     queue_limit: int = 16
     alias: str = ""  # the model id clients see; the file name by default
+    repack: bool | None = None  # llama.cpp's extra weight layouts; None: see cpu_has_amx
 
     def check(self) -> None:
         """Raises:
@@ -196,6 +197,7 @@ def run_serve(
                 parallel=resolved.parallel,
                 gpu_layers=resolved.gpu_layers,
                 threads=resolved.threads,
+                repack=options.repack,
             ),
         )
         template = ChatTemplate(

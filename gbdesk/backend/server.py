@@ -368,15 +368,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         write = self.wfile.write
         first = True
-        while True:
+        while generation.finish is None:
             event = self._next_event(generation)
             if event is None:
                 self.close_connection = True
                 return
-            if isinstance(event, Finish):
-                break
-            write(_chunk(response.delta(event, first)))
-            first = False
+            # Send every piece that is ready in one write: one event per token, fewer syscalls.
+            events: list[bytes] = []
+            while isinstance(event, str):
+                events.append(response.delta_bytes(event, first))
+                first = False
+                event = generation.poll()
+            if events:
+                write(_chunk_bytes(b"".join(events)))
         finish = generation.finish
         if finish.reason == "error":
             error = RequestError(500, finish.error or "generation failed", kind="server_error")
@@ -398,6 +402,13 @@ def _chunk(payload: Any) -> bytes:
     return _chunk_bytes(b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n")
 
 
+_PLACEHOLDER = "\u0000text\u0000"
+
+
+def _delta_choice(delta: dict[str, Any]) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+
+
 class _ResponseShape:
     """Builds OpenAI's response objects for one request (chat or text completion)."""
 
@@ -409,6 +420,14 @@ class _ResponseShape:
         self.model = model_id
         self.object = "chat.completion" if self.chat else "text_completion"
         self.chunk_object = "chat.completion.chunk" if self.chat else "text_completion"
+        if self.chat:
+            delta_first = {"role": "assistant", "content": _PLACEHOLDER}
+            self._head_first, self._tail = self._split_template(_delta_choice(delta_first))
+            self._head, _ = self._split_template(_delta_choice({"content": _PLACEHOLDER}))
+        else:
+            choice = {"index": 0, "text": _PLACEHOLDER, "logprobs": None, "finish_reason": None}
+            self._head, self._tail = self._split_template(choice)
+            self._head_first = self._head
 
     @staticmethod
     def usage(finish: Finish) -> dict[str, Any]:
@@ -443,13 +462,16 @@ class _ResponseShape:
             "choices": [choice],
         }
 
-    def delta(self, text: str, first: bool) -> dict[str, Any]:
-        if self.chat:
-            delta = {"role": "assistant", "content": text} if first else {"content": text}
-            return self._chunk(
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
-            )
-        return self._chunk({"index": 0, "text": text, "logprobs": None, "finish_reason": None})
+    def delta_bytes(self, text: str, first: bool) -> bytes:
+        """One SSE event carrying ``text``, from pre-encoded halves (no dict per token)."""
+        head = self._head_first if first else self._head
+        return head + json.dumps(text, ensure_ascii=False).encode() + self._tail
+
+    def _split_template(self, choice: dict[str, Any]) -> tuple[bytes, bytes]:
+        """The bytes of a chunk before and after its text (marked by a placeholder)."""
+        encoded = b"data: " + json.dumps(self._chunk(choice), ensure_ascii=False).encode()
+        head, tail = encoded.split(json.dumps(_PLACEHOLDER).encode())
+        return head, tail + b"\n\n"
 
     def last_delta(self, finish: Finish, first: bool) -> dict[str, Any]:
         if self.chat:

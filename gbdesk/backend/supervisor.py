@@ -64,6 +64,8 @@ def serve_command(options: ServeOptions, python: str = sys.executable) -> list[s
             command += [flag, str(value)]
     if options.alias:
         command += ["--alias", options.alias]
+    if options.repack is not None:
+        command.append("--repack" if options.repack else "--no-repack")
     return command
 
 
