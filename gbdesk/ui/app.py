@@ -103,8 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get(EXIT_ON_SHOW_ENV) == "1":
         window.installEventFilter(_ExitOnFirstPaint(window))
     app.aboutToQuit.connect(state.shutdown)
-    # --background (start at login): only the tray icon, when the desktop has a tray.
+    # --background (start at login): the backend and only the tray icon, when there is a tray.
     tray = getattr(window, "tray", None)
+    if "--background" in argv and state.settings.first_run_done:
+        # Start at login: serve the model (the heartbeat follows once it is ready).
+        state.backend.start()
     if "--background" not in argv or tray is None:
         window.show()
     # The log file is opened right after the window is up: start-up shows the window first.

@@ -74,7 +74,8 @@ def stream_chat(
         reason = getattr(exc, "reason", exc)
         raise ChatError(
             f"cannot reach the chat server at {base_url}: {reason}",
-            fix="start the backend on the Dashboard (or check its port in Settings)",
+            fix="start the backend (the Start button on this page or the Dashboard), "
+            "or check its port in Settings",
         ) from exc
     return "".join(parts)
 

@@ -160,12 +160,28 @@ class MainWindow(QMainWindow):
         menu = QMenu(self)
         show = menu.addAction("Show gbdesk")
         show.triggered.connect(self.bring_to_front)
+        self.tray_backend_action = menu.addAction("Start the backend")
+        self.tray_backend_action.triggered.connect(self._toggle_backend)
+        self.state.backend.state_changed.connect(self._on_backend_for_tray)
+        self._on_backend_for_tray(self.state.backend.view)
         menu.addSeparator()
         quit_action = menu.addAction("Quit (stops the backend)")
         quit_action.triggered.connect(self.quit_app)
         self.tray.setContextMenu(menu)
         self.tray.activated.connect(self._on_tray_activated)
         self.tray.show()
+
+    def _on_backend_for_tray(self, view) -> None:  # view: a BackendView
+        if self.tray is not None:
+            self.tray.setToolTip(f"gbdesk: bot backend {view.text.lower()}")
+        self.tray_backend_action.setText(
+            "Stop the backend" if view.running else "Start the backend"
+        )
+        self.tray_backend_action.setEnabled(view.phase != "stopping")
+
+    def _toggle_backend(self) -> None:
+        backend = self.state.backend
+        backend.stop() if backend.is_running() else backend.start()
 
     def _on_tray_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:
@@ -199,11 +215,12 @@ class MainWindow(QMainWindow):
         )
 
     def quit_app(self) -> None:
-        """Stop the backend and end the app."""
+        """Stop the backend and the heartbeat, and end the app."""
         self._quitting = True
         if self.tray is not None:
             self.tray.hide()
         self.close()
+        self.state.shutdown()
         QApplication.quit()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802

@@ -40,6 +40,7 @@ class AppState(QObject):
         self._settings = settings
         self.profile: Any = None  # gbdesk.hardware.profile.HardwareProfile once probed
         self._backend: Any = None
+        self._heartbeat: Any = None
 
     @property
     def settings(self) -> Settings:
@@ -86,12 +87,35 @@ class AppState(QObject):
             from gbdesk.ui.backend_control import BackendController
 
             self._backend = BackendController(self, parent=self)
+            self._backend.state_changed.connect(self._follow_backend)
         return self._backend
 
+    @property
+    def heartbeat(self):
+        """The shard heartbeat, which runs while the backend is ready and the node registered."""
+        if self._heartbeat is None:
+            from gbdesk.ui.heartbeat_control import NodeHeartbeat
+
+            self._heartbeat = NodeHeartbeat(self, parent=self)
+        return self._heartbeat
+
+    def node_registered(self) -> None:
+        """Called after a registration: beat from now on if the backend already serves."""
+        if self._backend is not None and self._backend.is_ready():
+            self.heartbeat.start()
+
+    def _follow_backend(self, view: Any) -> None:
+        if view.phase == "ready":
+            self.heartbeat.start()
+        elif not view.running and self._heartbeat is not None:
+            self._heartbeat.stop()
+
     def shutdown(self) -> None:
-        """Stop the backend and cancel running tasks (Quit)."""
+        """Stop the backend and the heartbeat, and cancel running tasks (Quit)."""
         from gbdesk.ui.workers import cancel_all_and_wait
 
         if self._backend is not None:
             self._backend.stop_and_wait()
+        if self._heartbeat is not None:
+            self._heartbeat.stop(wait=True)
         cancel_all_and_wait()

@@ -53,6 +53,23 @@ def configured_state(qapp):
 
 
 @pytest.fixture
+def embedded_pg_cleanup() -> Iterator[None]:
+    """Stop the embedded PostgreSQL a test's registration left running for botserver."""
+    yield
+    from gbdesk.shard.embedded import EmbeddedPostgres
+
+    EmbeddedPostgres().stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
 def starter_hub(hub_server: HubServer, starter_model) -> HubServer:
     """The local Hub serving the starter model under its real repo and file name, throttled so
     that a download lasts long enough to show progress, pause and resume."""

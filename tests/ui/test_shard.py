@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-
 import pytest
 from PySide6.QtCore import Qt
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def embedded_pg_cleanup() -> Iterator[None]:
-    """Stop the embedded PostgreSQL a test's registration left running for botserver."""
-    yield
-    from gbdesk.shard.embedded import EmbeddedPostgres
-
-    EmbeddedPostgres().stop()
+from tests.ui.conftest import free_port
 
 
 @pytest.mark.postgres
@@ -74,7 +58,7 @@ def test_an_unreachable_database_shows_a_message(qtbot, state) -> None:
     qtbot.addWidget(page)
     page.show()
     page.panel.url_choice.setChecked(True)
-    page.panel.database_url.setText(f"postgresql://bot:secret@127.0.0.1:{_free_port()}/bots")
+    page.panel.database_url.setText(f"postgresql://bot:secret@127.0.0.1:{free_port()}/bots")
     page.panel.register()
     qtbot.waitUntil(lambda: not page.panel.is_busy(), timeout=60_000)
     assert page.panel.banner.level == "error"

@@ -53,6 +53,10 @@ class ChatPage(QWidget):
         outer.addWidget(page_header("Chat", "Talk to the model the local backend is serving."))
         self.banner = Banner()
         outer.addWidget(self.banner)
+        from gbdesk.ui.backend_widgets import BackendNotice
+
+        self.backend_notice = BackendNotice(state.backend)
+        outer.addWidget(self.backend_notice)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         left = QWidget()

@@ -7,10 +7,22 @@ figures come from its /metrics endpoint through the backend controller.
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
+from gbdesk.ui.backend_control import READY, BackendView
+from gbdesk.ui.backend_widgets import BackendStatusLabel
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import MARGIN, Card, LineChart, human_bytes, muted, page_header
+from gbdesk.ui.widgets import (
+    MARGIN,
+    Banner,
+    Card,
+    LineChart,
+    StatTile,
+    human_bytes,
+    muted,
+    page_header,
+    primary_button,
+)
 from gbdesk.ui.workers import run_task
 
 SAMPLE_MS = 1000
@@ -33,9 +45,33 @@ class DashboardPage(QWidget):
         layout.setSpacing(14)
         layout.addWidget(page_header("Dashboard", "The bot backend and this computer, live."))
 
+        backend_card = Card("Bot backend")
+        row = QHBoxLayout()
+        self.backend_status = BackendStatusLabel(state.backend)
+        self.start_button = primary_button("Start")
+        self.start_button.clicked.connect(self._start_backend)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.state.backend.stop)
+        row.addWidget(self.backend_status, 1)
+        row.addWidget(self.stop_button)
+        row.addWidget(self.start_button)
+        backend_card.body.addLayout(row)
+        self.backend_banner = Banner()
+        backend_card.body.addWidget(self.backend_banner)
+        layout.addWidget(backend_card)
+
         self.top = QGridLayout()
         self.top.setSpacing(12)
+        self.tokens_tile = StatTile("Generation speed")
+        self.requests_tile = StatTile("Requests answered")
+        self.queue_tile = StatTile("Queue (waiting / in progress)")
+        for column, tile in enumerate((self.tokens_tile, self.requests_tile, self.queue_tile)):
+            self.top.addWidget(tile, 0, column)
         layout.addLayout(self.top)
+        self.metrics = None  # the last BackendMetrics read
+        self._metrics_busy = False
+        state.backend.state_changed.connect(self._on_backend)
+        self._on_backend(state.backend.view)
 
         usage = Card("System use")
         self.chart = LineChart(capacity=60)
@@ -68,6 +104,7 @@ class DashboardPage(QWidget):
         self._timer.stop()
 
     def sample(self) -> None:
+        self._poll_metrics()
         if self._sampling:
             return
         self._sampling = True
@@ -77,6 +114,49 @@ class DashboardPage(QWidget):
             on_done=self._on_sample,
             on_finished=self._on_sample_finished,
         )
+
+    # --- the backend ---------------------------------------------------------------------
+
+    def _start_backend(self) -> None:
+        self.state.backend.start()
+
+    def _on_backend(self, view: BackendView) -> None:
+        busy = view.phase in {"starting", "loading", "restarting", "stopping"}
+        self.start_button.setEnabled(not view.running and not busy)
+        self.stop_button.setEnabled(view.running and view.phase != "stopping")
+        if view.phase in {"failed", "crashed"}:
+            self.backend_banner.show_message(view.message, view.fix)
+        else:
+            self.backend_banner.clear()
+        if view.phase != READY:
+            for tile in (self.tokens_tile, self.requests_tile, self.queue_tile):
+                tile.set_value("-")
+        elif self.isVisible():
+            self._poll_metrics()
+
+    def _poll_metrics(self) -> None:
+        """Read the backend's /metrics in a worker (only while it is ready)."""
+        if self._metrics_busy or not self.state.backend.is_ready():
+            return
+        from gbdesk.ui.backend_metrics import fetch_metrics
+
+        self._metrics_busy = True
+        url = self.state.backend.view.url
+        api_key = self.state.backend_api_key()
+        run_task(
+            "read the backend's figures",
+            lambda _ctx: fetch_metrics(url, api_key),
+            on_done=self._on_metrics,
+            on_finished=lambda: setattr(self, "_metrics_busy", False),
+        )
+
+    def _on_metrics(self, metrics) -> None:  # metrics: a BackendMetrics
+        if not self.state.backend.is_ready():
+            return
+        self.metrics = metrics
+        self.tokens_tile.set_value(f"{metrics.tokens_per_second:.1f} tokens/s")
+        self.requests_tile.set_value(f"{metrics.requests}")
+        self.queue_tile.set_value(f"{metrics.queued} / {metrics.processing}")
 
     def _on_sample_finished(self) -> None:
         self._sampling = False

@@ -156,8 +156,11 @@ class ModelsPage(QWidget):
         if model is None:
             return
         self.state.update_settings(model=model.path)
+        running = self.state.backend.is_running()
+        self.state.backend.restart(model.path)
         self.banner.show_message(
-            f"{model.name} is the model the backend serves from its next start.",
+            f"{'Restarting' if running else 'Starting'} the backend with {model.name}; "
+            "its progress shows on the Dashboard and the Chat page.",
             level="success",
         )
 

@@ -1,14 +1,14 @@
 """Node: this computer's shard registration, its heartbeat, and (re-)registration.
 
-While the page exists a heartbeat runs every 30 s in a worker, updating ``last_seen_at`` so
-botserver knows the node is alive.
+The heartbeat (``last_seen_at`` every 30 s, so botserver knows the node is alive) runs next to
+the backend, in :class:`gbdesk.ui.heartbeat_control.NodeHeartbeat`; this page shows its last
+beat and can send one now.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from gbdesk.ui.shard_actions import (
@@ -21,8 +21,6 @@ from gbdesk.ui.shard_panel import ShardPanel
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import MARGIN, Banner, muted, page_header
 from gbdesk.ui.workers import run_task
-
-HEARTBEAT_MS = 30_000
 
 
 class NodePage(QWidget):
@@ -58,19 +56,30 @@ class NodePage(QWidget):
         layout.addWidget(self.panel)
         layout.addStretch(1)
         self._busy = False
-        self._timer = QTimer(self)
-        self._timer.setInterval(HEARTBEAT_MS)
-        self._timer.timeout.connect(self.beat)
+        self._registered = False
+        heartbeat = state.heartbeat
+        heartbeat.beat.connect(self._on_beat)
+        heartbeat.failed.connect(self._on_heartbeat_failed)
+        heartbeat.running_changed.connect(lambda _running: self._show_last_beat())
         self._set_registered(False)
         self.refresh()
 
     def _set_registered(self, registered: bool) -> None:
+        self._registered = registered
         self.beat_button.setEnabled(registered)
         self.unregister_button.setEnabled(registered)
-        if registered:
-            self._timer.start()
-        else:
-            self._timer.stop()
+
+    def _show_last_beat(self) -> None:
+        if not self._registered:
+            return
+        last = self.state.heartbeat.last_beat
+        seen = f"last seen {last.astimezone():%H:%M:%S}" if last is not None else "no beat yet"
+        every = (
+            "every 30 s while the backend runs"
+            if self.state.heartbeat.running
+            else "sent while the backend runs (stopped now)"
+        )
+        self.heartbeat_label.setText(f"Heartbeat: {seen}, {every}")
 
     def refresh(self) -> None:
         """Read the registration from the database (in a worker)."""
@@ -106,8 +115,12 @@ class NodePage(QWidget):
         self.panel.result = result
         self.panel.view.show_result(result)
         self.panel.view.show()
-        self._on_beat(result.registration.last_seen_at)
         self._set_registered(True)
+        self._on_beat(result.registration.last_seen_at)
+        self.state.node_registered()
+
+    def _on_heartbeat_failed(self, message: str, fix: str) -> None:
+        self.status_banner.show_message(f"The heartbeat failed: {message}", fix)
 
     def beat(self) -> None:
         settings = self.state.settings
@@ -115,9 +128,12 @@ class NodePage(QWidget):
 
     def _on_beat(self, seen: datetime) -> None:
         self.status_banner.clear()
-        local = seen.astimezone()
-        self.heartbeat_label.setText(f"Heartbeat: last seen {local:%H:%M:%S}, every 30 s")
-        self.panel.view.set_last_seen(seen)
+        heartbeat = self.state.heartbeat
+        if heartbeat.last_beat is None or seen > heartbeat.last_beat:
+            heartbeat.last_beat = seen
+        self._show_last_beat()
+        if self.panel.result is not None:
+            self.panel.view.set_last_seen(seen)
 
     def unregister(self) -> None:
         settings = self.state.settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QWidget
 
 from gbdesk.ui.state import AppState
+from gbdesk.ui.wizard.backend import BackendPage
 from gbdesk.ui.wizard.base import WizardFrame, WizardPage
 from gbdesk.ui.wizard.choose_model import ChooseModelPage
 from gbdesk.ui.wizard.done import DonePage
@@ -20,6 +21,7 @@ def build_pages(state: AppState) -> list[WizardPage]:
         HardwarePage(state),
         ChooseModelPage(state),
         DownloadPage(state),
+        BackendPage(state),
         ShardPage(state),
         DonePage(state),
     ]

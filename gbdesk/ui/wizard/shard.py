@@ -19,6 +19,8 @@ class ShardPage(WizardPage):
         )
         self.panel = ShardPanel(state)
         self.panel.registered.connect(lambda _result: self.complete_changed.emit())
+        # Beat from now on when the backend started on the previous step is serving.
+        self.panel.registered.connect(lambda _result: state.node_registered())
         self.body.addWidget(self.panel)
         self.body.addStretch(1)
 

@@ -1,0 +1,282 @@
+"""Step 5: start the bot backend (port, context, parallel chats), wait for it to be healthy, then
+show botserver's settings and write them into a bot's config.csv or botserver's .env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from gbdesk.ui.backend_control import READY, BackendView
+from gbdesk.ui.backend_widgets import BackendStatusLabel
+from gbdesk.ui.state import AppState
+from gbdesk.ui.widgets import Banner, Card, muted, primary_button
+from gbdesk.ui.wizard.base import WizardPage
+from gbdesk.ui.workers import run_task
+
+
+def botserver_values(model: str, api_key: str | None) -> Any:
+    """The values botserver needs (runs in a worker: it looks the model up)."""
+    from gbdesk.backend.botserver_link import backend_values
+
+    return backend_values(model=model, api_key=api_key)
+
+
+def write_values(values: Any, bot_dir: str, env_file: str) -> list[Path]:
+    """Write ``values`` into the bot's config.csv and/or the .env file; returns the files.
+
+    Raises:
+        UsageError: ``bot_dir`` is not a bot package folder.
+        ConfigError: a file cannot be written.
+    """
+    from gbdesk.backend.botserver_link import bot_config_path, write_botserver_config
+
+    config_csv = bot_config_path(bot_dir) if bot_dir else None
+    return write_botserver_config(values, config_csv=config_csv, env_file=env_file or None)
+
+
+class BackendPage(WizardPage):
+    step_title = "Start the bot backend"
+
+    def __init__(self, state: AppState) -> None:
+        super().__init__(
+            state,
+            "Start the bot backend",
+            "gbdesk serves the model on this computer with the same API as OpenAI, for "
+            "botserver and for the chat window. It listens only on this computer "
+            f"({state.settings.backend_host}).",
+        )
+        settings_card = Card("How it runs")
+        form = QFormLayout()
+        form.setHorizontalSpacing(16)
+        form.setVerticalSpacing(8)
+        self.port = QSpinBox()
+        self.port.setRange(1024, 65535)
+        self.port.setValue(state.settings.backend_port)
+        form.addRow("Port", self.port)
+        self.context = QSpinBox()
+        self.context.setRange(512, 1_048_576)
+        self.context.setSingleStep(1024)
+        self.context.setSuffix(" tokens")
+        self.context.setValue(state.settings.context_length or 4096)
+        form.addRow("Context (all chats)", self.context)
+        self.parallel = QSpinBox()
+        self.parallel.setRange(1, 64)
+        self.parallel.setValue(state.settings.parallel or 1)
+        form.addRow("Parallel chats", self.parallel)
+        settings_card.body.addLayout(form)
+        row = QHBoxLayout()
+        self.status = BackendStatusLabel(state.backend)
+        self.start_button = primary_button("Start")
+        self.start_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(state.backend.stop)
+        row.addWidget(self.status, 1)
+        row.addWidget(self.stop_button)
+        row.addWidget(self.start_button)
+        settings_card.body.addLayout(row)
+        self.body.addWidget(settings_card)
+        self.banner = Banner()
+        self.body.addWidget(self.banner)
+
+        self.botserver_card = Card("botserver's settings")
+        self.botserver_card.body.addWidget(
+            muted(
+                "Point your bot at this backend: these lines go into the bot's config.csv "
+                "(llm-*) or botserver's .env (LLM_*). Other lines in those files stay as they are."
+            )
+        )
+        self.values_grid = QGridLayout()
+        self.values_grid.setHorizontalSpacing(16)
+        self.values_grid.setVerticalSpacing(4)
+        self.botserver_card.body.addLayout(self.values_grid)
+        self.bot_dir = QLineEdit()
+        self.bot_dir.setPlaceholderText("the bot's folder, e.g. …/default.gbai")
+        self.env_file = QLineEdit()
+        self.env_file.setPlaceholderText("botserver's .env file")
+        targets = QFormLayout()
+        targets.setHorizontalSpacing(16)
+        targets.addRow("Bot folder", self._with_browse(self.bot_dir, self._choose_bot_dir))
+        targets.addRow(".env file", self._with_browse(self.env_file, self._choose_env_file))
+        self.botserver_card.body.addLayout(targets)
+        write_row = QHBoxLayout()
+        self.write_result = muted("", wrap=True)
+        self.write_button = QPushButton("Write the settings")
+        self.write_button.clicked.connect(self.write)
+        write_row.addWidget(self.write_result, 1)
+        write_row.addWidget(self.write_button)
+        self.botserver_card.body.addLayout(write_row)
+        self.botserver_card.hide()
+        self.body.addWidget(self.botserver_card)
+        self.body.addStretch(1)
+
+        self.values: Any = None
+        self._values_busy = False
+        self._write_busy = False
+        state.backend.state_changed.connect(self._on_backend)
+        self._on_backend(state.backend.view)
+
+    @staticmethod
+    def _with_browse(edit: QLineEdit, slot) -> QWidget:
+        box = QWidget()
+        layout = QHBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(edit, 1)
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(slot)
+        layout.addWidget(browse)
+        return box
+
+    # --- entering ------------------------------------------------------------------------
+
+    def enter(self) -> None:
+        """Take the context and parallel chats chosen on the model step."""
+        from gbdesk.ui.wizard.choose_model import ChooseModelPage
+
+        if self.wizard is None or self.state.backend.is_running():
+            return
+        choose = self.wizard.page_of(ChooseModelPage)
+        self.context.setValue(choose.context.value())
+        self.parallel.setValue(choose.parallel.value())
+
+    # --- backend -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.banner.clear()
+        try:
+            self.state.update_settings(
+                backend_port=self.port.value(),
+                context_length=self.context.value(),
+                parallel=self.parallel.value(),
+            )
+        except OSError as exc:
+            self.banner.show_message(
+                f"Cannot save the settings: {exc}", "check that the config folder is writable"
+            )
+            return
+        self.state.backend.restart(self.state.settings.model or None)
+
+    def _on_backend(self, view: BackendView) -> None:
+        busy = view.phase in {"starting", "loading", "restarting", "stopping"}
+        self.start_button.setEnabled(not busy)
+        self.start_button.setText("Restart" if view.phase == READY else "Start")
+        self.stop_button.setEnabled(view.running and view.phase != "stopping")
+        for widget in (self.port, self.context, self.parallel):
+            widget.setEnabled(not busy)
+        if view.phase in {"failed", "crashed"}:
+            self.banner.show_message(view.message, view.fix)
+        elif view.phase == READY:
+            self.banner.clear()
+            self._load_values()
+        if view.phase != READY:
+            self.botserver_card.setVisible(False)
+        self.complete_changed.emit()
+
+    def _load_values(self) -> None:
+        if self._values_busy:
+            return
+        self._values_busy = True
+        model = self.state.settings.model or "starter"
+        api_key = self.state.backend_api_key()
+        run_task(
+            "botserver settings",
+            lambda _ctx: botserver_values(model, api_key),
+            on_done=self._show_values,
+            on_failed=self.banner.show_message,
+            on_finished=lambda: setattr(self, "_values_busy", False),
+        )
+
+    def _show_values(self, values: Any) -> None:
+        from gbdesk.backend.botserver_link import masked
+
+        self.values = values
+        while self.values_grid.count():
+            item = self.values_grid.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        rows = [("config.csv", f"{k},{v}") for k, v in masked(values.config_csv).items()]
+        rows += [(".env", f"{k}={v}") for k, v in masked(values.env).items()]
+        for row, (where, line) in enumerate(rows):
+            self.values_grid.addWidget(muted(where, wrap=False), row, 0)
+            value = QLabel(line)
+            value.setObjectName("Mono")
+            self.values_grid.addWidget(value, row, 1)
+        self.values_grid.setColumnStretch(1, 1)
+        self.botserver_card.setVisible(self.state.backend.is_ready())
+
+    def value_lines(self) -> list[str]:
+        """The lines shown (API key masked), as text."""
+        lines = []
+        for index in range(self.values_grid.count()):
+            widget = self.values_grid.itemAt(index).widget()
+            if isinstance(widget, QLabel) and widget.objectName() == "Mono":
+                lines.append(widget.text())
+        return lines
+
+    # --- writing botserver's files -------------------------------------------------------
+
+    def _choose_bot_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "The bot's folder (<bot>.gbai)")
+        if folder:
+            self.bot_dir.setText(folder)
+
+    def _choose_env_file(self) -> None:
+        path, _filter = QFileDialog.getSaveFileName(
+            self, "botserver .env file", self.env_file.text() or ".env"
+        )
+        if path:
+            self.env_file.setText(path)
+
+    def write(self) -> None:
+        bot_dir, env_file = self.bot_dir.text().strip(), self.env_file.text().strip()
+        if self.values is None or self._write_busy:
+            return
+        if not bot_dir and not env_file:
+            self.banner.show_message(
+                "Choose the bot's folder or botserver's .env file first.",
+                "use the Choose… buttons, or skip this: the values are shown above",
+            )
+            return
+        self.banner.clear()
+        self._write_busy = True
+        self.write_button.setEnabled(False)
+        values = self.values
+        run_task(
+            "write botserver's settings",
+            lambda _ctx: write_values(values, bot_dir, env_file),
+            on_done=self._on_written,
+            on_failed=self.banner.show_message,
+            on_finished=self._on_write_finished,
+        )
+
+    def _on_written(self, paths: list[Path]) -> None:
+        self.write_result.setText("Written: " + ", ".join(str(p) for p in paths))
+
+    def _on_write_finished(self) -> None:
+        self._write_busy = False
+        self.write_button.setEnabled(True)
+
+    # --- wizard hooks --------------------------------------------------------------------
+
+    def is_complete(self) -> bool:
+        return self.state.backend.is_ready()
+
+    def can_skip(self) -> bool:
+        return not self.state.backend.is_running()
+
+    def summary_line(self) -> str:
+        view = self.state.backend.view
+        if view.phase == READY:
+            return f"Bot backend: ready at {view.url} (keeps running in the tray)."
+        return "Bot backend: not started (start it from the Chat page or the Dashboard)."
