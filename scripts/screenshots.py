@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Render every wizard page and main-window page offscreen into docs/screenshots/*.png.
 
-Real data only: this machine's probe, the real recommender, the bundled starter model, a real
-embedded PostgreSQL for the shard registration. Everything runs in a throw-away GBDESK_HOME.
+Real data only: this machine's probe, the real recommender, the bundled starter model served by
+the real backend (a child process on a free port), a real streamed chat answer, the backend's
+/metrics on the Dashboard, a real embedded PostgreSQL for the shard registration. Everything runs
+in a throw-away GBDESK_HOME.
 
     python scripts/screenshots.py [--dark] [--out docs/screenshots]
 """
@@ -34,6 +36,14 @@ def _settle(app, seconds: float = 0.3) -> None:
     while time.monotonic() < end:
         app.processEvents()
         time.sleep(0.01)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def main() -> int:
@@ -72,9 +82,12 @@ def main() -> int:
 
     from gbdesk.starter import STARTER_ID
     from gbdesk.ui.wizard import FirstRunWizard
+    from gbdesk.ui.wizard.backend import BackendPage
     from gbdesk.ui.wizard.choose_model import ChooseModelPage
     from gbdesk.ui.wizard.download import DownloadPage
     from gbdesk.ui.wizard.shard import ShardPage
+
+    state.update_settings(backend_port=_free_port())
 
     wizard = FirstRunWizard(state)
     wizard.show()
@@ -93,6 +106,14 @@ def main() -> int:
         download.use_bundled()
     shoot(wizard, "wizard-4-download")
     wizard.next()
+    backend = wizard.page_of(BackendPage)
+    backend.start()
+    _wait(app, lambda: state.backend.view.phase in {"ready", "failed"})
+    if not state.backend.is_ready():
+        raise RuntimeError(f"the backend did not start: {state.backend.view}")
+    _wait(app, backend.botserver_card.isVisible)
+    shoot(wizard, "wizard-5-backend")
+    wizard.next()
     shard = wizard.page_of(ShardPage)
     if not args.no_shard:
         shard.panel.register()
@@ -106,10 +127,16 @@ def main() -> int:
 
     window = MainWindow(state)
     window.show()
+    # A real streamed answer first, so the Dashboard has figures to show.
+    chat = window.show_page("chat")
+    chat.composer.setPlainText("What can a small local language model do? Answer in two sentences.")
+    chat.send()
+    _wait(app, lambda: not chat.is_streaming())
     for spec in PAGES:
         page = window.show_page(spec.key)
         if spec.key == "dashboard":
             _wait(app, lambda page=page: page.samples_taken >= 4, timeout_s=30)
+            _wait(app, lambda page=page: page.metrics is not None, timeout_s=30)
         elif spec.key == "models":
             _wait(app, lambda page=page: bool(page.recommendations))
             from gbdesk.starter import starter_model_path

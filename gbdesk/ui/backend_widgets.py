@@ -75,4 +75,5 @@ class BackendNotice(QWidget):
                 level="warning",
             )
         self.start_button.setEnabled(not view.running and view.phase != "stopping")
-        self.show()
+        if self.parentWidget() is not None:  # never a window of its own
+            self.show()

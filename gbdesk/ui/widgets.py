@@ -29,13 +29,14 @@ MARGIN = 24
 
 
 def human_bytes(count: float) -> str:
-    """1536 -> '1.5 KB' (decimal units, as disks and downloads are sold)."""
+    """1536 -> '1.5 KiB'. Binary units, as the core writes them (the estimator's reasons, the
+    probe's summary), so a page never mixes GB with GiB."""
     value = float(count)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def human_duration(seconds: float) -> str:

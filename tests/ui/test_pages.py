@@ -18,8 +18,17 @@ def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monk
     qtbot.waitUntil(lambda: len(page.installed) == 1, timeout=60_000)
     assert page.banner.level == "success"
     assert page.installed_table.item(0, 1).text() == "Q4_1"
+    # "Serve this model" starts the real backend with it.
+    from tests.ui.conftest import free_port
+
+    state.update_settings(backend_port=free_port(), context_length=1024, parallel=1)
     page.use_selected()
     assert state.settings.model == page.installed[0].path
+    qtbot.waitUntil(
+        lambda: state.backend.is_ready() or state.backend.view.phase == "failed", timeout=120_000
+    )
+    assert state.backend.is_ready(), state.backend.view
+    assert state.backend.view.model == page.installed[0].path
 
     # Importing the same file again is refused with a message.
     page.import_file(str(starter_model))
@@ -109,6 +118,10 @@ def test_chat_against_a_closed_port_shows_a_message(qtbot, configured_state) -> 
     page = ChatPage(configured_state)
     qtbot.addWidget(page)
     page.show()
+    # Not started by gbdesk: the page says so and offers to start it.
+    assert page.backend_notice.isVisible()
+    assert "not running" in page.backend_notice.banner.text()
+    assert page.backend_notice.start_button.isEnabled()
     page.composer.setPlainText("Hello?")
     page.send()
     assert page.is_streaming() and not page.send_button.isEnabled()

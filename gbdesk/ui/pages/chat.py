@@ -55,7 +55,7 @@ class ChatPage(QWidget):
         outer.addWidget(self.banner)
         from gbdesk.ui.backend_widgets import BackendNotice
 
-        self.backend_notice = BackendNotice(state.backend)
+        self.backend_notice = BackendNotice(state.backend, self)
         outer.addWidget(self.backend_notice)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
