@@ -196,7 +196,7 @@ class Engine:
     def n_ctx_slot(self) -> int:
         return self.model.n_ctx_slot
 
-    def submit(self, request: GenerationRequest) -> Generation:
+    def submit(self, request: GenerationRequest, *, prompt_param: str = "messages") -> Generation:
         """Queue a request; its slot is assigned between two decoding steps.
 
         Raises:
@@ -205,7 +205,7 @@ class Engine:
         """
         n_prompt = len(request.prompt_tokens)
         if n_prompt == 0:
-            raise RequestError(400, "the prompt is empty", param="prompt")
+            raise RequestError(400, "the prompt is empty", param=prompt_param)
         if n_prompt >= self.model.n_ctx_slot:
             raise RequestError(
                 400,
@@ -213,7 +213,7 @@ class Engine:
                 f" that fit a slot's context ({self.model.n_ctx} tokens shared by"
                 f" {self.model.parallel} slots); shorten it or start the server with a larger"
                 " --ctx",
-                param="messages",
+                param=prompt_param,
                 code="context_length_exceeded",
             )
         generation = Generation(request)

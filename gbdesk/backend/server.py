@@ -331,7 +331,9 @@ class _Handler(BaseHTTPRequestHandler):
             sampling=options.sampling,
             ignore_eos=options.ignore_eos,
         )
-        generation = app.engine.submit(request)
+        generation = app.engine.submit(
+            request, prompt_param="messages" if kind == "chat" else "prompt"
+        )
         response = _ResponseShape(kind, app.model_id)
         try:
             if options.stream:

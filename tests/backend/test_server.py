@@ -166,6 +166,7 @@ def test_prompt_over_context_is_refused_not_truncated(backend: RunningBackend) -
     status, reply = backend.post("/v1/completions", {"prompt": LONG_TEXT, "max_tokens": 2})
     assert status == 400
     assert reply["error"]["code"] == "context_length_exceeded"
+    assert reply["error"]["param"] == "prompt"
     assert "511" in reply["error"]["message"]
 
 
