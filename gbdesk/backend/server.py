@@ -346,6 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _collect(self, generation: Generation, response: _ResponseShape) -> None:
         parts: list[str] = []
+        next_check = time.monotonic() + _DISCONNECT_POLL_SECONDS
         while True:
             event = self._next_event(generation)
             if event is None:
@@ -354,6 +355,12 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(event, Finish):
                 break
             parts.append(event)
+            # Nothing is written until the end, so look for a client that left meanwhile.
+            if time.monotonic() >= next_check:
+                if self._client_gone():
+                    self.close_connection = True
+                    return
+                next_check = time.monotonic() + _DISCONNECT_POLL_SECONDS
         finish = generation.finish
         if finish.reason == "error":
             raise RequestError(500, finish.error or "generation failed", kind="server_error")

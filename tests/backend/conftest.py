@@ -65,13 +65,13 @@ HELLO = [{"role": "user", "content": "Say hello to Ana."}]
 
 
 def open_stream(
-    backend: RunningBackend, max_tokens: int, *, wait_for_data: bool = True
+    backend: RunningBackend, max_tokens: int, *, wait_for_data: bool = True, stream: bool = True
 ) -> socket.socket:
-    """A raw streaming chat request (EOS ignored); by default returns once the first event came."""
+    """A raw chat request (EOS ignored); by default returns once the first event came."""
     host, port = backend.url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=60)
     body = json.dumps(
-        {"messages": HELLO, "max_tokens": max_tokens, "stream": True, "ignore_eos": True}
+        {"messages": HELLO, "max_tokens": max_tokens, "stream": stream, "ignore_eos": True}
     ).encode()
     headers = "".join(f"{name}: {value}\r\n" for name, value in backend.auth_headers().items())
     sock.sendall(

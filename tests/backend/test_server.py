@@ -132,6 +132,16 @@ def test_dropped_client_frees_its_slot(backend: RunningBackend) -> None:
     assert body["usage"]["completion_tokens"] <= 3
 
 
+def test_client_leaving_a_non_streaming_request_frees_its_slot(backend: RunningBackend) -> None:
+    before = backend.metric("completion_tokens_total")
+    wait_for(lambda: backend.metric("requests_processing") == 0, "idle slots")
+    left = open_stream(backend, 450, wait_for_data=False, stream=False)
+    wait_for(lambda: backend.metric("requests_processing") == 1, "the request to start")
+    left.close()
+    wait_for(lambda: backend.metric("requests_processing") == 0, "the slot to be freed")
+    assert backend.metric("completion_tokens_total") - before < 450
+
+
 LONG_TEXT = "banana " * 700  # far over a slot's 512 tokens
 
 
