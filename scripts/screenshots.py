@@ -136,7 +136,11 @@ def main() -> int:
         page = window.show_page(spec.key)
         if spec.key == "dashboard":
             _wait(app, lambda page=page: page.samples_taken >= 4, timeout_s=30)
-            _wait(app, lambda page=page: page.metrics is not None, timeout_s=30)
+            _wait(
+                app,
+                lambda page=page: page.metrics is not None and page.metrics.requests >= 1,
+                timeout_s=30,
+            )
         elif spec.key == "models":
             _wait(app, lambda page=page: bool(page.recommendations))
             from gbdesk.starter import starter_model_path

@@ -3,12 +3,14 @@
 Start-up stays lean: only QtCore/QtGui/QtWidgets and gbdesk's light modules are imported before
 the first window is shown; pages build themselves (and import the core) when first opened.
 
-``GBDESK_EXIT_ON_FIRST_SHOW=1`` makes the app print ``first-window-shown <seconds>`` and quit as
-soon as its first window has been painted; ``bench/gui_bench.py`` times cold starts with it.
+``GBDESK_EXIT_ON_FIRST_SHOW=1`` makes the app print ``first-window-shown <seconds>`` when its
+first window has been painted (and ``first-page-built <seconds>`` when the main window's first
+page is in place), then quit; ``bench/gui_bench.py`` times cold starts with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -54,14 +56,34 @@ def install_exception_hook() -> None:
     sys.excepthook = hook
 
 
-class _ExitOnFirstPaint(QObject):
-    """Prints the time to the first painted window and quits (for the start-up benchmark)."""
+def report_and_quit(what: str, *, quit_app: bool = True) -> None:
+    """Print ``<what> <seconds since start>`` (and quit): the start-up benchmark's probe."""
+    with contextlib.suppress(OSError):  # the benchmark stopped reading
+        print(f"{what} {time.perf_counter() - _START:.4f}", flush=True)
+    if quit_app:
+        QTimer.singleShot(0, QApplication.quit)
+
+
+class _AfterFirstPaint(QObject):
+    """Runs ``callbacks`` once the window has been painted for the first time.
+
+    What the first window does not need (the log file, warnings) waits until it is on screen.
+    With ``GBDESK_EXIT_ON_FIRST_SHOW=1`` it also prints ``first-window-shown <s>``; the main
+    window then quits once its first page is built (``first-page-built <s>``), the wizard at once.
+    """
+
+    def __init__(self, window: QWidget, callbacks: list) -> None:
+        super().__init__(window)
+        self._callbacks = callbacks
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         if event.type() == QEvent.Type.Paint:
-            print(f"first-window-shown {time.perf_counter() - _START:.4f}", flush=True)
             watched.removeEventFilter(self)
-            QTimer.singleShot(0, QApplication.quit)
+            if os.environ.get(EXIT_ON_SHOW_ENV) == "1":
+                waits_for_page = hasattr(watched, "_build_current_page")
+                report_and_quit("first-window-shown", quit_app=not waits_for_page)
+            for callback in self._callbacks:
+                QTimer.singleShot(0, callback)
         return False
 
 
@@ -100,8 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(window, QDialog):  # the wizard: then the main window, or quit if closed
         window.accepted.connect(lambda: _open_main_window(state, app, "chat"))
         window.rejected.connect(lambda: _after_wizard_closed(state, app))
-    if os.environ.get(EXIT_ON_SHOW_ENV) == "1":
-        window.installEventFilter(_ExitOnFirstPaint(window))
+    after_paint = [_setup_logging]
+    if state.settings_error is not None:
+        after_paint.append(lambda: _warn_settings(window, state.settings_error))
+    window.installEventFilter(_AfterFirstPaint(window, after_paint))
     app.aboutToQuit.connect(state.shutdown)
     # --background (start at login): the backend and only the tray icon, when there is a tray.
     tray = getattr(window, "tray", None)
@@ -110,10 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         state.backend.start()
     if "--background" not in argv or tray is None:
         window.show()
-    # The log file is opened right after the window is up: start-up shows the window first.
-    QTimer.singleShot(0, _setup_logging)
-    if state.settings_error is not None:
-        QTimer.singleShot(0, lambda: _warn_settings(window, state.settings_error))
+    if "--background" in argv and not window.isVisible():
+        QTimer.singleShot(0, _setup_logging)  # no paint will come
     return app.exec()
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -81,6 +79,9 @@ def split_error(error: str) -> tuple[str, str]:
 
 def health_status(url: str, timeout_s: float = 1.0) -> int | None:
     """The HTTP status of ``url``/health, or None when nothing answers."""
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=timeout_s) as response:
             return response.status

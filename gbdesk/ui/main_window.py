@@ -8,10 +8,11 @@ in the menu or the tray stops the backend and ends the app.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 
-from PySide6.QtCore import QSize, Qt, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtCore import QSize, QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence, QPaintEvent
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -69,7 +70,6 @@ class MainWindow(QMainWindow):
         self.sidebar.setObjectName("Sidebar")
         self.sidebar.setFixedWidth(196)
         self.sidebar.setIconSize(QSize(18, 18))
-        self.sidebar.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.stack = QStackedWidget()
         layout.addWidget(self.sidebar)
         layout.addWidget(self.stack, 1)
@@ -79,7 +79,6 @@ class MainWindow(QMainWindow):
         self._placeholders: dict[str, QWidget] = {}
         for spec in PAGES:
             item = QListWidgetItem(icon(spec.icon_name, current_palette().muted), spec.title)
-            item.setData(Qt.ItemDataRole.UserRole, spec.key)
             self.sidebar.addItem(item)
             holder = QWidget()  # replaced by the real page on first visit
             self._placeholders[spec.key] = holder
@@ -90,9 +89,36 @@ class MainWindow(QMainWindow):
         self.tray: QSystemTrayIcon | None = None
         if QSystemTrayIcon.isSystemTrayAvailable():
             self._build_tray()
-        self.show_page(initial_page)
+        # The first page is built right after the window's first paint (start-up shows the
+        # frame first); show_page() before that builds it at once.
+        row = next(i for i, s in enumerate(PAGES) if s.key == initial_page)
+        self.sidebar.blockSignals(True)
+        self.sidebar.setCurrentRow(row)
+        self.sidebar.blockSignals(False)
+        self.stack.setCurrentWidget(self._placeholders[initial_page])
+        self._painted = False
 
     # --- pages ---------------------------------------------------------------------------
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            QTimer.singleShot(0, self._build_current_page)
+
+    def finish_start(self) -> None:
+        """What the first paint did not need: keyboard shortcuts (idempotent)."""
+        shortcuts, self._shortcuts = self._shortcuts, []
+        for action, sequence in shortcuts:
+            action.setShortcut(sequence)
+
+    def _build_current_page(self) -> None:
+        self.finish_start()
+        self.show_page(self.current_page_key())
+        from gbdesk.ui.app import EXIT_ON_SHOW_ENV, report_and_quit
+
+        if os.environ.get(EXIT_ON_SHOW_ENV) == "1":  # bench/gui_bench.py
+            report_and_quit("first-page-built")
 
     def page(self, key: str) -> QWidget:
         """The page ``key``, built now if it was not yet."""
@@ -128,20 +154,23 @@ class MainWindow(QMainWindow):
     # --- menu, shortcuts, tray -----------------------------------------------------------
 
     def _build_menu(self) -> None:
+        # Shortcuts are attached right after the first paint (see _finish_start): setting the
+        # first one makes PySide build every Qt.* enum, ~15 ms that the first window can skip.
+        self._shortcuts: list[tuple[QAction, QKeySequence | QKeySequence.StandardKey]] = []
         file_menu = self.menuBar().addMenu("&File")
         wizard = QAction("Run the setup &wizard…", self)
         wizard.triggered.connect(self.open_wizard)
         file_menu.addAction(wizard)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self._shortcuts.append((quit_action, QKeySequence.StandardKey.Quit))
         quit_action.triggered.connect(self.quit_app)
         file_menu.addAction(quit_action)
 
         view_menu = self.menuBar().addMenu("&View")
         for number, spec in enumerate(PAGES, start=1):
             action = QAction(spec.title, self)
-            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            self._shortcuts.append((action, QKeySequence(f"Ctrl+{number}")))
             action.triggered.connect(lambda _checked=False, key=spec.key: self.show_page(key))
             view_menu.addAction(action)
             self.addAction(action)  # works even when the menu bar is hidden (macOS, full screen)

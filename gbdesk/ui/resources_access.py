@@ -11,8 +11,8 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize, Qt
-from PySide6.QtGui import QIcon, QIconEngine, QImage, QImageReader, QPainter, QPixmap
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize
+from PySide6.QtGui import QColor, QIcon, QIconEngine, QImage, QImageReader, QPainter, QPixmap
 
 _PACKAGE = "gbdesk.ui.resources"
 
@@ -57,7 +57,7 @@ class _SvgIconEngine(QIconEngine):
         pixmap = QPixmap.fromImage(self._image(size.width(), size.height()))
         if mode == QIcon.Mode.Disabled:
             faded = QPixmap(pixmap.size())
-            faded.fill(Qt.GlobalColor.transparent)
+            faded.fill(QColor(0, 0, 0, 0))
             painter = QPainter(faded)
             painter.setOpacity(0.4)
             painter.drawPixmap(0, 0, pixmap)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from string import Template
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -121,6 +120,7 @@ DARK = ThemePalette(
 )
 
 _current: ThemePalette = LIGHT
+_applied = False  # whether apply_theme has replaced the platform's palette
 
 
 def current_palette() -> ThemePalette:
@@ -129,9 +129,18 @@ def current_palette() -> ThemePalette:
 
 
 def system_prefers_dark() -> bool:
-    """True when the system's colour scheme is dark."""
-    hints = QGuiApplication.styleHints()
-    return hints.colorScheme() == Qt.ColorScheme.Dark
+    """True when the system's colour scheme is dark.
+
+    Before gbdesk's own palette is applied, the platform's palette says it (Qt derives it from
+    the same system setting): asking ``QStyleHints.colorScheme()`` returns a ``Qt.ColorScheme``,
+    and PySide then builds every ``Qt.*`` enum, about 20 ms before the first window. Later calls
+    (the palette is then gbdesk's own) ask the style hints.
+    """
+    if not _applied:
+        return QGuiApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    from PySide6.QtCore import Qt
+
+    return QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Dark
 
 
 def style_sheet(palette: ThemePalette) -> str:
@@ -164,8 +173,9 @@ def _qt_palette(palette: ThemePalette) -> QPalette:
 
 def apply_theme(app: QApplication, *, dark: bool | None = None) -> ThemePalette:
     """Style ``app`` light or dark (the system's choice when ``dark`` is None)."""
-    global _current  # noqa: PLW0603 - the theme is process-wide
+    global _current, _applied  # noqa: PLW0603 - the theme is process-wide
     _current = DARK if (system_prefers_dark() if dark is None else dark) else LIGHT
+    _applied = True
     app.setStyle("Fusion")  # the same look on every platform; the palette does the rest
     app.setPalette(_qt_palette(_current))
     app.setStyleSheet(style_sheet(_current))

@@ -56,7 +56,8 @@ def test_main_window_builds_pages_only_when_opened(qtbot, configured_state) -> N
     window.show()
     window.activateWindow()
     qtbot.waitActive(window)
-    assert window.built_pages() == ("settings",)
+    # The first page is built right after the window's first paint.
+    qtbot.waitUntil(lambda: window.built_pages() == ("settings",), timeout=10_000)
     for number, spec in enumerate(PAGES, start=1):
         key = Qt.Key(Qt.Key.Key_0 + number)
         qtbot.keyClick(window.windowHandle(), key, Qt.KeyboardModifier.ControlModifier)
@@ -70,6 +71,7 @@ def test_the_menu_has_a_shortcut_for_every_page(qtbot, configured_state) -> None
 
     window = MainWindow(configured_state)
     qtbot.addWidget(window)
+    window.finish_start()  # done right after the first paint
     shortcuts = {
         action.shortcut().toString()
         for menu in window.menuBar().actions()

@@ -65,6 +65,9 @@ class ChatPage(QWidget):
         self.new_button = QPushButton(icon("plus", current_palette().muted), "New chat")
         self.new_button.clicked.connect(self.new_conversation)
         self.conversation_list = QListWidget()
+        # Long titles end in "…" (the full title is the tooltip) instead of a scroll bar.
+        self.conversation_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.conversation_list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.conversation_list.currentRowChanged.connect(self._on_conversation_selected)
         self.delete_button = QPushButton(icon("trash", current_palette().error), "Delete")
         self.delete_button.setProperty("danger", True)

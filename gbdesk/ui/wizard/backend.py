@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -58,24 +59,30 @@ class BackendPage(WizardPage):
             f"({state.settings.backend_host}).",
         )
         settings_card = Card("How it runs")
-        form = QFormLayout()
-        form.setHorizontalSpacing(16)
-        form.setVerticalSpacing(8)
+        controls = QHBoxLayout()
+        controls.setSpacing(10)
         self.port = QSpinBox()
         self.port.setRange(1024, 65535)
         self.port.setValue(state.settings.backend_port)
-        form.addRow("Port", self.port)
         self.context = QSpinBox()
         self.context.setRange(512, 1_048_576)
         self.context.setSingleStep(1024)
         self.context.setSuffix(" tokens")
         self.context.setValue(state.settings.context_length or 4096)
-        form.addRow("Context (all chats)", self.context)
+        self.context.setToolTip("shared by all parallel chats")
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 64)
         self.parallel.setValue(state.settings.parallel or 1)
-        form.addRow("Parallel chats", self.parallel)
-        settings_card.body.addLayout(form)
+        for caption, widget in (
+            ("Port", self.port),
+            ("Context", self.context),
+            ("Parallel chats", self.parallel),
+        ):
+            controls.addWidget(QLabel(caption))
+            controls.addWidget(widget)
+            controls.addSpacing(8)
+        controls.addStretch(1)
+        settings_card.body.addLayout(controls)
         row = QHBoxLayout()
         self.status = BackendStatusLabel(state.backend)
         self.start_button = primary_button("Start")
@@ -98,8 +105,8 @@ class BackendPage(WizardPage):
             )
         )
         self.values_grid = QGridLayout()
-        self.values_grid.setHorizontalSpacing(16)
-        self.values_grid.setVerticalSpacing(4)
+        self.values_grid.setHorizontalSpacing(24)
+        self.values_grid.setVerticalSpacing(2)
         self.botserver_card.body.addLayout(self.values_grid)
         self.bot_dir = QLineEdit()
         self.bot_dir.setPlaceholderText("the bot's folder, e.g. …/default.gbai")
@@ -205,13 +212,18 @@ class BackendPage(WizardPage):
             item = self.values_grid.takeAt(0)
             if item.widget() is not None:
                 item.widget().deleteLater()
-        rows = [("config.csv", f"{k},{v}") for k, v in masked(values.config_csv).items()]
-        rows += [(".env", f"{k}={v}") for k, v in masked(values.env).items()]
-        for row, (where, line) in enumerate(rows):
-            self.values_grid.addWidget(muted(where, wrap=False), row, 0)
-            value = QLabel(line)
-            value.setObjectName("Mono")
-            self.values_grid.addWidget(value, row, 1)
+        # Two columns: the bot's config.csv lines, and botserver's .env lines.
+        columns = (
+            ("the bot's config.csv", [f"{k},{v}" for k, v in masked(values.config_csv).items()]),
+            ("botserver's .env", [f"{k}={v}" for k, v in masked(values.env).items()]),
+        )
+        for column, (caption, lines) in enumerate(columns):
+            self.values_grid.addWidget(muted(caption, wrap=False), 0, column)
+            for row, line in enumerate(lines, start=1):
+                value = QLabel(line)
+                value.setObjectName("Mono")
+                value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                self.values_grid.addWidget(value, row, column)
         self.values_grid.setColumnStretch(1, 1)
         self.botserver_card.setVisible(self.state.backend.is_ready())
 
