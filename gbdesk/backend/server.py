@@ -208,6 +208,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(400, "the Content-Length header is not a number") from None
         if length > MAX_BODY_BYTES:
             self.close_connection = True
+            # Read what was sent (up to a bound) so that the client gets to read the answer.
+            remaining = min(length, 8 * MAX_BODY_BYTES)
+            while remaining > 0:
+                received = self.rfile.read(min(remaining, 1 << 16))
+                if not received:
+                    break
+                remaining -= len(received)
             raise RequestError(413, f"the request body is over {MAX_BODY_BYTES} bytes")
         raw = self.rfile.read(length)
         try:
