@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -50,9 +49,15 @@ class BackendStatus:
 StateCallback = Callable[[BackendStatus], None]
 
 
-def serve_command(options: ServeOptions, python: str = sys.executable) -> list[str]:
-    """The child's command line (the API key travels in the environment, never in argv)."""
-    command = [python, "-m", "gbdesk", "serve", "--model", options.model, "--host", options.host]
+def serve_command(options: ServeOptions) -> list[str]:
+    """The child's command line (the API key travels in the environment, never in argv).
+
+    It starts with :func:`gbdesk.bundle.gbdesk_command`: ``python -m gbdesk`` from a Python
+    environment, the bundle's own executable in an installed copy.
+    """
+    from gbdesk.bundle import gbdesk_command
+
+    command = [*gbdesk_command(), "serve", "--model", options.model, "--host", options.host]
     command += ["--port", str(options.port), "--gpu-layers", options.gpu_layers]
     command += ["--queue-size", str(options.queue_limit)]
     for flag, value in (

@@ -91,3 +91,17 @@ def test_corrupt_model_is_reported(tmp_path: Path) -> None:
         supervisor.start()
     assert "Traceback" not in (tmp_path / "b.log").read_text()
     assert "broken.gguf" in caught.value.message
+
+
+def test_the_child_command_runs_gbdesk_itself_in_an_installed_bundle(monkeypatch) -> None:
+    import sys
+
+    from gbdesk.backend.supervisor import serve_command
+
+    options = ServeOptions(model="/models/m.gguf", port=8123)
+    assert serve_command(options)[:4] == [sys.executable, "-m", "gbdesk", "serve"]
+    # In a PyInstaller bundle sys.executable is gbdesk's own program, not a Python.
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    command = serve_command(options)
+    assert command[:2] == [sys.executable, "serve"]
+    assert command[command.index("--port") + 1] == "8123"
