@@ -29,6 +29,8 @@ COMMAND_MODULES = (
 )
 
 Handler = Callable[[argparse.Namespace], int]
+# Options of the desktop app itself, passed on to gbdesk.ui.app.main.
+_GUI_FLAGS = frozenset({"--wizard", "--background"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,24 +46,33 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check this installed copy (model, server) without a display, then exit",
     )
+    parser.add_argument(
+        "--wizard", action="store_true", help="open the desktop app on its setup wizard"
+    )
+    parser.add_argument(
+        "--background",
+        action="store_true",
+        help="start the desktop app in the tray with the backend running (start at login)",
+    )
     subparsers = parser.add_subparsers(dest="verb", metavar="<verb>")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
-def _open_gui() -> int:
+def _open_gui(gui_args: Sequence[str] = ()) -> int:
     from gbdesk.ui.app import main as gui_main
 
-    return gui_main([])
+    return gui_main(list(gui_args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `gbdesk` console script. Returns the process exit status."""
-    if not (sys.argv[1:] if argv is None else argv):
+    words = list(sys.argv[1:] if argv is None else argv)
+    if set(words) <= _GUI_FLAGS:
         # The desktop app: it sets up its own logging once its window is up, and building
         # every verb's parser would only delay the first window.
-        return _open_gui()
+        return _open_gui(words)
     from gbdesk.logs import setup_logging
 
     parser = build_parser()
@@ -77,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return self_test()
         if handler is None:
-            return _open_gui()
+            return _open_gui([flag for flag in _GUI_FLAGS if getattr(args, flag[2:])])
         return handler(args)
     except GbdeskError as exc:
         log.debug("command failed", exc_info=True)
