@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
+from gbdesk.atomic import write_json_atomic
 from gbdesk.paths import AppPaths, app_paths
 
 SERVICE = "gbdesk"
@@ -53,17 +52,7 @@ def _read_file(paths: AppPaths) -> dict[str, str]:
 
 
 def _write_file(paths: AppPaths, data: dict[str, str]) -> None:
-    paths.ensure()
-    target = _secrets_file(paths)
-    fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(_secrets_file(paths), data, mode=0o600)
 
 
 def get_secret(name: str, *, paths: AppPaths | None = None) -> str | None:

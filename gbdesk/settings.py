@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from gbdesk.atomic import write_json_atomic
 from gbdesk.errors import ConfigError
 from gbdesk.paths import AppPaths, app_paths
 
@@ -120,14 +120,5 @@ def save_settings(settings: Settings, paths: AppPaths | None = None) -> Path:
         OSError: the config folder cannot be written.
     """
     paths = (paths or app_paths()).ensure()
-    target = paths.settings_file
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(settings.to_json(), handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    write_json_atomic(paths.settings_file, settings.to_json())
+    return paths.settings_file

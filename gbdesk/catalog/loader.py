@@ -11,13 +11,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gbdesk.atomic import write_json_atomic
 from gbdesk.catalog.model import (
     FIGURE_SOURCES,
     SIZE_SOURCES,
@@ -290,15 +289,6 @@ def write_user_entries(entries: list[dict[str, Any]], path: Path | None = None) 
     by_id = {m["id"]: m for m in existing}
     for entry in entries:
         by_id[entry["id"]] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {"format_version": FORMAT_VERSION, "models": list(by_id.values())}
-    fd, tmp = tempfile.mkstemp(prefix=".catalog-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=1)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, document, indent=1)
     return path

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gbdesk.atomic import write_json_atomic
 from gbdesk.errors import ConfigError
 from gbdesk.paths import app_paths
 
@@ -73,13 +72,5 @@ def save_calibration(calibration: Calibration, path: Path | None = None) -> Path
         OSError: the data folder cannot be written.
     """
     path = path or calibration_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(calibration.to_json(), handle, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, calibration.to_json())
     return path

@@ -9,15 +9,14 @@ registered in (its URL without password; empty for the embedded PostgreSQL) and 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from gbdesk.atomic import write_json_atomic
 from gbdesk.errors import ConfigError
 from gbdesk.paths import AppPaths, app_paths
 from gbdesk.secrets import get_secret, set_secret
@@ -64,16 +63,7 @@ def load_state(paths: AppPaths | None = None) -> LocalState | None:
 def save_state(state: LocalState, paths: AppPaths | None = None) -> None:
     """Write ``shard.json`` atomically."""
     paths = (paths or app_paths()).ensure()
-    target = _state_file(paths)
-    fd, tmp = tempfile.mkstemp(prefix=".shard-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(asdict(state), handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(_state_file(paths), asdict(state))
 
 
 def node_id(paths: AppPaths | None = None) -> str:
