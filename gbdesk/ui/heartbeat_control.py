@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from gbdesk.ui.signals import emit, emitter
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,9 @@ class NodeHeartbeat(QObject):
         database_url = self._state.settings.database_url
         self._task = run_task(
             "start the heartbeat",
-            lambda ctx: start_heartbeat(ctx, database_url, self.beat.emit, self._emit_error),
+            lambda ctx: start_heartbeat(ctx, database_url, emitter(self.beat), self._emit_error),
             on_done=self._on_started,
-            on_failed=self.failed.emit,
+            on_failed=emitter(self.failed),
             on_finished=self._on_finished,
         )
 
@@ -89,16 +90,16 @@ class NodeHeartbeat(QObject):
             heartbeat.stop()
         else:
             run_task("stop the heartbeat", lambda _ctx: heartbeat.stop())
-        self.running_changed.emit(False)
+        emit(self.running_changed, False)
 
     def _emit_error(self, error: Any) -> None:
-        self.failed.emit(error.message, error.fix or "")
+        emit(self.failed, error.message, error.fix or "")
 
     def _on_started(self, heartbeat: Any) -> None:
         if heartbeat is None:
             return
         self._heartbeat = heartbeat
-        self.running_changed.emit(True)
+        emit(self.running_changed, True)
 
     def _on_finished(self) -> None:
         self._task = None

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from gbdesk.errors import GbdeskError
 from gbdesk.paths import app_paths
 from gbdesk.settings import Settings, load_settings, save_settings
+from gbdesk.ui.signals import emit
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class AppState(QObject):
         """
         self._settings = self._settings.replace(**changes)
         save_settings(self._settings)
-        self.settings_changed.emit(self._settings)
+        emit(self.settings_changed, self._settings)
         return self._settings
 
     def backend_base_url(self) -> str:
@@ -78,7 +79,7 @@ class AppState(QObject):
 
     def set_profile(self, profile: Any) -> None:
         self.profile = profile
-        self.profile_changed.emit(profile)
+        emit(self.profile_changed, profile)
 
     @property
     def backend(self):

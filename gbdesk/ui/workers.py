@@ -25,6 +25,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from gbdesk.errors import GbdeskError
+from gbdesk.ui.signals import emit
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,11 @@ class TaskContext:
                 return
             self._last_progress = now
             self._has_pending = False
-        self._signals.progress.emit(value)
+        emit(self._signals.progress, value)
 
     def emit(self, value: Any) -> None:
         """A streamed item: every one is delivered, in order."""
-        self._signals.item.emit(value)
+        emit(self._signals.item, value)
 
     def flush(self) -> None:
         """Deliver the last coalesced progress value (so the bar ends where the job did)."""
@@ -98,7 +99,7 @@ class TaskContext:
             pending, has_pending = self._pending, self._has_pending
             self._has_pending = False
         if has_pending:
-            self._signals.progress.emit(pending)
+            emit(self._signals.progress, pending)
 
 
 class _Runnable(QRunnable):
@@ -116,33 +117,34 @@ class _Runnable(QRunnable):
             result = self._fn(ctx)
         except TaskCancelledError:
             ctx.flush()
-            signals.cancelled.emit()
+            emit(signals.cancelled)
         except GbdeskError as exc:
             ctx.flush()
             if ctx.cancelled:
-                signals.cancelled.emit()
+                emit(signals.cancelled)
             else:
                 log.warning("%s failed: %s", handle.name, exc.message)
-                signals.failed.emit(exc.message, exc.fix or "")
+                emit(signals.failed, exc.message, exc.fix or "")
         except Exception as exc:
             ctx.flush()
             if ctx.cancelled:
-                signals.cancelled.emit()
+                emit(signals.cancelled)
             else:
                 from gbdesk.paths import app_paths
 
                 log.exception("%s failed unexpectedly", handle.name)
-                signals.failed.emit(
+                emit(
+                    signals.failed,
                     f"{handle.name} failed: {exc}",
                     f"the details are in the log file {app_paths().log_file}",
                 )
         else:
             ctx.flush()
             if ctx.cancelled:
-                signals.cancelled.emit()
+                emit(signals.cancelled)
             else:
-                signals.done.emit(result)
-        signals.finished.emit()
+                emit(signals.done, result)
+        emit(signals.finished)
 
 
 class TaskHandle:

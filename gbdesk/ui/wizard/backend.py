@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from gbdesk.ui.backend_control import READY, BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
+from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, muted, primary_button
 from gbdesk.ui.wizard.base import WizardPage
@@ -188,7 +189,7 @@ class BackendPage(WizardPage):
             self._load_values()
         if view.phase != READY:
             self.botserver_card.setVisible(False)
-        self.complete_changed.emit()
+        emit(self.complete_changed)
 
     def _load_values(self) -> None:
         if self._values_busy:

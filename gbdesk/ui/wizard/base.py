@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.ui.resources_access import app_icon
+from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
 from gbdesk.ui.widgets import primary_button
@@ -222,7 +223,7 @@ class WizardFrame(QDialog):
     def finish(self) -> None:
         self.state.update_settings(first_run_done=True)
         self.accept()
-        self.finished_to_chat.emit()
+        emit(self.finished_to_chat)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         event.accept()

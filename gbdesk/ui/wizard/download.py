@@ -11,6 +11,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton
 
+from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, human_bytes, human_duration, muted, primary_button
 from gbdesk.ui.wizard.base import WizardPage
@@ -244,7 +245,7 @@ class DownloadPage(WizardPage):
         self.detail.setToolTip(str(self.model_path))
         self.bundled_button.hide()
         self.state.update_settings(model=str(self.model_path))
-        self.complete_changed.emit()
+        emit(self.complete_changed)
         self._update_buttons()
 
     def _on_failed(self, message: str, fix: str) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
+from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, DiagnosticRow, human_bytes, muted
 from gbdesk.ui.wizard.base import WizardPage
@@ -122,7 +123,7 @@ class HardwarePage(WizardPage):
 
     def probe(self) -> None:
         self._probing = True
-        self.complete_changed.emit()
+        emit(self.complete_changed)
         run_task(
             "probe",
             _probe,
@@ -137,7 +138,7 @@ class HardwarePage(WizardPage):
 
     def _on_finished(self) -> None:
         self._probing = False
-        self.complete_changed.emit()
+        emit(self.complete_changed)
 
     def is_complete(self) -> bool:
         return self.state.profile is not None
