@@ -1,7 +1,7 @@
 """Start gbdesk at login (in the tray, with the backend running), per platform.
 
 Linux: an XDG autostart ``.desktop`` file; macOS: a LaunchAgent; Windows: the ``Run`` key. The
-entry runs ``python -m gbdesk.ui --background``. With ``GBDESK_HOME`` set (tests, portable
+entry runs ``gbdesk --background``. With ``GBDESK_HOME`` set (tests, portable
 installs) the Linux/macOS entry goes under that folder instead of the real home.
 """
 
@@ -21,7 +21,11 @@ ENTRY_NAME = "gbdesk"
 
 
 def launch_command() -> list[str]:
-    return [sys.executable, "-m", "gbdesk.ui", "--background"]
+    """``gbdesk --background``: ``python -m gbdesk`` from a Python environment, the bundle's own
+    executable in an installer bundle (see :func:`gbdesk.bundle.gbdesk_command`)."""
+    from gbdesk.bundle import gbdesk_command
+
+    return [*gbdesk_command(), "--background"]
 
 
 def autostart_file() -> Path | None:
