@@ -20,7 +20,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from gbdesk.ui.signals import emit, emitter
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 
 log = logging.getLogger(__name__)
@@ -197,7 +196,7 @@ class BackendController(QObject):
             supervisor = BackendSupervisor(
                 serve_options(settings, model, api_key),
                 log_file=log_file,
-                on_state=emitter(self._status_from_thread),
+                on_state=self._status_from_thread.emit,
             )
             self._supervisor = supervisor
             return start_and_wait(ctx, supervisor)
@@ -259,7 +258,7 @@ class BackendController(QObject):
     def _set_view(self, view: BackendView) -> None:
         if view != self._view:
             self._view = view
-            emit(self.state_changed, view)
+            self.state_changed.emit(view)
 
     def _on_progress(self, phase: str) -> None:
         if self._view.phase == STARTING:

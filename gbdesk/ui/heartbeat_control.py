@@ -15,7 +15,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from gbdesk.ui.signals import emit, emitter
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 
 log = logging.getLogger(__name__)
@@ -72,9 +71,9 @@ class NodeHeartbeat(QObject):
         database_url = self._state.settings.database_url
         self._task = run_task(
             "start the heartbeat",
-            lambda ctx: start_heartbeat(ctx, database_url, emitter(self.beat), self._emit_error),
+            lambda ctx: start_heartbeat(ctx, database_url, self.beat.emit, self._emit_error),
             on_done=self._on_started,
-            on_failed=emitter(self.failed),
+            on_failed=self.failed.emit,
             on_finished=self._on_finished,
         )
 
@@ -90,16 +89,16 @@ class NodeHeartbeat(QObject):
             heartbeat.stop()
         else:
             run_task("stop the heartbeat", lambda _ctx: heartbeat.stop())
-        emit(self.running_changed, False)
+        self.running_changed.emit(False)
 
     def _emit_error(self, error: Any) -> None:
-        emit(self.failed, error.message, error.fix or "")
+        self.failed.emit(error.message, error.fix or "")
 
     def _on_started(self, heartbeat: Any) -> None:
         if heartbeat is None:
             return
         self._heartbeat = heartbeat
-        emit(self.running_changed, True)
+        self.running_changed.emit(True)
 
     def _on_finished(self) -> None:
         self._task = None

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.ui.shard_actions import ShardResult, register_this_node
-from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, muted, primary_button
 from gbdesk.ui.workers import TaskHandle, run_task
@@ -207,7 +206,7 @@ class ShardPanel(QWidget):
         )
         self.view.show_result(result)
         self.view.show()
-        emit(self.registered, result)
+        self.registered.emit(result)
 
     def _on_failed(self, message: str, fix: str) -> None:
         self.banner.show_message(message, fix)

@@ -15,7 +15,6 @@ from PySide6.QtCore import QObject, Signal
 from gbdesk.errors import GbdeskError
 from gbdesk.paths import app_paths
 from gbdesk.settings import Settings, load_settings, save_settings
-from gbdesk.ui.signals import emit
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class AppState(QObject):
         """
         self._settings = self._settings.replace(**changes)
         save_settings(self._settings)
-        emit(self.settings_changed, self._settings)
+        self.settings_changed.emit(self._settings)
         return self._settings
 
     def backend_base_url(self) -> str:
@@ -79,7 +78,7 @@ class AppState(QObject):
 
     def set_profile(self, profile: Any) -> None:
         self.profile = profile
-        emit(self.profile_changed, profile)
+        self.profile_changed.emit(profile)
 
     @property
     def backend(self):

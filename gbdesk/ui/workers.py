@@ -25,7 +25,6 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from gbdesk.errors import GbdeskError
-from gbdesk.ui.signals import emit
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +86,11 @@ class TaskContext:
                 return
             self._last_progress = now
             self._has_pending = False
-        emit(self._signals.progress, value)
+        self._signals.progress.emit(value)
 
     def emit(self, value: Any) -> None:
         """A streamed item: every one is delivered, in order."""
-        emit(self._signals.item, value)
+        self._signals.item.emit(value)
 
     def flush(self) -> None:
         """Deliver the last coalesced progress value (so the bar ends where the job did)."""
@@ -99,7 +98,7 @@ class TaskContext:
             pending, has_pending = self._pending, self._has_pending
             self._has_pending = False
         if has_pending:
-            emit(self._signals.progress, pending)
+            self._signals.progress.emit(pending)
 
 
 class _Runnable(QRunnable):
@@ -117,34 +116,33 @@ class _Runnable(QRunnable):
             result = self._fn(ctx)
         except TaskCancelledError:
             ctx.flush()
-            emit(signals.cancelled)
+            signals.cancelled.emit()
         except GbdeskError as exc:
             ctx.flush()
             if ctx.cancelled:
-                emit(signals.cancelled)
+                signals.cancelled.emit()
             else:
                 log.warning("%s failed: %s", handle.name, exc.message)
-                emit(signals.failed, exc.message, exc.fix or "")
+                signals.failed.emit(exc.message, exc.fix or "")
         except Exception as exc:
             ctx.flush()
             if ctx.cancelled:
-                emit(signals.cancelled)
+                signals.cancelled.emit()
             else:
                 from gbdesk.paths import app_paths
 
                 log.exception("%s failed unexpectedly", handle.name)
-                emit(
-                    signals.failed,
+                signals.failed.emit(
                     f"{handle.name} failed: {exc}",
                     f"the details are in the log file {app_paths().log_file}",
                 )
         else:
             ctx.flush()
             if ctx.cancelled:
-                emit(signals.cancelled)
+                signals.cancelled.emit()
             else:
-                emit(signals.done, result)
-        emit(signals.finished)
+                signals.done.emit(result)
+        signals.finished.emit()
 
 
 class TaskHandle:

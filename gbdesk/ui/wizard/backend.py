@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
 
 from gbdesk.ui.backend_control import READY, BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
-from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, muted, primary_button
 from gbdesk.ui.wizard.base import WizardPage
@@ -189,7 +188,7 @@ class BackendPage(WizardPage):
             self._load_values()
         if view.phase != READY:
             self.botserver_card.setVisible(False)
-        emit(self.complete_changed)
+        self.complete_changed.emit()
 
     def _load_values(self) -> None:
         if self._values_busy:

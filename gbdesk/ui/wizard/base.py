@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.ui.resources_access import app_icon
-from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
 from gbdesk.ui.widgets import primary_button
@@ -223,7 +222,7 @@ class WizardFrame(QDialog):
     def finish(self) -> None:
         self.state.update_settings(first_run_done=True)
         self.accept()
-        emit(self.finished_to_chat)
+        self.finished_to_chat.emit()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         event.accept()

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
     Banner,
@@ -152,7 +151,7 @@ class ChooseModelPage(WizardPage):
         self.list.setSpacing(2)
         self.list.setMinimumHeight(360)
         self.list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
-        self.list.currentRowChanged.connect(lambda _row: emit(self.complete_changed))
+        self.list.currentRowChanged.connect(lambda _row: self.complete_changed.emit())
         self.body.addWidget(self.list, 1)
         self.recommendations: tuple = ()
         self._task: TaskHandle | None = None
@@ -225,7 +224,7 @@ class ChooseModelPage(WizardPage):
             f"{self.context.value()} tokens of context and {self.parallel.value()} parallel "
             f"chat{'s' if self.parallel.value() > 1 else ''}."
         )
-        emit(self.complete_changed)
+        self.complete_changed.emit()
 
     def chosen(self) -> Any:
         row = self.list.currentRow()

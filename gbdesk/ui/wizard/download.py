@@ -11,7 +11,6 @@ from typing import Any
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton
 
-from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, human_bytes, human_duration, muted, primary_button
 from gbdesk.ui.wizard.base import WizardPage
@@ -245,7 +244,7 @@ class DownloadPage(WizardPage):
         self.detail.setToolTip(str(self.model_path))
         self.bundled_button.hide()
         self.state.update_settings(model=str(self.model_path))
-        emit(self.complete_changed)
+        self.complete_changed.emit()
         self._update_buttons()
 
     def _on_failed(self, message: str, fix: str) -> None:

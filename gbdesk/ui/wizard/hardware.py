@@ -6,7 +6,6 @@ from typing import Any
 
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
-from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, DiagnosticRow, human_bytes, muted
 from gbdesk.ui.wizard.base import WizardPage
@@ -123,7 +122,7 @@ class HardwarePage(WizardPage):
 
     def probe(self) -> None:
         self._probing = True
-        emit(self.complete_changed)
+        self.complete_changed.emit()
         run_task(
             "probe",
             _probe,
@@ -138,7 +137,7 @@ class HardwarePage(WizardPage):
 
     def _on_finished(self) -> None:
         self._probing = False
-        emit(self.complete_changed)
+        self.complete_changed.emit()
 
     def is_complete(self) -> bool:
         return self.state.profile is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from gbdesk.ui.shard_panel import ShardPanel
-from gbdesk.ui.signals import emit
 from gbdesk.ui.state import AppState
 from gbdesk.ui.wizard.base import WizardPage
 
@@ -19,7 +18,7 @@ class ShardPage(WizardPage):
             "PostgreSQL: gbdesk's own embedded database, or your botserver's.",
         )
         self.panel = ShardPanel(state)
-        self.panel.registered.connect(lambda _result: emit(self.complete_changed))
+        self.panel.registered.connect(lambda _result: self.complete_changed.emit())
         # Beat from now on when the backend started on the previous step is serving.
         self.panel.registered.connect(lambda _result: state.node_registered())
         self.body.addWidget(self.panel)
