@@ -30,12 +30,15 @@ def render_icons(out_dir: Path, source: Path = SOURCE_SVG) -> list[Path]:
     """
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import Qt
-    from PySide6.QtGui import QGuiApplication, QImage, QPainter
+    from PySide6.QtGui import QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer
+    from PySide6.QtWidgets import QApplication
 
     if not source.is_file():
         raise FileNotFoundError(f"the app icon is missing: {source}")
-    _app = QGuiApplication.instance() or QGuiApplication([sys.argv[0]])
+    # A QApplication, not just a QGuiApplication: when this runs inside a test session, the
+    # same (one per process) application must also serve the widget tests that follow.
+    _app = QApplication.instance() or QApplication([sys.argv[0]])
     renderer = QSvgRenderer(str(source))
     if not renderer.isValid():
         raise RuntimeError(f"Qt cannot render {source}")

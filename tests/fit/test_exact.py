@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,15 +47,20 @@ def test_kv_cache_follows_context_and_cache_type(starter_model: Path) -> None:
     assert ExactMemory.from_json(f16.to_json()) == f16
 
 
-def test_simulation_matches_a_real_load(
-    starter_model: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    from llama_cpp import Llama
-
+def test_simulation_matches_a_real_load(starter_model: Path) -> None:
     exact = exact_memory(starter_model, n_ctx=1024)
-    llm = Llama(str(starter_model), n_ctx=1024, n_gpu_layers=0, verbose=True)
-    llm.close()
-    log = capfd.readouterr().err
+    # The real load runs in its own process: llama.cpp's log callback is process-wide, and
+    # another test in this process may have routed it elsewhere.
+    real_load = (
+        "import sys; from llama_cpp import Llama; "
+        "Llama(sys.argv[1], n_ctx=1024, n_gpu_layers=0, verbose=True).close()"
+    )
+    log = subprocess.run(
+        [sys.executable, "-c", real_load, str(starter_model)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
 
     def logged(pattern: str) -> float:
         return sum(float(m) for m in re.findall(pattern + r" =\s+([\d.]+) MiB", log))
