@@ -13,7 +13,7 @@ more than 5% under; generation tokens/s within 25% (calibrated by `gbdesk bench`
 
 from __future__ import annotations
 
-import sys
+import argparse
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +29,9 @@ MIB = 1 << 20
 
 
 def main() -> int:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else require_starter_model()
+    parser = argparse.ArgumentParser(description="Estimator accuracy: memory and tokens/s.")
+    parser.add_argument("gguf", nargs="?", type=Path, help="GGUF file (default: the starter)")
+    path = parser.parse_args().gguf or require_starter_model()
     layout = layout_from_gguf(read_gguf(path), path.name)
     profile = replace(probe(), gpus=())  # the CPU build measures the CPU
     calibration = load_calibration()
