@@ -17,6 +17,7 @@ import llama_cpp as llama
 
 from gbdesk.backend.errors import ModelLoadError
 from gbdesk.gguf import GGUFError, GGUFMetadata, read_gguf
+from gbdesk.hardware.cpu import physical_cores
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,6 @@ class ContextOptions:
     n_ubatch: int = 512
     # llama.cpp's extra weight layouts (AMX, repacking); None: off on AMX CPUs (see cpu_has_amx).
     repack: bool | None = None
-
-
-def physical_cores() -> int:
-    """llama.cpp's default thread count: the physical cores (hyper-threads do not help)."""
-    import os
-
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def cpu_has_amx() -> bool:

@@ -134,7 +134,7 @@ def resolve_settings(options: ServeOptions) -> ResolvedSettings:
     Raises:
         ModelLoadError: the model cannot be found.
     """
-    from gbdesk.backend.model import physical_cores
+    from gbdesk.hardware.cpu import physical_cores
     from gbdesk.settings import load_settings
 
     settings = load_settings()

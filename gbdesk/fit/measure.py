@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gbdesk.errors import GbdeskError
+from gbdesk.hardware.cpu import physical_cores
 
 _CHILD = r"""
 import json, sys, time
@@ -31,6 +32,7 @@ def rss():
 import llama_cpp
 from llama_cpp import _internals as internals
 path, n_ctx, par, n_gen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+threads = int(sys.argv[5])
 quiet = llama_cpp.llama_log_callback(lambda *a: None)  # kept alive: llama.cpp calls it later
 llama_cpp.llama_log_set(quiet, None)
 base = rss()
@@ -39,6 +41,7 @@ mp.use_extra_bufts = False
 model = internals.LlamaModel(path_model=path, params=mp, verbose=False)
 cp = llama_cpp.llama_context_default_params()
 cp.n_ctx, cp.n_seq_max, cp.n_batch, cp.n_ubatch = n_ctx, par, 512, 512
+cp.n_threads = cp.n_threads_batch = threads
 ctx = internals.LlamaContext(model=model, params=cp, verbose=False)
 n_vocab = model.n_vocab()
 batch = internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=par, verbose=False)
@@ -50,8 +53,11 @@ for s in range(par):
     prompt = [(i * 7919 + s * 13) % (n_vocab - 200) + 100 for i in range(n_prompt)]
     batch.add_sequence(prompt, s, False)
     ctx.decode(batch)
-t1 = time.perf_counter()
-for step in range(n_gen):
+t_prompt = time.perf_counter()
+t1 = None
+for step in range(n_gen + 1):  # step 0 warms up and is not timed
+    if step == 1:
+        t1 = time.perf_counter()
     batch.batch.n_tokens = 0
     for s in range(par):
         j = batch.batch.n_tokens
@@ -64,7 +70,7 @@ for step in range(n_gen):
     ctx.decode(batch)
 t2 = time.perf_counter()
 print(json.dumps({"base_rss": base, "rss": rss(), "prompt_tokens": n_prompt * par,
-    "prompt_seconds": t1 - t0, "generated": n_gen * par, "gen_seconds": t2 - t1,
+    "prompt_seconds": t_prompt - t0, "generated": n_gen * par, "gen_seconds": t2 - t1,
     "n_ctx": llama_cpp.llama_n_ctx(ctx.ctx)}))
 """
 
@@ -83,15 +89,30 @@ class Measurement:
 
 
 def measure(
-    path: Path, n_ctx: int, parallel: int, *, n_gen: int = 16, timeout: float = 240
+    path: Path,
+    n_ctx: int,
+    parallel: int,
+    *,
+    n_gen: int = 16,
+    threads: int | None = None,
+    timeout: float = 240,
 ) -> Measurement:
-    """Run the measuring child for one case.
+    """Run the measuring child for one case, with the backend's thread count by default.
 
     Raises:
         GbdeskError: the child failed (the message holds the end of its stderr).
     """
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path), str(n_ctx), str(parallel), str(n_gen)],
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(path),
+            str(n_ctx),
+            str(parallel),
+            str(n_gen),
+            str(threads or physical_cores()),
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -248,3 +248,14 @@ def probe_cpu(
         physical_cores=physical,
         logical_cores=logical,
     )
+
+
+def physical_cores() -> int:
+    """llama.cpp's thread count for this machine: the physical cores (hyper-threads do not help).
+
+    llama.cpp's own default (4 threads) oversubscribes a 2-core machine and runs several times
+    slower there, so every place that starts llama.cpp passes this instead.
+    """
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
