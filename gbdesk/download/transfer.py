@@ -34,6 +34,7 @@ from gbdesk.download.errors import (
 )
 from gbdesk.download.hashing import is_sha256, sha256_file
 from gbdesk.download.hub import HubConfig
+from gbdesk.download.sink import HashingWriter
 
 log = logging.getLogger(__name__)
 
@@ -369,14 +370,16 @@ class Transfer:
             with open(self.partial, mode) as out:
                 out.seek(offset)
                 out.truncate()
-                for piece in response.iter_bytes():  # type: ignore[attr-defined]
-                    self._check_stop()
-                    out.write(piece)
-                    self._digest.update(piece)
-                    offset += len(piece)
-                    if offset - reported >= _PROGRESS_EVERY_BYTES:
-                        reported = offset
-                        self.on_progress("download", offset, self.remote.size)
+                with HashingWriter(out, self._digest) as writer:
+                    for piece in response.iter_bytes():  # type: ignore[attr-defined]
+                        if not piece:
+                            continue
+                        self._check_stop()
+                        writer.write(piece)
+                        offset += len(piece)
+                        if offset - reported >= _PROGRESS_EVERY_BYTES:
+                            reported = offset
+                            self.on_progress("download", offset, self.remote.size)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise DiskFullError(

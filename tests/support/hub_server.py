@@ -410,15 +410,17 @@ class _Handler(BaseHTTPRequestHandler):
                     data = bytes(flipped)
                 if drop_after is not None and sent + len(data) >= drop_after:
                     data = data[: max(0, drop_after - sent)]
-                    self.wfile.write(data)
+                    # Counted before sending: a client that has read the bytes must see them
+                    # in bytes_sent() already.
                     self.hub._count(hub_file, len(data))
+                    self.wfile.write(data)
                     self._cut()
                     return
                 if self.hub._stopping.is_set():
                     self._cut()
                     return
-                self.wfile.write(data)
                 self.hub._count(hub_file, len(data))
+                self.wfile.write(data)
                 sent += len(data)
                 pos += len(data)
                 if rate is not None:
