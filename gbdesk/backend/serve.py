@@ -98,10 +98,12 @@ def resolve_model(spec: str) -> Path:
             return Path(model.path)
     from gbdesk.catalog.loader import load_catalog
 
-    entry = load_catalog().get(spec)
+    # A catalogue id, optionally with a quant: "llama-3.2-3b-instruct:Q4_K_M".
+    entry_id, _, quant = spec.partition(":")
+    entry = load_catalog().get(entry_id)
     if entry is not None:
         for model in installed:
-            if model.repo == entry.repo:
+            if model.repo == entry.repo and (not quant or model.quant.upper() == quant.upper()):
                 return Path(model.path)
         raise ModelLoadError(
             f"the catalogue model {spec!r} is not downloaded yet",
