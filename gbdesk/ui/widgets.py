@@ -51,6 +51,16 @@ def human_duration(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
+def page_layout(page: QWidget, title: str, subtitle: str, *, spacing: int = 12) -> QVBoxLayout:
+    """The frame every main-window page shares: style-sheet name, margins and header."""
+    page.setObjectName("Page")
+    layout = QVBoxLayout(page)
+    layout.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
+    layout.setSpacing(spacing)
+    layout.addWidget(page_header(title, subtitle))
+    return layout
+
+
 def page_header(title: str, subtitle: str = "") -> QWidget:
     """A page's title and, below it, one muted sentence saying what the page is for."""
     box = QWidget()

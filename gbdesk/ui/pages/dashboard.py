@@ -7,20 +7,19 @@ figures come from its /metrics endpoint through the backend controller.
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QPushButton, QWidget
 
 from gbdesk.ui.backend_control import READY, BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
-    MARGIN,
     Banner,
     Card,
     LineChart,
     StatTile,
     human_bytes,
     muted,
-    page_header,
+    page_layout,
     primary_button,
 )
 from gbdesk.ui.workers import run_task
@@ -38,12 +37,10 @@ def _sample(_ctx: object) -> object:
 class DashboardPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("Page")
         self.state = state
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
-        layout.setSpacing(14)
-        layout.addWidget(page_header("Dashboard", "The bot backend and this computer, live."))
+        layout = page_layout(
+            self, "Dashboard", "The bot backend and this computer, live.", spacing=14
+        )
 
         backend_card = Card("Bot backend")
         row = QHBoxLayout()

@@ -14,13 +14,12 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
 from gbdesk.paths import app_paths
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import MARGIN, muted, page_header
+from gbdesk.ui.widgets import muted, page_layout
 from gbdesk.ui.workers import run_task
 
 TAIL_BYTES = 64_000
@@ -45,12 +44,8 @@ def read_tail(path: Path, limit: int = TAIL_BYTES) -> str:
 class LogsPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("Page")
         self.state = state
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
-        layout.setSpacing(12)
-        layout.addWidget(page_header("Logs", "What gbdesk and the bot backend have been doing."))
+        layout = page_layout(self, "Logs", "What gbdesk and the bot backend have been doing.")
         self.tabs = QTabWidget()
         self.app_log = self._log_view()
         self.backend_log = self._log_view()

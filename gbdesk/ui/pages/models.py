@@ -24,7 +24,13 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import MARGIN, Banner, VerdictBadge, human_bytes, muted, page_header
+from gbdesk.ui.widgets import (
+    Banner,
+    VerdictBadge,
+    human_bytes,
+    muted,
+    page_layout,
+)
 from gbdesk.ui.wizard.choose_model import VERDICTS, recommend_for
 from gbdesk.ui.workers import TaskHandle, run_task
 
@@ -46,13 +52,9 @@ def _list_installed(_ctx: Any) -> list:
 class ModelsPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("Page")
         self.state = state
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
-        layout.setSpacing(12)
-        layout.addWidget(
-            page_header("Models", "Models on this computer, and the catalogue ranked for it.")
+        layout = page_layout(
+            self, "Models", "Models on this computer, and the catalogue ranked for it."
         )
         self.banner = Banner()
         layout.addWidget(self.banner)

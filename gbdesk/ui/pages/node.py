@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
 from gbdesk.ui.shard_actions import (
     ShardResult,
@@ -19,24 +19,19 @@ from gbdesk.ui.shard_actions import (
 )
 from gbdesk.ui.shard_panel import ShardPanel
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import MARGIN, Banner, muted, page_header
+from gbdesk.ui.widgets import Banner, muted, page_layout
 from gbdesk.ui.workers import run_task
 
 
 class NodePage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("Page")
         self.state = state
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
-        layout.setSpacing(12)
-        layout.addWidget(
-            page_header(
-                "Node",
-                "This computer as a shard of General Bots: where it is "
-                "registered, and whether botserver sees it alive.",
-            )
+        layout = page_layout(
+            self,
+            "Node",
+            "This computer as a shard of General Bots: where it is "
+            "registered, and whether botserver sees it alive.",
         )
         self.status_banner = Banner()
         layout.addWidget(self.status_banner)

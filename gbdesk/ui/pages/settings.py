@@ -15,28 +15,24 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from gbdesk.errors import GbdeskError
 from gbdesk.paths import app_paths
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import MARGIN, Banner, Card, muted, page_header, primary_button
+from gbdesk.ui.widgets import Banner, Card, muted, page_layout, primary_button
 
 
 class SettingsPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("Page")
         self.state = state
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
-        layout.setSpacing(14)
-        layout.addWidget(
-            page_header(
-                "Settings", "Where models go, how to reach the Hub, and how the bot backend runs."
-            )
+        layout = page_layout(
+            self,
+            "Settings",
+            "Where models go, how to reach the Hub, and how the bot backend runs.",
+            spacing=14,
         )
         self.banner = Banner()
         layout.addWidget(self.banner)
