@@ -37,6 +37,7 @@ def register_this_node(
     *,
     database_url: str | None = None,
     env_file: str | None = None,
+    hardware_profile: dict | None = None,
     on_step: Step | None = None,
 ) -> RegisterResult:
     """Register (or refresh) this machine as a single-node shard.
@@ -45,6 +46,7 @@ def register_this_node(
         options: the requested shard (unset fields: registered values, else defaults).
         database_url: another PostgreSQL; None: the setting, the last one used, or embedded.
         env_file: botserver's .env to receive SHARD_ID and DATABASE_URL; None: the last one.
+        hardware_profile: this machine's profile as JSON when the caller has probed already.
         on_step: told each step in plain words.
 
     Raises:
@@ -72,6 +74,7 @@ def register_this_node(
         settings_host=settings.backend_host,
         settings_port=settings.backend_port,
         model=settings.model,
+        hardware_profile=(lambda: hardware_profile) if hardware_profile is not None else None,
     )
     target_env = env_file or (state.env_file if state else "")
     if choice.embedded:
