@@ -8,7 +8,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -23,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from gbdesk.ui.shard_actions import ShardResult, register_this_node
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, Card, muted, primary_button
+from gbdesk.ui.widgets import Banner, Card, choose_env_file, muted, primary_button
 from gbdesk.ui.workers import TaskHandle, run_task
 
 
@@ -150,11 +149,7 @@ class ShardPanel(QWidget):
         self.region.setCurrentIndex(max(0, index))
 
     def _choose_env_file(self) -> None:
-        path, _filter = QFileDialog.getSaveFileName(
-            self, "botserver .env file", self.env_file.text() or ".env"
-        )
-        if path:
-            self.env_file.setText(path)
+        choose_env_file(self, self.env_file)
 
     def is_busy(self) -> bool:
         return self._task is not None

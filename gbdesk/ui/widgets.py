@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QGuiApplication, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSizePolicy,
     QVBoxLayout,
@@ -49,6 +51,15 @@ def human_duration(seconds: float) -> str:
         return f"{minutes} min {secs} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+def choose_env_file(parent: QWidget, field: QLineEdit) -> None:
+    """Ask for botserver's .env file (it may not exist yet) and put the choice in ``field``."""
+    path, _filter = QFileDialog.getSaveFileName(
+        parent, "botserver .env file", field.text() or ".env"
+    )
+    if path:
+        field.setText(path)
 
 
 def page_layout(page: QWidget, title: str, subtitle: str, *, spacing: int = 12) -> QVBoxLayout:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from gbdesk.ui.backend_control import READY, BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, Card, muted, primary_button
+from gbdesk.ui.widgets import Banner, Card, choose_env_file, muted, primary_button
 from gbdesk.ui.wizard.base import WizardPage
 from gbdesk.ui.workers import run_task
 
@@ -244,11 +244,7 @@ class BackendPage(WizardPage):
             self.bot_dir.setText(folder)
 
     def _choose_env_file(self) -> None:
-        path, _filter = QFileDialog.getSaveFileName(
-            self, "botserver .env file", self.env_file.text() or ".env"
-        )
-        if path:
-            self.env_file.setText(path)
+        choose_env_file(self, self.env_file)
 
     def write(self) -> None:
         bot_dir, env_file = self.bot_dir.text().strip(), self.env_file.text().strip()
