@@ -49,6 +49,16 @@ app.exec()
 """
 
 
+def _wait(app, condition, timeout_s: float = 120) -> None:
+    """Run Qt's event loop until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out")
+        app.processEvents()
+        time.sleep(0.002)
+
+
 def _time_to_first_window(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Seconds from spawning the process to it printing that its first window was painted,
     and to its first page being built (the same for a window without deferred pages)."""
@@ -134,14 +144,6 @@ def bench_download_stall() -> dict[str, float]:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     apply_theme(app, dark=False)
 
-    def wait(condition, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            if time.monotonic() > deadline:
-                raise TimeoutError("timed out")
-            app.processEvents()
-            time.sleep(0.002)
-
     with HubServer() as hub:
         os.environ["HF_ENDPOINT"] = hub.url
         hub.add_file(STARTER_REPO, STARTER_FILE, require_starter_model())
@@ -149,17 +151,17 @@ def bench_download_stall() -> dict[str, float]:
         wizard = FirstRunWizard(state)
         wizard.show()
         wizard.next()
-        wait(lambda: state.profile is not None)
+        _wait(app, lambda: state.profile is not None)
         wizard.next()
         choose = wizard.page_of(ChooseModelPage)
-        wait(lambda: bool(choose.recommendations))
+        _wait(app, lambda: bool(choose.recommendations))
         choose.select_model(STARTER_ID)
         wizard.next()
         page = wizard.page_of(DownloadPage)
         started = time.perf_counter()
         with StallMonitor() as monitor:
             page.start()
-            wait(page.is_complete)
+            _wait(app, page.is_complete)
         seconds = time.perf_counter() - started
         wizard.close()
         state.shutdown()
@@ -186,14 +188,6 @@ def bench_chat_stall() -> dict[str, float]:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
 
-    def wait(condition, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            if time.monotonic() > deadline:
-                raise TimeoutError("timed out")
-            app.processEvents()
-            time.sleep(0.002)
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -203,7 +197,7 @@ def bench_chat_stall() -> dict[str, float]:
     )
     try:
         state.backend.start()
-        wait(lambda: state.backend.view.phase in {"ready", "failed"})
+        _wait(app, lambda: state.backend.view.phase in {"ready", "failed"})
         if not state.backend.is_ready():
             raise RuntimeError(f"the backend did not start: {state.backend.view}")
         page = ChatPage(state)
@@ -212,7 +206,7 @@ def bench_chat_stall() -> dict[str, float]:
         started = time.perf_counter()
         with StallMonitor() as monitor:
             page.send()
-            wait(lambda: not page.is_streaming())
+            _wait(app, lambda: not page.is_streaming())
         seconds = time.perf_counter() - started
         reply = page.current.messages[-1].content
     finally:
