@@ -1,21 +1,28 @@
 """Chat prompts from the model's own template (``tokenizer.chat_template`` in the GGUF).
 
 Rendered with jinja2 in a sandbox, the way llama-cpp-python's Jinja2ChatFormatter and
-Hugging Face transformers do it. Models without a template get ChatML, llama-server's default.
+Hugging Face transformers do it. A model without a template gets the one of llama.cpp's
+built-in templates that its architecture and special tokens call for (Gemma's turns for
+gemma, Llama 3's headers for a vocabulary with ``<|eot_id|>``...), rendered by llama.cpp's
+``llama_chat_apply_template``; ChatML only when nothing else fits.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from gbdesk.backend.errors import RequestError
+
+if TYPE_CHECKING:
+    from gbdesk.backend.model import LlamaModel
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -58,8 +65,16 @@ class ChatTemplate:
         jinja2.TemplateSyntaxError: the template is not valid jinja2.
     """
 
-    def __init__(self, source: str | None, *, bos_token: str = "", eos_token: str = "") -> None:
+    def __init__(
+        self,
+        source: str | None,
+        *,
+        bos_token: str = "",
+        eos_token: str = "",
+        builtin: str | None = None,
+    ) -> None:
         self.source = source or CHATML_TEMPLATE
+        self.builtin = None if source else builtin  # a llama.cpp template name
         self.bos_token = bos_token
         self.eos_token = eos_token
         environment = ImmutableSandboxedEnvironment(
@@ -79,6 +94,8 @@ class ChatTemplate:
         Raises:
             RequestError: the template rejects the conversation (400).
         """
+        if self.builtin is not None:
+            return _apply_builtin(self.builtin, messages, add_generation_prompt)
         try:
             return self._template.render(
                 messages=list(messages),
@@ -94,3 +111,86 @@ class ChatTemplate:
             raise RequestError(
                 400, f"the chat template cannot render these messages: {exc}", param="messages"
             ) from exc
+
+
+# Architectures whose models use one llama.cpp template whatever their vocabulary.
+_ARCH_TEMPLATES = {
+    "gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "gemma",
+    "phi3": "phi3", "command-r": "command-r", "cohere2": "command-r",
+    "deepseek2": "deepseek2", "chatglm": "chatglm4", "exaone": "exaone3", "granite": "granite",
+    "minicpm": "minicpm", "orion": "orion", "rwkv6": "rwkv-world",
+}  # fmt: skip
+# Otherwise, the special token that a template's turns are made of.
+_TOKEN_TEMPLATES = (
+    ("<|im_start|>", "chatml"),
+    ("<|eot_id|>", "llama3"),
+    ("<|start_header_id|>", "llama3"),
+    ("<start_of_turn>", "gemma"),
+    ("<|end|>", "phi3"),
+    ("[INST]", "mistral-v1"),
+)
+
+
+def builtin_template_name(architecture: str, has_token: Callable[[str], bool]) -> str:
+    """The llama.cpp built-in template for a model that has none in its GGUF.
+
+    ``has_token(text)`` tells whether the vocabulary has ``text`` as one (special) token.
+    """
+    if architecture in _ARCH_TEMPLATES:
+        return _ARCH_TEMPLATES[architecture]
+    for token, name in _TOKEN_TEMPLATES:
+        if has_token(token):
+            return name
+    return "chatml"
+
+
+def _apply_builtin(
+    name: str, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool
+) -> str:
+    import llama_cpp as llama
+
+    encoded = [
+        (str(m.get("role", "user")).encode(), str(m.get("content") or "").encode())
+        for m in messages
+    ]
+    array = (llama.llama_chat_message * len(encoded))()
+    for slot, (role, content) in zip(array, encoded, strict=True):
+        slot.role, slot.content = role, content
+    size = sum(len(r) + len(c) for r, c in encoded) * 2 + 256
+    for _ in range(2):
+        buffer = ctypes.create_string_buffer(size)
+        written = llama.llama_chat_apply_template(
+            name.encode(), array, len(encoded), add_generation_prompt, buffer, size
+        )
+        if written < 0:
+            raise RequestError(
+                400, f"llama.cpp's {name} template cannot render these messages", param="messages"
+            )
+        if written <= size:
+            return buffer.raw[:written].decode("utf-8", errors="replace")
+        size = written + 1
+    raise RequestError(500, "the chat template output kept growing", kind="server_error")
+
+
+def template_for_model(model: LlamaModel) -> ChatTemplate:
+    """The model's chat template, or llama.cpp's built-in one for its architecture.
+
+    Raises:
+        jinja2.TemplateSyntaxError: the GGUF's template is not valid jinja2.
+    """
+    metadata = model.metadata
+    source = metadata.get("tokenizer.chat_template")
+    builtin = None
+    if not source:
+
+        def has_token(text: str) -> bool:
+            tokens = model.tokenize(text, add_special=False)
+            return len(tokens) == 1 and model.piece(tokens[0]) == text.encode()
+
+        builtin = builtin_template_name(metadata.architecture, has_token)
+    return ChatTemplate(
+        source,
+        bos_token=model.token_text(metadata.get("tokenizer.ggml.bos_token_id")),
+        eos_token=model.token_text(metadata.get("tokenizer.ggml.eos_token_id")),
+        builtin=builtin,
+    )

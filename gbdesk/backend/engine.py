@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import llama_cpp as llama
@@ -60,6 +61,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     sampling: SamplingParams = field(default_factory=SamplingParams)
     ignore_eos: bool = False
+    grammar: str | None = None  # GBNF that every sampled token must follow (root rule "root")
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,22 @@ class Finish:
 class Generation:
     """A request's handle: iterate it for text pieces; ``finish`` is set when it ends."""
 
-    def __init__(self, request: GenerationRequest) -> None:
+    def __init__(
+        self, request: GenerationRequest, notify: Callable[[], None] | None = None
+    ) -> None:
         self.request = request
         self.events: queue.SimpleQueue[str | Finish] = queue.SimpleQueue()
         self.cancelled = False
         self.finish: Finish | None = None
         self.submitted_at = time.monotonic()
+        # Called (on the engine thread) after each event: wakes an asyncio consumer.
+        self.notify = notify
+
+    def push(self, event: str | Finish) -> None:
+        """Hand an event to the consumer (engine thread)."""
+        self.events.put(event)
+        if self.notify is not None:
+            self.notify()
 
     def cancel(self) -> None:
         """Ask the engine to stop this generation and free its slot at the next step."""
@@ -196,7 +208,13 @@ class Engine:
     def n_ctx_slot(self) -> int:
         return self.model.n_ctx_slot
 
-    def submit(self, request: GenerationRequest, *, prompt_param: str = "messages") -> Generation:
+    def submit(
+        self,
+        request: GenerationRequest,
+        *,
+        prompt_param: str = "messages",
+        notify: Callable[[], None] | None = None,
+    ) -> Generation:
         """Queue a request; its slot is assigned between two decoding steps.
 
         Raises:
@@ -216,11 +234,16 @@ class Engine:
                 param=prompt_param,
                 code="context_length_exceeded",
             )
-        generation = Generation(request)
+        if request.grammar is not None:
+            self.check_grammar(request.grammar)
+        generation = Generation(request, notify)
         with self._wake:
             if self._stopping:
                 raise RequestError(503, "the server is shutting down", kind="unavailable_error")
-            if len(self._pending) >= self.queue_limit:
+            # Waiting requests first take the free slots (at the next step); only what is left
+            # over counts against the queue.
+            free = sum(1 for slot in self._slots if slot.generation is None)
+            if len(self._pending) >= self.queue_limit + free:
                 raise QueueFullError(
                     429,
                     f"all {len(self._slots)} slots are busy and {self.queue_limit} requests are"
@@ -230,6 +253,14 @@ class Engine:
             self._pending.append(generation)
             self._wake.notify()
         return generation
+
+    def check_grammar(self, grammar: str) -> None:
+        """Raises:
+        RequestError: llama.cpp cannot parse the GBNF grammar (400)."""
+        sampler = llama.llama_sampler_init_grammar(self.model.vocab, grammar.encode(), b"root")
+        if not sampler:
+            raise RequestError(400, "the grammar could not be parsed", param="grammar")
+        llama.llama_sampler_free(sampler)
 
     def stats(self) -> EngineStats:
         return EngineStats(
@@ -256,7 +287,7 @@ class Engine:
                 self._finish(slot, "error", error="the server is shutting down")
         while self._pending:
             generation = self._pending.popleft()
-            generation.events.put(
+            generation.push(
                 Finish("error", len(generation.request.prompt_tokens), 0, error="shutting down")
             )
         if self._batch is not None:
@@ -303,7 +334,7 @@ class Engine:
                 return
             generation = self._pending.popleft()
             if generation.cancelled:
-                generation.events.put(Finish("cancelled", 0, 0))
+                generation.push(Finish("cancelled", 0, 0))
                 continue
             prompt = generation.request.prompt_tokens
             slot = max(free, key=lambda s: _common_prefix(s.tokens, prompt))
@@ -329,9 +360,6 @@ class Engine:
         slot.stops = request.stop
         slot.sampler = self._sampler_chain(request)
         self._prompt_tokens += len(prompt) - keep
-        if request.sampling.uses_penalties:
-            for token in prompt[-request.sampling.penalty_last_n :]:
-                llama.llama_sampler_accept(slot.sampler, token)
 
     def _sampler_chain(self, request: GenerationRequest) -> llama.llama_sampler_p:
         params = request.sampling
@@ -344,16 +372,23 @@ class Engine:
                     self.model.n_vocab, len(self._eog_bias), self._eog_bias
                 ),
             )
-        if params.uses_penalties:
-            add(
-                chain,
-                llama.llama_sampler_init_penalties(
-                    params.penalty_last_n,
-                    params.repeat_penalty,
-                    params.frequency_penalty,
-                    params.presence_penalty,
-                ),
+        if request.grammar is not None:
+            grammar = llama.llama_sampler_init_grammar(
+                self.model.vocab, request.grammar.encode(), b"root"
             )
+            if grammar:  # checked by submit(); never None here
+                add(chain, grammar)
+        if params.uses_penalties:
+            penalties = llama.llama_sampler_init_penalties(
+                params.penalty_last_n,
+                params.repeat_penalty,
+                params.frequency_penalty,
+                params.presence_penalty,
+            )
+            # The prompt counts for the penalties (only for them: not for a grammar).
+            for token in request.prompt_tokens[-params.penalty_last_n :]:
+                llama.llama_sampler_accept(penalties, token)
+            add(chain, penalties)
         if params.temperature <= 0:
             add(chain, llama.llama_sampler_init_greedy())
             return chain
@@ -455,7 +490,7 @@ class Engine:
         """
         stops = slot.stops
         if not stops:
-            slot.generation.events.put(text)
+            slot.generation.push(text)
             return False
         held = slot.held + text
         cut = -1
@@ -466,14 +501,14 @@ class Engine:
         if cut >= 0:
             slot.held = ""
             if cut:
-                slot.generation.events.put(held[:cut])
+                slot.generation.push(held[:cut])
             self._finish(slot, "stop", flush=False)
             return True
         keep = _longest_stop_prefix(held, stops)
         ready = held[: len(held) - keep]
         slot.held = held[len(held) - keep :]
         if ready:
-            slot.generation.events.put(ready)
+            slot.generation.push(ready)
         return False
 
     def _finish(
@@ -483,9 +518,9 @@ class Engine:
         if flush and reason in {"stop", "length"}:
             rest = slot.held + slot.decoder.decode(b"", final=True)
             if rest:
-                generation.events.put(rest)
+                generation.push(rest)
         slot.held = ""
-        generation.events.put(
+        generation.push(
             Finish(reason, len(slot.prompt), slot.n_generated, slot.cached_tokens, error)
         )
         self._requests_finished += 1

@@ -41,6 +41,10 @@ class ContextOptions:
     n_ubatch: int = 512
     # llama.cpp's extra weight layouts (AMX, repacking); None: off on AMX CPUs (see cpu_has_amx).
     repack: bool | None = None
+    # An embeddings context: one batch of n_ctx tokens (each input whole in one micro-batch),
+    # pooled with this llama_pooling_type; ``parallel`` is then the inputs per batch.
+    embeddings: bool = False
+    pooling: int = -1
 
 
 def cpu_has_amx() -> bool:
@@ -142,6 +146,11 @@ class LlamaModel:
         ctx_params.n_threads_batch = threads
         ctx_params.kv_unified = False  # each slot gets its own part, like llama-server --parallel
         ctx_params.no_perf = True
+        if options.embeddings:
+            ctx_params.embeddings = True
+            ctx_params.pooling_type = options.pooling
+            ctx_params.n_batch = ctx_params.n_ubatch = n_ctx
+            ctx_params.kv_unified = True  # the inputs of a batch share the n_ctx cells
         self._ctx = llama.llama_init_from_model(self._model, ctx_params)
         if not self._ctx:
             llama.llama_model_free(self._model)
@@ -158,6 +167,7 @@ class LlamaModel:
         self.n_batch = llama.llama_n_batch(self._ctx)
         self.parallel = llama.llama_n_seq_max(self._ctx)
         self.add_bos = bool(llama.llama_vocab_get_add_bos(self.vocab))
+        self.n_embd = llama.llama_model_n_embd(self._model)
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._piece_cache: dict[int, bytes] = {}
 

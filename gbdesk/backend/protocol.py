@@ -7,16 +7,34 @@ naming the field at fault. Field names follow OpenAI's API, plus llama-server's 
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gbdesk.backend.engine import SamplingParams
 from gbdesk.backend.errors import RequestError
+from gbdesk.backend.reasoning import OPEN_TAG, REASONING_FORMATS
 
 CHAT_ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
 MAX_STOP_STRINGS = 16
+MAX_EMBEDDING_INPUTS = 2048
 _MISSING = object()
+# Fields every completion request may carry. ``user`` and ``cache_prompt`` change nothing in
+# the output (gbdesk always reuses a slot's cached prefix), so they are accepted as they are.
+_COMMON_FIELDS = frozenset(
+    {
+        "model", "stream", "stream_options", "max_tokens", "n_predict", "stop", "temperature",
+        "top_p", "top_k", "min_p", "seed", "presence_penalty", "frequency_penalty",
+        "repeat_penalty", "repeat_last_n", "ignore_eos", "n", "user", "grammar",
+        "response_format", "cache_prompt", "logprobs",
+    }
+)  # fmt: skip
+_CHAT_FIELDS = _COMMON_FIELDS | {
+    "messages", "max_completion_tokens", "tools", "tool_choice", "parallel_tool_calls",
+    "reasoning_format", "top_logprobs",
+}  # fmt: skip
+_TEXT_FIELDS = _COMMON_FIELDS | {"prompt"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +47,19 @@ class CommonOptions:
     stop: tuple[str, ...]
     sampling: SamplingParams
     ignore_eos: bool
+    grammar: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """Chat-only fields: how reasoning is returned."""
+
+    reasoning_format: str
+    thinking_started: bool = False
+
+    def after_prompt(self, prompt: str) -> ChatOptions:
+        """These options for ``prompt``: a template that opened ``<think>`` starts reasoning."""
+        return replace(self, thinking_started=prompt.rstrip().endswith(OPEN_TAG))
 
 
 def _bad(message: str, param: str) -> RequestError:
@@ -88,12 +119,98 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return None
 
 
-def parse_common(body: dict[str, Any]) -> CommonOptions:
-    """The sampling, length and streaming fields.
+def _check_fields(body: dict[str, Any], chat: bool) -> None:
+    known = _CHAT_FIELDS if chat else _TEXT_FIELDS
+    for name in body:
+        if name not in known:
+            raise _bad(f"'{name}' is not supported by this server", name)
+    if body.get("logprobs") not in (None, False, 0):
+        raise _bad("'logprobs' is not supported by this server", "logprobs")
+    if body.get("top_logprobs") not in (None, 0):
+        raise _bad("'top_logprobs' is not supported by this server", "top_logprobs")
+    tools = body.get("tools")
+    if tools not in (None, []):
+        raise _bad("'tools' (function calling) is not supported by this server yet", "tools")
+    if body.get("tool_choice") not in (None, "none", "auto"):
+        raise _bad("'tool_choice' needs 'tools', which this server does not support", "tool_choice")
+    if body.get("cache_prompt") is not None and not isinstance(body["cache_prompt"], bool):
+        raise _bad("'cache_prompt' must be true or false", "cache_prompt")
+    if body.get("user") is not None and not isinstance(body["user"], str):
+        raise _bad("'user' must be a string", "user")
+    if body.get("parallel_tool_calls") is not None and not isinstance(
+        body["parallel_tool_calls"], bool
+    ):
+        raise _bad("'parallel_tool_calls' must be true or false", "parallel_tool_calls")
+
+
+def _grammar(body: dict[str, Any]) -> str | None:
+    """A GBNF grammar from ``grammar`` or ``response_format`` (json_object / json_schema)."""
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+    grammar = body.get("grammar")
+    if grammar is not None and not isinstance(grammar, str):
+        raise _bad("'grammar' must be a GBNF string", "grammar")
+    response_format = body.get("response_format")
+    if response_format is None:
+        return grammar or None
+    if not isinstance(response_format, dict):
+        raise _bad("'response_format' must be an object", "response_format")
+    kind = response_format.get("type")
+    if kind == "text":
+        return grammar or None
+    if grammar:
+        raise _bad("give either 'grammar' or a JSON 'response_format', not both", "grammar")
+    if kind == "json_object":
+        schema = response_format.get("schema")
+        if schema is None:
+            return JSON_GBNF
+    elif kind == "json_schema":
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise _bad(
+                "'response_format.json_schema.schema' must be a JSON schema object",
+                "response_format.json_schema",
+            )
+        schema = spec["schema"]
+    else:
+        raise _bad(
+            "'response_format.type' must be 'text', 'json_object' or 'json_schema'",
+            "response_format.type",
+        )
+    if not isinstance(schema, dict):
+        raise _bad("the response schema must be an object", "response_format")
+    try:
+        return json_schema_to_gbnf(json.dumps(schema))
+    except Exception as exc:  # the converter raises plain exceptions for what it cannot express
+        raise _bad(
+            f"this JSON schema cannot be turned into a grammar: {exc}", "response_format"
+        ) from None
+
+
+def parse_chat_options(body: dict[str, Any], default_reasoning: str) -> ChatOptions:
+    """The chat-only options (``reasoning_format``).
 
     Raises:
-        RequestError: a field has the wrong type or is out of range (400).
+        RequestError: an unknown reasoning format (400).
     """
+    value = body.get("reasoning_format", default_reasoning)
+    if value == "auto":
+        value = "deepseek"
+    if value not in REASONING_FORMATS:
+        raise _bad(
+            f"'reasoning_format' must be one of {', '.join(REASONING_FORMATS)}, 'auto'",
+            "reasoning_format",
+        )
+    return ChatOptions(reasoning_format=value)
+
+
+def parse_common(body: dict[str, Any], *, chat: bool = True) -> CommonOptions:
+    """The sampling, length, streaming and output-format fields.
+
+    Raises:
+        RequestError: a field is unknown, unsupported, of the wrong type or out of range (400).
+    """
+    _check_fields(body, chat)
     n = _integer(body, "n", 1, 1)
     if n != 1:
         raise _bad("only 'n': 1 is supported", "n")
@@ -122,6 +239,7 @@ def parse_common(body: dict[str, Any]) -> CommonOptions:
         stop=_stop(body),
         sampling=sampling,
         ignore_eos=_flag(body, "ignore_eos"),
+        grammar=_grammar(body),
     )
 
 
@@ -191,3 +309,47 @@ def parse_prompt(body: dict[str, Any]) -> str | list[int]:
     if prompt is None:
         raise _bad("'prompt' is required", "prompt")
     raise _bad("'prompt' must be a string or a list of token ids (one prompt only)", "prompt")
+
+
+def parse_embedding_input(body: dict[str, Any]) -> tuple[list[str | list[int]], str]:
+    """(inputs, encoding format) of an embeddings request.
+
+    ``input`` is a string, a list of strings, a list of token ids or a list of such lists.
+
+    Raises:
+        RequestError: a missing or malformed field (400).
+    """
+    for name in body:
+        if name not in {"input", "model", "encoding_format", "user", "content"}:
+            raise _bad(f"'{name}' is not supported by this server", name)
+    value = body.get("input", body.get("content"))  # llama-server's /embedding takes "content"
+    if value is None:
+        raise _bad("'input' is required", "input")
+
+    def tokens(item: Any) -> bool:
+        return (
+            isinstance(item, list)
+            and bool(item)
+            and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in item)
+        )
+
+    if isinstance(value, str) or tokens(value):
+        inputs: list[Any] = [value]
+    elif (
+        isinstance(value, list)
+        and value
+        and all(isinstance(item, str) or tokens(item) for item in value)
+    ):
+        inputs = list(value)
+    else:
+        raise _bad(
+            "'input' must be a string, a list of strings or a list of token-id lists", "input"
+        )
+    if len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise _bad(f"'input' may hold at most {MAX_EMBEDDING_INPUTS} items", "input")
+    if any(item == "" for item in inputs):
+        raise _bad("'input' cannot contain an empty string", "input")
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        raise _bad("'encoding_format' must be 'float' or 'base64'", "encoding_format")
+    return inputs, encoding

@@ -41,6 +41,12 @@ class ServeOptions:
     queue_limit: int = 16
     alias: str = ""  # the model id clients see; the file name by default
     repack: bool | None = None  # llama.cpp's extra weight layouts; None: see cpu_has_amx
+    reasoning_format: str = "deepseek"  # <think> text to reasoning_content, or "none"
+    embedding_model: str = ""  # also serve this embedding model (on embedding_port)
+    embedding_port: int = 8082  # botserver's embedding-url default
+    embedding_ctx: int = 512  # tokens per embedded text (botserver's --ctx-size 512)
+    embedding_pooling: str = ""  # mean, cls or last; "": the GGUF's, else mean
+    embeddings_only: bool = False  # serve ``model`` for embeddings only (a second backend)
 
     def check(self) -> None:
         """Raises:
@@ -54,6 +60,25 @@ class ServeOptions:
             raise UsageError(f"port {self.port} is not between 0 and 65535", fix="use --port 8081")
         if self.ctx < 0 or self.parallel < 0 or self.threads < 0 or self.queue_limit < 0:
             raise UsageError("--ctx, --parallel, --threads and --queue-size cannot be negative")
+        if self.reasoning_format not in ("deepseek", "none", "auto"):
+            raise UsageError(
+                f"--reasoning-format must be deepseek, none or auto, not {self.reasoning_format!r}"
+            )
+        if self.embedding_pooling not in ("", "mean", "cls", "last"):
+            raise UsageError(
+                f"--embedding-pooling must be mean, cls or last, not {self.embedding_pooling!r}"
+            )
+        if (
+            self.embedding_model
+            and not self.embeddings_only
+            and (self.embedding_port == self.port and self.port != 0)
+        ):
+            raise UsageError(
+                f"the embedding port {self.embedding_port} is the chat port too",
+                fix=f"pick another one: --embedding-port {self.port + 1}",
+            )
+        if not 0 <= self.embedding_port <= 65535 or self.embedding_ctx < 8:
+            raise UsageError("--embedding-port must be a port and --embedding-ctx at least 8")
         if self.gpu_layers != "auto" and not self.gpu_layers.isdigit():
             raise UsageError(
                 f"--gpu-layers must be 'auto' or a number, not {self.gpu_layers!r}",
@@ -177,51 +202,88 @@ def run_serve(
         PortInUseError: the port is taken.
         ModelLoadError: the model cannot be found or loaded.
     """
-    from gbdesk.backend.chat_template import ChatTemplate
+    from gbdesk.backend.chat_template import template_for_model
     from gbdesk.backend.engine import Engine
     from gbdesk.backend.model import ContextOptions, LlamaModel
     from gbdesk.backend.server import BackendApp, BackendServer
+    from gbdesk.backend.transport import url_for
 
     options.check()
     # The engine thread needs the GIL back as soon as llama_decode returns; HTTP threads must
     # not hold it for the default 5 ms (measured: 4-stream time to first token 128 -> 56 ms).
     sys.setswitchinterval(0.0005)
     resolved = resolve_settings(options)
+    embedding_path = (
+        resolved.model_path
+        if options.embeddings_only
+        else (resolve_model(options.embedding_model) if options.embedding_model else None)
+    )
+    embedding_id = None
+    if embedding_path is not None:
+        embedding_id = (
+            options.alias if options.embeddings_only and options.alias else (embedding_path.name)
+        )
     stop = stop or threading.Event()
-    app = BackendApp(api_key=options.api_key, model_id=resolved.model_id)
-    server = BackendServer(options.host, options.port, app)
+    app = BackendApp(
+        api_key=options.api_key,
+        model_id=resolved.model_id,
+        chat=not options.embeddings_only,
+        embedding_model_id=embedding_id,
+        reasoning_format=options.reasoning_format,
+    )
+    extra_ports = (
+        (options.embedding_port,) if embedding_path is not None and not options.embeddings_only
+        else ()
+    )  # fmt: skip
+    server = BackendServer(options.host, options.port, app, extra_ports)
     server.serve_in_thread()
-    url = f"http://{options.host}:{server.port}"
+    url = url_for(options.host, server.port)
     log.info("listening on %s (key required: %s)", url, "yes" if options.api_key else "no")
+    if extra_ports:
+        log.info("embeddings also on %s", url_for(options.host, server.ports[1]))
     restore = _install_signal_handlers(stop)
-    engine = None
+    engine = embedder = None
     try:
-        model = LlamaModel(
-            resolved.model_path,
-            ContextOptions(
-                n_ctx=resolved.n_ctx,
-                parallel=resolved.parallel,
-                gpu_layers=resolved.gpu_layers,
+        if not options.embeddings_only:
+            model = LlamaModel(
+                resolved.model_path,
+                ContextOptions(
+                    n_ctx=resolved.n_ctx,
+                    parallel=resolved.parallel,
+                    gpu_layers=resolved.gpu_layers,
+                    threads=resolved.threads,
+                    repack=options.repack,
+                ),
+            )
+            template = template_for_model(model)
+            engine = Engine(model, queue_limit=options.queue_limit)
+            app.attach(engine, template)
+            log.info(
+                "serving %s: %d-token context in %d slots of %d, %d GPU layers, %d threads",
+                resolved.model_path,
+                model.n_ctx,
+                model.parallel,
+                model.n_ctx_slot,
+                resolved.gpu_layers,
+                resolved.threads,
+            )
+        if embedding_path is not None:
+            from gbdesk.backend.embeddings import EmbeddingEngine
+
+            embedder = EmbeddingEngine(
+                embedding_path,
+                embedding_id or embedding_path.name,
+                n_ctx=options.embedding_ctx,
+                pooling=options.embedding_pooling or None,
                 threads=resolved.threads,
+                gpu_layers=0 if options.embeddings_only is False else resolved.gpu_layers,
                 repack=options.repack,
-            ),
-        )
-        template = ChatTemplate(
-            model.metadata.get("tokenizer.chat_template"),
-            bos_token=model.token_text(model.metadata.get("tokenizer.ggml.bos_token_id")),
-            eos_token=model.token_text(model.metadata.get("tokenizer.ggml.eos_token_id")),
-        )
-        engine = Engine(model, queue_limit=options.queue_limit)
-        app.attach(engine, template)
-        log.info(
-            "serving %s: %d-token context in %d slots of %d, %d GPU layers, %d threads",
-            resolved.model_path,
-            model.n_ctx,
-            model.parallel,
-            model.n_ctx_slot,
-            resolved.gpu_layers,
-            resolved.threads,
-        )
+            )
+            app.attach_embeddings(embedder)
+            log.info(
+                "embeddings from %s: %d dimensions, %s pooling, %d tokens per text",
+                embedding_path, embedder.n_embd, embedder.pooling, embedder.n_ctx,
+            )  # fmt: skip
         if on_ready is not None:
             on_ready(url)
         stop.wait()
@@ -230,6 +292,8 @@ def run_serve(
         server.server_close()
         if engine is not None:
             engine.close()
+        if embedder is not None:
+            embedder.close()
         restore()
     return 0
 

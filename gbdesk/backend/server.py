@@ -1,57 +1,79 @@
-"""The OpenAI-compatible HTTP server (standard library only), a drop-in for llama-server.
+"""The OpenAI-compatible HTTP API (Starlette on uvicorn), a drop-in for llama-server.
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/completions`` (streaming as server-sent events
-or not), ``GET /v1/models``, ``GET /health`` (llama-server's answers: 200 ``{"status": "ok"}``,
-503 while the model loads) and ``GET /metrics`` (Prometheus text). The same paths without
-``/v1`` work too, as on llama-server. Errors use OpenAI's shape ``{"error": {...}}``.
+or not), ``POST /v1/embeddings``, ``GET /v1/models``, ``POST /tokenize``, ``POST /detokenize``,
+``GET /props``, ``GET /health`` (llama-server's answers: 200 ``{"status": "ok"}``, 503 while the
+model loads) and ``GET /metrics`` (Prometheus text). The same paths without ``/v1`` work too, as
+on llama-server. Every error, 404 and 405 included, has OpenAI's shape ``{"error": {...}}``.
 
-The server listens before the model is loaded, so a supervisor can tell "loading" from "dead";
-:meth:`BackendServer.attach` makes it ready.
+The server listens before the models are loaded, so a supervisor can tell "loading" from "dead";
+:meth:`BackendApp.attach` (and :meth:`BackendApp.attach_embeddings`) make it ready.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hmac
 import json
 import logging
-import queue
-import select
-import socket
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gbdesk.backend.chat_template import ChatTemplate
 from gbdesk.backend.engine import Engine, Finish, Generation, GenerationRequest
-from gbdesk.backend.errors import PortInUseError, RequestError
+from gbdesk.backend.errors import RequestError
 from gbdesk.backend.model import LlamaModel
-from gbdesk.backend.protocol import CommonOptions, parse_common, parse_messages, parse_prompt
+from gbdesk.backend.protocol import (
+    ChatOptions,
+    CommonOptions,
+    parse_chat_options,
+    parse_common,
+    parse_embedding_input,
+    parse_messages,
+    parse_prompt,
+)
+from gbdesk.backend.reasoning import ReasoningSplitter
+from gbdesk.backend.responses import SSE_DONE, ResponseShape, sse
+from gbdesk.backend.transport import HttpServer
+
+if TYPE_CHECKING:
+    from gbdesk.backend.embeddings import EmbeddingEngine
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-# How often a waiting handler checks whether its client hung up.
-_DISCONNECT_POLL_SECONDS = 0.25
+_DRAIN_LIMIT_BYTES = 8 * MAX_BODY_BYTES
 _LOADING = RequestError(503, "Loading model", kind="unavailable_error")
 _KNOWN_PATHS = (
     "/health",
     "/metrics",
+    "/props",
+    "/tokenize",
+    "/detokenize",
     "/v1/models",
     "/v1/chat/completions",
     "/v1/completions",
+    "/v1/embeddings",
 )
-_ALIASES = {
-    "/v1/health": "/health",
-    "/models": "/v1/models",
-    "/chat/completions": "/v1/chat/completions",
-    "/completions": "/v1/completions",
-}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (for log lines built from client input)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 @dataclass(frozen=True)
@@ -67,15 +89,32 @@ class ModelInfo:
 
 
 class BackendApp:
-    """The server's state: the engine once loaded, the API key, request counters."""
+    """The server's state: the engines once loaded, the API key, request counters.
 
-    def __init__(self, *, api_key: str | None, model_id: str) -> None:
+    Args:
+        chat: whether a chat model is served (False: embeddings only).
+        embedding_model_id: the id of the embedding model, when one is served.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        model_id: str,
+        chat: bool = True,
+        embedding_model_id: str | None = None,
+        reasoning_format: str = "deepseek",
+    ) -> None:
         self.api_key = api_key.encode() if api_key else None
         self.model_id = model_id
+        self.serves_chat = chat
+        self.embedding_model_id = embedding_model_id
+        self.reasoning_format = reasoning_format
         self.engine: Engine | None = None
         self.model: LlamaModel | None = None
         self.template: ChatTemplate | None = None
         self.info: ModelInfo | None = None
+        self.embedder: EmbeddingEngine | None = None
         self.started = int(time.time())
         self.responses: Counter[tuple[str, int]] = Counter()
         self._lock = threading.Lock()
@@ -92,6 +131,15 @@ class BackendApp:
             n_vocab=model.n_vocab,
         )
         self.engine = engine  # last: this is what makes the server "ready"
+
+    def attach_embeddings(self, embedder: EmbeddingEngine) -> None:
+        self.embedder = embedder
+
+    @property
+    def ready(self) -> bool:
+        chat_ready = self.engine is not None or not self.serves_chat
+        embeddings_ready = self.embedder is not None or self.embedding_model_id is None
+        return chat_ready and embeddings_ready
 
     def count(self, path: str, status: int) -> None:
         with self._lock:
@@ -139,409 +187,543 @@ class BackendApp:
             metric("tokens_per_second", "gauge",
                    "Generation throughput over the time spent generating.",
                    [("", stats.tokens_per_second)])  # fmt: skip
+        if self.embedder is not None:
+            metric("embedding_inputs_total", "counter", "Texts embedded.",
+                   [("", self.embedder.inputs_done)])  # fmt: skip
+            metric("embedding_tokens_total", "counter", "Tokens embedded.",
+                   [("", self.embedder.tokens_done)])  # fmt: skip
         return "\n".join(lines) + "\n"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "gbdesk"
-    disable_nagle_algorithm = True  # small SSE writes must leave at once
-    server: BackendServer
+# ---------------------------------------------------------------------- request plumbing
 
-    # ------------------------------------------------------------------ plumbing
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+def _error_response(error: RequestError) -> JSONResponse:
+    headers = {"Retry-After": "1"} if error.status in (429, 503) else {}
+    # After a 413 the transport reads the rest of the body and throws it away (within the
+    # request deadline), so that the client gets to read the answer and the connection is kept.
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
 
-    def do_POST(self) -> None:
-        self._dispatch("POST")
+def _check_key(app: BackendApp, request: Request) -> None:
+    if app.api_key is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(errors="replace"), app.api_key
+    ):
+        raise RequestError(
+            401,
+            "invalid or missing API key: send 'Authorization: Bearer <key>'",
+            kind="authentication_error",
+            code="invalid_api_key",
+        )
 
-    def _dispatch(self, method: str) -> None:
-        app = self.server.app
-        path = urlsplit(self.path).path.rstrip("/") or "/"
-        path = _ALIASES.get(path, path)
-        self._status = 500
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, at most MAX_BODY_BYTES long.
+
+    Raises:
+        RequestError: 413 for a body over the limit, 400 for anything but a JSON object.
+    """
+    too_large = RequestError(413, f"the request body is over {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                # Read on (throwing it away, up to a bound) so that a client that sends its
+                # whole body before reading gets to read the answer.
+                if size > _DRAIN_LIMIT_BYTES:
+                    raise too_large
+                chunks.clear()
+                continue
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise RequestError(400, "the client closed the connection mid-request") from None
+    if size > MAX_BODY_BYTES:
+        raise too_large
+    raw = b"".join(chunks)
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            400, f"the request body is not UTF-8: byte {exc.start} is invalid"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, "the request body must be a JSON object")
+    return body
+
+
+Handler = Callable[[BackendApp, Request], Awaitable[Response]]
+
+
+def _endpoint(
+    app: BackendApp, path: str, handler: Handler
+) -> Callable[[Request], Awaitable[Response]]:
+    """Key check, error mapping, counting and a debug log line around one route's handler."""
+
+    async def endpoint(request: Request) -> Response:
+        status = 500
         try:
-            route = _ROUTES.get((method, path))
-            if route is None:
-                if any(known == path for _, known in _ROUTES):
-                    raise RequestError(405, f"{method} is not allowed on {path}")
-                raise RequestError(404, f"no route {path}", code="not_found")
             if path != "/health":
-                self._check_key(app)
-            route(self, app)
+                _check_key(app, request)
+            response = await handler(app, request)
         except RequestError as exc:
-            self._send_error(exc)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+            response = _error_response(exc)
         except Exception:
-            log.exception("request %s %s failed", method, path)
-            self._send_error(RequestError(500, "internal server error", kind="server_error"))
-        finally:
-            app.count(path, self._status)
-
-    def _check_key(self, app: BackendApp) -> None:
-        if app.api_key is None:
-            return
-        header = self.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), app.api_key
-        ):
-            raise RequestError(
-                401,
-                "invalid or missing API key: send 'Authorization: Bearer <key>'",
-                kind="authentication_error",
-                code="invalid_api_key",
+            log.exception("request %s %s failed", request.method, path)
+            response = _error_response(
+                RequestError(500, "internal server error", kind="server_error")
             )
+        status = response.status_code
+        app.count(path, status)
+        log.debug("%s %s -> %d", request.method, printable(request.url.path), status)
+        return response
 
-    def _read_json(self) -> dict[str, Any]:
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            raise RequestError(411, "a Content-Length header is required")
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise RequestError(400, "the Content-Length header is not a number") from None
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            # Read what was sent (up to a bound) so that the client gets to read the answer.
-            remaining = min(length, 8 * MAX_BODY_BYTES)
-            while remaining > 0:
-                received = self.rfile.read(min(remaining, 1 << 16))
-                if not received:
-                    break
-                remaining -= len(received)
-            raise RequestError(413, f"the request body is over {MAX_BODY_BYTES} bytes")
-        raw = self.rfile.read(length)
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RequestError(400, f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise RequestError(400, "the request body must be a JSON object")
-        return body
+    return endpoint
 
-    def _send_json(
-        self, status: int, payload: Any, extra_headers: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode()
-        self._status = status
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (extra_headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
 
-    def _send_error(self, error: RequestError) -> None:
-        headers = {"Retry-After": "1"} if error.status in (429, 503) else None
-        try:
-            self._send_json(error.status, error.body(), headers)
-        except OSError:
-            self.close_connection = True
-
-    def _send_text(self, status: int, text: str, content_type: str) -> None:
-        data = text.encode()
-        self._status = status
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _client_gone(self) -> bool:
-        """True when the client closed its side of the connection."""
-        try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            if not readable:
-                return False
-            return self.connection.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            return True
-
-    def _next_event(self, generation: Generation) -> str | Finish | None:
-        """The next event, or None when the client hung up while waiting."""
-        while True:
-            try:
-                return generation.next_event(timeout=_DISCONNECT_POLL_SECONDS)
-            except queue.Empty:
-                if self._client_gone():
-                    return None
-
-    # ------------------------------------------------------------------ routes
-
-    def health(self, app: BackendApp) -> None:
-        if app.engine is None:
-            raise _LOADING
-        self._send_json(200, {"status": "ok"})
-
-    def metrics(self, app: BackendApp) -> None:
-        self._send_text(200, app.metrics_text(), "text/plain; version=0.0.4; charset=utf-8")
-
-    def models(self, app: BackendApp) -> None:
-        info = app.info
-        if info is None:
-            raise _LOADING
-        entry = {
-            "id": info.model_id,
-            "object": "model",
-            "created": app.started,
-            "owned_by": "gbdesk",
-            "meta": {
-                "n_ctx": info.n_ctx,
-                "n_ctx_slot": info.n_ctx_slot,
-                "parallel": info.parallel,
-                "n_ctx_train": info.n_ctx_train,
-                "n_vocab": info.n_vocab,
-            },
-        }
-        self._send_json(200, {"object": "list", "data": [entry]})
-
-    def chat_completions(self, app: BackendApp) -> None:
-        body = self._read_json()
-        if app.engine is None:
-            raise _LOADING
-        options = parse_common(body)
-        prompt = app.template.render(parse_messages(body))
-        self._generate(app, "chat", app.tokenize_chat(prompt), options)
-
-    def completions(self, app: BackendApp) -> None:
-        body = self._read_json()
-        if app.engine is None:
-            raise _LOADING
-        options = parse_common(body)
-        prompt = parse_prompt(body)
-        if isinstance(prompt, str):
-            tokens = app.model.tokenize(prompt, add_special=True)
+def _http_exception_handler(app: BackendApp) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        path = printable(request.url.path)
+        if exc.status_code == 405:
+            error = RequestError(405, f"{printable(request.method)} is not allowed on {path}")
+        elif exc.status_code == 404:
+            error = RequestError(404, f"no route {path}", code="not_found")
         else:
-            if not all(0 <= token < app.model.n_vocab for token in prompt):
-                raise RequestError(
-                    400, "a prompt token id is outside the vocabulary", param="prompt"
-                )
-            tokens = prompt
-        self._generate(app, "text", tokens, options)
+            error = RequestError(exc.status_code, str(exc.detail))
+        app.count("other", error.status)
+        log.debug("%s %s -> %d", printable(request.method), path, error.status)
+        response = _error_response(error)
+        if exc.headers and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
-    # ------------------------------------------------------------------ generation
+    return handle
 
-    def _generate(
-        self, app: BackendApp, kind: str, tokens: list[int], options: CommonOptions
+
+# ---------------------------------------------------------------------- generation bridge
+
+
+class _Waker:
+    """Wakes the event loop from the engine thread, at most once per pending wake-up."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.event = asyncio.Event()
+        self._pending = False
+
+    def notify(self) -> None:  # engine thread
+        if not self._pending:
+            self._pending = True
+            self.loop.call_soon_threadsafe(self._set)
+
+    def _set(self) -> None:
+        self._pending = False
+        self.event.set()
+
+
+class GenerationResponse(Response):
+    """Runs one generation and sends it whole (JSON) or as server-sent events.
+
+    A client that hangs up (``http.disconnect``) cancels the generation: its slot is freed at
+    the engine's next step.
+    """
+
+    def __init__(
+        self,
+        generation: Generation,
+        waker: _Waker,
+        shape: ResponseShape,
+        options: CommonOptions,
+        reasoning: ReasoningSplitter | None,
     ) -> None:
-        request = GenerationRequest(
-            prompt_tokens=tuple(tokens),
-            max_tokens=options.max_tokens,
-            stop=options.stop,
-            sampling=options.sampling,
-            ignore_eos=options.ignore_eos,
-        )
-        generation = app.engine.submit(
-            request, prompt_param="messages" if kind == "chat" else "prompt"
-        )
-        response = _ResponseShape(kind, app.model_id)
-        try:
-            if options.stream:
-                self._stream(generation, response, options.include_usage)
-            else:
-                self._collect(generation, response)
-        finally:
-            if generation.finish is None:
-                generation.cancel()  # the client left or writing failed: free the slot now
+        self.generation = generation
+        self.waker = waker
+        self.shape = shape
+        self.options = options
+        self.reasoning = reasoning
+        self.status_code = 200
+        self.background = None
+        self._gone = False
 
-    def _collect(self, generation: Generation, response: _ResponseShape) -> None:
-        parts: list[str] = []
-        next_check = time.monotonic() + _DISCONNECT_POLL_SECONDS
+    async def _watch_disconnect(self, receive: Receive) -> None:
         while True:
-            event = self._next_event(generation)
-            if event is None:
-                self.close_connection = True
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self._gone = True
+                self.generation.cancel()
+                self.waker.event.set()
                 return
-            if isinstance(event, Finish):
-                break
-            parts.append(event)
-            # Nothing is written until the end, so look for a client that left meanwhile.
-            if time.monotonic() >= next_check:
-                if self._client_gone():
-                    self.close_connection = True
-                    return
-                next_check = time.monotonic() + _DISCONNECT_POLL_SECONDS
-        finish = generation.finish
-        if finish.reason == "error":
-            raise RequestError(500, finish.error or "generation failed", kind="server_error")
-        self._send_json(200, response.complete("".join(parts), finish))
 
-    def _stream(
-        self, generation: Generation, response: _ResponseShape, include_usage: bool
-    ) -> None:
-        self._status = 200
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        write = self.wfile.write
-        first = True
-        while generation.finish is None:
-            event = self._next_event(generation)
-            if event is None:
-                self.close_connection = True
+    async def _events(self) -> list[str | Finish]:
+        """The events ready now (waiting for at least one); [] when the client left."""
+        generation = self.generation
+        while not self._gone:
+            self.waker.event.clear()
+            ready: list[str | Finish] = []
+            while (event := generation.poll()) is not None:
+                ready.append(event)
+                if isinstance(event, Finish):
+                    break
+            if ready:
+                return ready
+            await self.waker.event.wait()
+        return []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.create_task(self._watch_disconnect(receive))
+        try:
+            if self.options.stream:
+                await self._stream(send)
+            else:
+                await self._collect(send)
+        finally:
+            watcher.cancel()
+            if self.generation.finish is None:
+                self.generation.cancel()  # the client left or writing failed: free the slot
+
+    async def _collect(self, send: Send) -> None:
+        parts: list[str] = []
+        while self.generation.finish is None:
+            events = await self._events()
+            if not events:
                 return
-            # Send every piece that is ready in one write: one event per token, fewer syscalls.
-            events: list[bytes] = []
-            while isinstance(event, str):
-                events.append(response.delta_bytes(event, first))
-                first = False
-                event = generation.poll()
-            if events:
-                write(_chunk_bytes(b"".join(events)))
-        finish = generation.finish
+            parts.extend(event for event in events if isinstance(event, str))
+        finish = self.generation.finish
         if finish.reason == "error":
             error = RequestError(500, finish.error or "generation failed", kind="server_error")
-            write(_chunk(error.body()))
+            await _error_response(error)({"type": "http"}, _no_receive, send)
+            return
+        text = "".join(parts)
+        reasoning = None
+        if self.reasoning is not None:
+            reasoning, text = self.reasoning.split_whole(text)
+        body = json.dumps(
+            self.shape.complete(text, finish, reasoning=reasoning), ensure_ascii=False
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _stream(self, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
+        shape, first = self.shape, True
+        while self.generation.finish is None:
+            events = await self._events()
+            if not events:
+                return
+            # Every event that is ready goes out in one write: whole events, fewer syscalls.
+            out: list[bytes] = []
+            for event in events:
+                if not isinstance(event, str):
+                    continue
+                if self.reasoning is None:
+                    out.append(shape.delta_bytes(event, first))
+                    first = False
+                    continue
+                for field, piece in self.reasoning.feed(event):
+                    out.append(shape.delta_bytes(piece, first, field=field))
+                    first = False
+            if out:
+                await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+        finish = self.generation.finish
+        tail: list[bytes] = []
+        if finish.reason == "error":
+            error = RequestError(500, finish.error or "generation failed", kind="server_error")
+            tail.append(sse(error.body()))
         else:
-            write(_chunk(response.last_delta(finish, first)))
-            if include_usage:
-                write(_chunk(response.usage_chunk(finish)))
-        write(_chunk_bytes(b"data: [DONE]\n\n"))
-        write(b"0\r\n\r\n")
+            if self.reasoning is not None:
+                for field, piece in self.reasoning.flush():
+                    tail.append(shape.delta_bytes(piece, first, field=field))
+                    first = False
+            tail.append(sse(shape.last_delta(finish, first)))
+            if self.options.include_usage:
+                tail.append(sse(shape.usage_chunk(finish)))
+        tail.append(SSE_DONE)
+        await send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
 
 
-def _chunk_bytes(data: bytes) -> bytes:
-    """One piece of a chunked HTTP body."""
-    return b"%x\r\n%s\r\n" % (len(data), data)
+async def _no_receive() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
 
 
-def _chunk(payload: Any) -> bytes:
-    return _chunk_bytes(b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n")
+def _start_generation(
+    app: BackendApp,
+    kind: str,
+    tokens: list[int],
+    options: CommonOptions,
+    chat: ChatOptions | None = None,
+) -> GenerationResponse:
+    request = GenerationRequest(
+        prompt_tokens=tuple(tokens),
+        max_tokens=options.max_tokens,
+        stop=options.stop,
+        sampling=options.sampling,
+        ignore_eos=options.ignore_eos,
+        grammar=options.grammar,
+    )
+    waker = _Waker(asyncio.get_running_loop())
+    generation = app.engine.submit(
+        request, prompt_param="messages" if kind == "chat" else "prompt", notify=waker.notify
+    )
+    reasoning = None
+    if chat is not None and chat.reasoning_format != "none":
+        reasoning = ReasoningSplitter(started=chat.thinking_started)
+    return GenerationResponse(
+        generation, waker, ResponseShape(kind, app.model_id), options, reasoning
+    )
 
 
-_PLACEHOLDER = "\u0000text\u0000"
+# ---------------------------------------------------------------------- routes
 
 
-def _delta_choice(delta: dict[str, Any]) -> dict[str, Any]:
-    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+def _require_chat(app: BackendApp) -> None:
+    if not app.serves_chat:
+        raise RequestError(
+            501,
+            "this server only serves embeddings (start gbdesk serve with a chat model)",
+            kind="not_supported_error",
+        )
+    if app.engine is None:
+        raise _LOADING
 
 
-class _ResponseShape:
-    """Builds OpenAI's response objects for one request (chat or text completion)."""
+async def health(app: BackendApp, request: Request) -> Response:
+    if not app.ready:
+        raise _LOADING
+    return JSONResponse({"status": "ok"})
 
-    def __init__(self, kind: str, model_id: str) -> None:
-        self.chat = kind == "chat"
-        prefix = "chatcmpl" if self.chat else "cmpl"
-        self.id = f"{prefix}-{uuid.uuid4().hex}"
-        self.created = int(time.time())
-        self.model = model_id
-        self.object = "chat.completion" if self.chat else "text_completion"
-        self.chunk_object = "chat.completion.chunk" if self.chat else "text_completion"
-        if self.chat:
-            delta_first = {"role": "assistant", "content": _PLACEHOLDER}
-            self._head_first, self._tail = self._split_template(_delta_choice(delta_first))
-            self._head, _ = self._split_template(_delta_choice({"content": _PLACEHOLDER}))
-        else:
-            choice = {"index": 0, "text": _PLACEHOLDER, "logprobs": None, "finish_reason": None}
-            self._head, self._tail = self._split_template(choice)
-            self._head_first = self._head
 
-    @staticmethod
-    def usage(finish: Finish) -> dict[str, Any]:
-        return {
-            "prompt_tokens": finish.prompt_tokens,
-            "completion_tokens": finish.completion_tokens,
-            "total_tokens": finish.prompt_tokens + finish.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": finish.cached_tokens},
+async def metrics(app: BackendApp, request: Request) -> Response:
+    return Response(app.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def models(app: BackendApp, request: Request) -> Response:
+    if not app.ready:
+        raise _LOADING
+    data = []
+    info = app.info
+    if info is not None:
+        data.append(
+            {
+                "id": info.model_id,
+                "object": "model",
+                "created": app.started,
+                "owned_by": "gbdesk",
+                "meta": {
+                    "n_ctx": info.n_ctx,
+                    "n_ctx_slot": info.n_ctx_slot,
+                    "parallel": info.parallel,
+                    "n_ctx_train": info.n_ctx_train,
+                    "n_vocab": info.n_vocab,
+                },
+            }
+        )
+    if app.embedder is not None:
+        embedder = app.embedder
+        data.append(
+            {
+                "id": embedder.model_id,
+                "object": "model",
+                "created": app.started,
+                "owned_by": "gbdesk",
+                "meta": {
+                    "n_ctx": embedder.n_ctx,
+                    "n_embd": embedder.n_embd,
+                    "pooling": embedder.pooling,
+                    "n_vocab": embedder.n_vocab,
+                },
+            }
+        )
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def props(app: BackendApp, request: Request) -> Response:
+    if not app.ready:
+        raise _LOADING
+    if app.info is None:
+        return JSONResponse({"total_slots": 0, "embeddings": True})
+    info = app.info
+    return JSONResponse(
+        {
+            "default_generation_settings": {
+                "n_ctx": info.n_ctx_slot,
+                "params": {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05},
+            },
+            "total_slots": info.parallel,
+            "model_alias": info.model_id,
+            "model_path": str(app.model.path),
+            "chat_template": app.template.source,
+            "bos_token": app.template.bos_token,
+            "eos_token": app.template.eos_token,
+            "n_ctx": info.n_ctx,
+            "n_ctx_train": info.n_ctx_train,
+            "embeddings": app.embedder is not None,
+            "reasoning_format": app.reasoning_format,
         }
+    )
 
-    def complete(self, text: str, finish: Finish) -> dict[str, Any]:
-        if self.chat:
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}}
+
+async def tokenize(app: BackendApp, request: Request) -> Response:
+    body = await read_json(request)
+    _require_chat(app)
+    content = body.get("content")
+    if not isinstance(content, str):
+        raise RequestError(400, "'content' must be a string", param="content")
+    add_special = body.get("add_special", False)
+    with_pieces = body.get("with_pieces", False)
+    if not isinstance(add_special, bool) or not isinstance(with_pieces, bool):
+        raise RequestError(400, "'add_special' and 'with_pieces' must be true or false")
+    _reject_unknown(body, {"content", "add_special", "with_pieces", "model"})
+    tokens = app.model.tokenize(content, add_special=add_special)
+    if not with_pieces:
+        return JSONResponse({"tokens": tokens})
+    pieces = [
+        {"id": token, "piece": app.model.piece(token).decode("utf-8", errors="replace")}
+        for token in tokens
+    ]
+    return JSONResponse({"tokens": pieces})
+
+
+async def detokenize(app: BackendApp, request: Request) -> Response:
+    body = await read_json(request)
+    _require_chat(app)
+    tokens = body.get("tokens")
+    if not isinstance(tokens, list) or not all(
+        isinstance(t, int) and not isinstance(t, bool) and 0 <= t < app.model.n_vocab
+        for t in tokens
+    ):
+        raise RequestError(400, "'tokens' must be a list of token ids", param="tokens")
+    _reject_unknown(body, {"tokens", "model"})
+    data = b"".join(app.model.piece(token) for token in tokens)
+    return JSONResponse({"content": data.decode("utf-8", errors="replace")})
+
+
+def _reject_unknown(body: dict[str, Any], known: set[str]) -> None:
+    for name in body:
+        if name not in known:
+            raise RequestError(400, f"'{name}' is not supported here", param=name)
+
+
+async def chat_completions(app: BackendApp, request: Request) -> Response:
+    body = await read_json(request)
+    _require_chat(app)
+    options = parse_common(body, chat=True)
+    chat = parse_chat_options(body, app.reasoning_format)
+    prompt = app.template.render(parse_messages(body))
+    chat = chat.after_prompt(prompt)
+    return _start_generation(app, "chat", app.tokenize_chat(prompt), options, chat)
+
+
+async def completions(app: BackendApp, request: Request) -> Response:
+    body = await read_json(request)
+    _require_chat(app)
+    options = parse_common(body, chat=False)
+    prompt = parse_prompt(body)
+    if isinstance(prompt, str):
+        tokens = app.model.tokenize(prompt, add_special=True)
+    else:
+        if not all(0 <= token < app.model.n_vocab for token in prompt):
+            raise RequestError(400, "a prompt token id is outside the vocabulary", param="prompt")
+        tokens = prompt
+    return _start_generation(app, "text", tokens, options)
+
+
+async def embeddings(app: BackendApp, request: Request) -> Response:
+    body = await read_json(request)
+    if app.embedding_model_id is None:
+        raise RequestError(
+            501,
+            "this server has no embedding model: start it with --embedding-model",
+            kind="not_supported_error",
+        )
+    embedder = app.embedder
+    if embedder is None:
+        raise _LOADING
+    texts, encoding = parse_embedding_input(body)
+    vectors, n_tokens = await asyncio.wrap_future(embedder.submit(texts))
+    data = []
+    for index, vector in enumerate(vectors):
+        if encoding == "base64":
+            value: Any = base64.b64encode(vector.tobytes()).decode("ascii")
         else:
-            choice = {"index": 0, "text": text}
-        choice.update(logprobs=None, finish_reason=finish.reason)
-        return {
-            "id": self.id,
-            "object": self.object,
-            "created": self.created,
-            "model": self.model,
-            "choices": [choice],
-            "usage": self.usage(finish),
+            value = vector.tolist()
+        data.append({"object": "embedding", "index": index, "embedding": value})
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": embedder.model_id,
+            "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
         }
-
-    def _chunk(self, choice: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": self.chunk_object,
-            "created": self.created,
-            "model": self.model,
-            "choices": [choice],
-        }
-
-    def delta_bytes(self, text: str, first: bool) -> bytes:
-        """One SSE event carrying ``text``, from pre-encoded halves (no dict per token)."""
-        head = self._head_first if first else self._head
-        return head + json.dumps(text, ensure_ascii=False).encode() + self._tail
-
-    def _split_template(self, choice: dict[str, Any]) -> tuple[bytes, bytes]:
-        """The bytes of a chunk before and after its text (marked by a placeholder)."""
-        encoded = b"data: " + json.dumps(self._chunk(choice), ensure_ascii=False).encode()
-        head, tail = encoded.split(json.dumps(_PLACEHOLDER).encode())
-        return head, tail + b"\n\n"
-
-    def last_delta(self, finish: Finish, first: bool) -> dict[str, Any]:
-        if self.chat:
-            delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else {}
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish.reason}
-        else:
-            choice = {"index": 0, "text": "", "logprobs": None, "finish_reason": finish.reason}
-        return self._chunk(choice)
-
-    def usage_chunk(self, finish: Finish) -> dict[str, Any]:
-        chunk = self._chunk({})
-        chunk["choices"] = []
-        chunk["usage"] = self.usage(finish)
-        return chunk
+    )
 
 
-_ROUTES: dict[tuple[str, str], Callable[[_Handler, BackendApp], None]] = {
-    ("GET", "/health"): _Handler.health,
-    ("GET", "/metrics"): _Handler.metrics,
-    ("GET", "/v1/models"): _Handler.models,
-    ("POST", "/v1/chat/completions"): _Handler.chat_completions,
-    ("POST", "/v1/completions"): _Handler.completions,
-}
+_ROUTES: list[tuple[str, str, Handler, tuple[str, ...]]] = [
+    # (path, method, handler, aliases)
+    ("/health", "GET", health, ("/v1/health",)),
+    ("/metrics", "GET", metrics, ()),
+    ("/props", "GET", props, ()),
+    ("/tokenize", "POST", tokenize, ()),
+    ("/detokenize", "POST", detokenize, ()),
+    ("/v1/models", "GET", models, ("/models",)),
+    ("/v1/chat/completions", "POST", chat_completions, ("/chat/completions",)),
+    ("/v1/completions", "POST", completions, ("/completions",)),
+    ("/v1/embeddings", "POST", embeddings, ("/embeddings", "/embedding")),
+]
 
 
-class BackendServer(ThreadingHTTPServer):
-    """The HTTP server, bound at construction (so a taken port fails at once).
+def build_asgi(app: BackendApp) -> Starlette:
+    """The ASGI application serving ``app``."""
+    routes = []
+    for path, method, handler, aliases in _ROUTES:
+        endpoint = _endpoint(app, path, handler)
+        for route_path in (path, *aliases):
+            routes.append(Route(route_path, endpoint, methods=[method]))
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_exception_handler(app)},
+    )
+
+
+class BackendServer(HttpServer):
+    """The HTTP server for ``app``, bound at construction (so a taken port fails at once).
+
+    ``extra_ports`` are more ports on the same host serving the same app (the embeddings port).
 
     Raises (from the constructor):
         PortInUseError: another program listens on the port.
+        UsageError: the host is not an address of this machine or cannot be resolved.
         OSError: the address cannot be bound for another reason.
     """
 
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 64
-
-    def __init__(self, host: str, port: int, app: BackendApp) -> None:
+    def __init__(
+        self, host: str, port: int, app: BackendApp, extra_ports: tuple[int, ...] = ()
+    ) -> None:
         self.app = app
-        try:
-            super().__init__((host, port), _Handler)
-        except OSError as exc:
-            if exc.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
-                raise PortInUseError(
-                    f"port {port} on {host} is already in use by another program",
-                    fix=f"stop that program, or pick another port: --port {port + 1}",
-                ) from exc
-            raise
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-    def serve_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="gbdesk-http", daemon=True)
-        thread.start()
-        return thread
+        super().__init__(build_asgi(app), [(host, p) for p in (port, *extra_ports)])

@@ -1,0 +1,119 @@
+"""OpenAI's response objects for one chat or text completion: whole, or as SSE events.
+
+Stream events are built from pre-encoded halves around the text (no dict per token), and each
+event is complete bytes (``data: {...}\n\n``) so that the transport writes it in one piece.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from gbdesk.backend.engine import Finish
+
+_PLACEHOLDER = "\u0000text\u0000"
+
+
+def _delta_choice(delta: dict[str, Any]) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+
+
+class ResponseShape:
+    """Builds OpenAI's response objects for one request (chat or text completion)."""
+
+    def __init__(self, kind: str, model_id: str) -> None:
+        self.chat = kind == "chat"
+        prefix = "chatcmpl" if self.chat else "cmpl"
+        self.id = f"{prefix}-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.model = model_id
+        self.object = "chat.completion" if self.chat else "text_completion"
+        self.chunk_object = "chat.completion.chunk" if self.chat else "text_completion"
+        self._halves: dict[tuple[str, bool], tuple[bytes, bytes]] = {}
+
+    def _halves_for(self, field: str, first: bool) -> tuple[bytes, bytes]:
+        key = (field, first)
+        halves = self._halves.get(key)
+        if halves is None:
+            if self.chat:
+                delta: dict[str, Any] = {"role": "assistant"} if first else {}
+                delta[field] = _PLACEHOLDER
+                choice = _delta_choice(delta)
+            else:
+                choice = {"index": 0, "text": _PLACEHOLDER, "logprobs": None, "finish_reason": None}
+            halves = self._halves[key] = self._split_template(choice)
+        return halves
+
+    @staticmethod
+    def usage(finish: Finish) -> dict[str, Any]:
+        return {
+            "prompt_tokens": finish.prompt_tokens,
+            "completion_tokens": finish.completion_tokens,
+            "total_tokens": finish.prompt_tokens + finish.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": finish.cached_tokens},
+        }
+
+    def complete(
+        self, text: str, finish: Finish, *, reasoning: str | None = None
+    ) -> dict[str, Any]:
+        """The whole response; ``reasoning`` (chat only) becomes ``reasoning_content``."""
+        if self.chat:
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if reasoning:
+                message["reasoning_content"] = reasoning
+            choice = {"index": 0, "message": message}
+        else:
+            choice = {"index": 0, "text": text}
+        choice.update(logprobs=None, finish_reason=finish.reason)
+        return {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+            "usage": self.usage(finish),
+        }
+
+    def _chunk(self, choice: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": self.chunk_object,
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+        }
+
+    def delta_bytes(self, text: str, first: bool, field: str = "content") -> bytes:
+        """One SSE event carrying ``text`` in ``delta[field]`` (pre-encoded, no dict per token)."""
+        head, tail = self._halves_for(field, first)
+        return head + json.dumps(text, ensure_ascii=False).encode() + tail
+
+    def _split_template(self, choice: dict[str, Any]) -> tuple[bytes, bytes]:
+        """The bytes of a chunk before and after its text (marked by a placeholder)."""
+        encoded = b"data: " + json.dumps(self._chunk(choice), ensure_ascii=False).encode()
+        head, tail = encoded.split(json.dumps(_PLACEHOLDER).encode())
+        return head, tail + b"\n\n"
+
+    def last_delta(self, finish: Finish, first: bool) -> dict[str, Any]:
+        if self.chat:
+            delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else {}
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish.reason}
+        else:
+            choice = {"index": 0, "text": "", "logprobs": None, "finish_reason": finish.reason}
+        return self._chunk(choice)
+
+    def usage_chunk(self, finish: Finish) -> dict[str, Any]:
+        chunk = self._chunk({})
+        chunk["choices"] = []
+        chunk["usage"] = self.usage(finish)
+        return chunk
+
+
+def sse(payload: Any) -> bytes:
+    """One whole server-sent event carrying ``payload`` as JSON."""
+    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+
+
+SSE_DONE = b"data: [DONE]\n\n"
