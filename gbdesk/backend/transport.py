@@ -78,6 +78,13 @@ class GbdeskProtocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and self._head_too_long(data):
+            self._disarm_deadline()
+            self.transport.write(
+                error_bytes(431, f"the request headers are over {MAX_HEADER_BYTES} bytes")
+            )
+            self.transport.close()
+            return
         super().data_received(data)
         if self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):
             self._disarm_deadline()  # the whole request is in
@@ -87,18 +94,21 @@ class GbdeskProtocol(H11Protocol):
         if not self.transport.is_closing():
             self._arm_deadline()  # the next request on this connection gets its own deadline
 
+    def _head_too_long(self, data: bytes) -> bool:
+        """Whether the request line and headers, with ``data``, run over MAX_HEADER_BYTES."""
+        pending = bytes(getattr(self.conn, "_receive_buffer", b"")) + data
+        end = pending.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES + 4)
+        return end < 0 and len(pending) > MAX_HEADER_BYTES
+
     def send_400_response(self, msg: str) -> None:
-        receive_buffer = getattr(self.conn, "_receive_buffer", b"")
-        too_long = len(receive_buffer) > MAX_HEADER_BYTES
-        status = 431 if too_long else 400
-        message = (
-            f"the request headers are over {MAX_HEADER_BYTES} bytes"
-            if too_long
-            else "the request is not valid HTTP/1.1 (request line, header or Content-Length)"
-        )
         self._disarm_deadline()
         if not self.transport.is_closing():
-            self.transport.write(error_bytes(status, message))
+            self.transport.write(
+                error_bytes(
+                    400,
+                    "the request is not valid HTTP/1.1 (request line, header or Content-Length)",
+                )
+            )
             self.transport.close()
 
     def _arm_deadline(self) -> None:
