@@ -119,7 +119,7 @@ def test_botserver_reads_whole_events_per_network_read(queue_backend: RunningBac
             "max_tokens": 40,
             "temperature": 1.0,
             "top_p": 1.0,
-        }  # fmt: skip
+        }
     ).encode()
     with socket.create_connection(_host_port(queue_backend), timeout=60) as sock:
         sock.sendall(
