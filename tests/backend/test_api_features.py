@@ -164,7 +164,7 @@ def test_reasoning_goes_to_reasoning_content(both: tuple[RunningBackend, str]) -
                 stream=True,
                 seed=1,
                 extra_body={"grammar": grammar},
-            )  # fmt: skip
+            )
         )
     deltas = [c.choices[0].delta for c in chunks if c.choices]
     thinking = "".join(getattr(d, "reasoning_content", None) or "" for d in deltas)
