@@ -87,7 +87,11 @@ class ChatTemplate:
         self._template = environment.from_string(self.source)
 
     def render(
-        self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
         """The prompt text for ``messages``.
 
@@ -102,6 +106,7 @@ class ChatTemplate:
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,
                 add_generation_prompt=add_generation_prompt,
+                tools=list(tools) if tools else None,
                 raise_exception=_raise_exception,
                 strftime_now=lambda fmt: datetime.now().strftime(fmt),
             )

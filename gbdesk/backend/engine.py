@@ -62,6 +62,9 @@ class GenerationRequest:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     ignore_eos: bool = False
     grammar: str | None = None  # GBNF that every sampled token must follow (root rule "root")
+    # With patterns the grammar is lazy: it applies from the first capture group of the first
+    # pattern that matches the text generated so far (llama.cpp's lazy grammar).
+    grammar_triggers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ class Engine:
                 code="context_length_exceeded",
             )
         if request.grammar is not None:
-            self.check_grammar(request.grammar)
+            self.check_grammar(request.grammar, request.grammar_triggers)
         generation = Generation(request, notify)
         with self._wake:
             if self._stopping:
@@ -254,10 +257,19 @@ class Engine:
             self._wake.notify()
         return generation
 
-    def check_grammar(self, grammar: str) -> None:
+    def _grammar_sampler(self, grammar: str, triggers: tuple[str, ...]) -> llama.llama_sampler_p:
+        if not triggers:
+            return llama.llama_sampler_init_grammar(self.model.vocab, grammar.encode(), b"root")
+        patterns = (ctypes.c_char_p * len(triggers))(*(t.encode() for t in triggers))
+        no_tokens = (llama.llama_token * 1)()
+        return llama.llama_sampler_init_grammar_lazy_patterns(
+            self.model.vocab, grammar.encode(), b"root", patterns, len(triggers), no_tokens, 0
+        )
+
+    def check_grammar(self, grammar: str, triggers: tuple[str, ...] = ()) -> None:
         """Raises:
         RequestError: llama.cpp cannot parse the GBNF grammar (400)."""
-        sampler = llama.llama_sampler_init_grammar(self.model.vocab, grammar.encode(), b"root")
+        sampler = self._grammar_sampler(grammar, triggers)
         if not sampler:
             raise RequestError(400, "the grammar could not be parsed", param="grammar")
         llama.llama_sampler_free(sampler)
@@ -373,9 +385,7 @@ class Engine:
                 ),
             )
         if request.grammar is not None:
-            grammar = llama.llama_sampler_init_grammar(
-                self.model.vocab, request.grammar.encode(), b"root"
-            )
+            grammar = self._grammar_sampler(request.grammar, request.grammar_triggers)
             if grammar:  # checked by submit(); never None here
                 add(chain, grammar)
         if params.uses_penalties:

@@ -48,6 +48,7 @@ class CommonOptions:
     sampling: SamplingParams
     ignore_eos: bool
     grammar: str | None = None
+    grammar_triggers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,19 +129,10 @@ def _check_fields(body: dict[str, Any], chat: bool) -> None:
         raise _bad("'logprobs' is not supported by this server", "logprobs")
     if body.get("top_logprobs") not in (None, 0):
         raise _bad("'top_logprobs' is not supported by this server", "top_logprobs")
-    tools = body.get("tools")
-    if tools not in (None, []):
-        raise _bad("'tools' (function calling) is not supported by this server yet", "tools")
-    if body.get("tool_choice") not in (None, "none", "auto"):
-        raise _bad("'tool_choice' needs 'tools', which this server does not support", "tool_choice")
     if body.get("cache_prompt") is not None and not isinstance(body["cache_prompt"], bool):
         raise _bad("'cache_prompt' must be true or false", "cache_prompt")
     if body.get("user") is not None and not isinstance(body["user"], str):
         raise _bad("'user' must be a string", "user")
-    if body.get("parallel_tool_calls") is not None and not isinstance(
-        body["parallel_tool_calls"], bool
-    ):
-        raise _bad("'parallel_tool_calls' must be true or false", "parallel_tool_calls")
 
 
 def _grammar(body: dict[str, Any]) -> str | None:
@@ -262,8 +254,9 @@ def _content_text(content: Any, index: int) -> str:
     raise _bad("'content' must be a string or a list of text parts", param)
 
 
-def parse_messages(body: dict[str, Any]) -> list[dict[str, str]]:
-    """The chat messages as ``{"role", "content"}`` dicts for the chat template.
+def parse_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chat messages as ``{"role", "content"}`` dicts for the chat template (with an
+    assistant's ``tool_calls`` and a tool answer's ``tool_call_id``, when given).
 
     Raises:
         RequestError: ``messages`` is missing, empty, or a message is malformed (400).
@@ -285,7 +278,24 @@ def parse_messages(body: dict[str, Any]) -> list[dict[str, str]]:
             )
         if role == "developer":
             role = "system"  # OpenAI's newer name; chat templates know "system"
-        result.append({"role": role, "content": _content_text(message.get("content"), index)})
+        entry: dict[str, Any] = {
+            "role": role,
+            "content": _content_text(message.get("content"), index),
+        }
+        calls = message.get("tool_calls")
+        if calls is not None:
+            if not isinstance(calls, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls
+            ):
+                raise _bad(
+                    "'tool_calls' must be a list of {'function': {...}}",
+                    f"messages[{index}].tool_calls",
+                )
+            entry["tool_calls"] = calls
+        for name in ("tool_call_id", "name"):
+            if isinstance(message.get(name), str):
+                entry[name] = message[name]
+        result.append(entry)
     return result
 
 

@@ -56,17 +56,27 @@ class ResponseShape:
         }
 
     def complete(
-        self, text: str, finish: Finish, *, reasoning: str | None = None
+        self,
+        text: str,
+        finish: Finish,
+        *,
+        reasoning: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The whole response; ``reasoning`` (chat only) becomes ``reasoning_content``."""
+        reason = finish.reason
         if self.chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if reasoning:
                 message["reasoning_content"] = reasoning
+            if tool_calls:
+                message["content"] = text or None
+                message["tool_calls"] = tool_calls
+                reason = "tool_calls" if reason == "stop" else reason
             choice = {"index": 0, "message": message}
         else:
             choice = {"index": 0, "text": text}
-        choice.update(logprobs=None, finish_reason=finish.reason)
+        choice.update(logprobs=None, finish_reason=reason)
         return {
             "id": self.id,
             "object": self.object,
@@ -96,10 +106,33 @@ class ResponseShape:
         head, tail = encoded.split(json.dumps(_PLACEHOLDER).encode())
         return head, tail + b"\n\n"
 
-    def last_delta(self, finish: Finish, first: bool) -> dict[str, Any]:
+    def tool_call_events(self, call: dict[str, Any], index: int, first: bool) -> bytes:
+        """Two whole SSE events for one call: its id and name, then its arguments."""
+        head: dict[str, Any] = {"role": "assistant", "content": None} if first else {}
+        function = call["function"]
+        opening = {
+            **head,
+            "tool_calls": [
+                {
+                    "index": index,
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": function["name"], "arguments": ""},
+                }
+            ],
+        }
+        arguments = {
+            "tool_calls": [{"index": index, "function": {"arguments": function["arguments"]}}]
+        }
+        return sse(self._chunk(_delta_choice(opening))) + sse(self._chunk(_delta_choice(arguments)))
+
+    def last_delta(
+        self, finish: Finish, first: bool, *, tool_calls: bool = False
+    ) -> dict[str, Any]:
         if self.chat:
             delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else {}
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish.reason}
+            reason = "tool_calls" if tool_calls and finish.reason == "stop" else finish.reason
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
         else:
             choice = {"index": 0, "text": "", "logprobs": None, "finish_reason": finish.reason}
         return self._chunk(choice)

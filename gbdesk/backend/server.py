@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -44,8 +44,16 @@ from gbdesk.backend.protocol import (
     parse_messages,
     parse_prompt,
 )
-from gbdesk.backend.reasoning import ReasoningSplitter
+from gbdesk.backend.reasoning import CONTENT, REASONING, ReasoningSplitter
 from gbdesk.backend.responses import SSE_DONE, ResponseShape, sse
+from gbdesk.backend.tools import (
+    TRIGGER_PATTERN,
+    ToolCall,
+    ToolCallParser,
+    parse_tools,
+    prepare_messages,
+    tool_grammar,
+)
 from gbdesk.backend.transport import HttpServer
 
 if TYPE_CHECKING:
@@ -329,6 +337,47 @@ class _Waker:
         self.event.set()
 
 
+Piece = tuple[str, "str | ToolCall"]  # (content | reasoning_content | tool, value)
+
+
+class OutputPipeline:
+    """Generated text -> content, reasoning and tool-call pieces, for one response."""
+
+    def __init__(self, reasoning: ReasoningSplitter | None, tools: bool) -> None:
+        self.reasoning = reasoning
+        self.tools = ToolCallParser() if tools else None
+
+    @property
+    def plain(self) -> bool:
+        return self.reasoning is None and self.tools is None
+
+    def _content(self, pieces: list[tuple[str, str]]) -> list[Piece]:
+        out: list[Piece] = []
+        for field, text in pieces:
+            if field != CONTENT or self.tools is None:
+                out.append((field, text))
+                continue
+            for item in self.tools.feed(text):
+                out.append(("tool", item) if isinstance(item, ToolCall) else (CONTENT, item))
+        return out
+
+    def feed(self, text: str) -> list[Piece]:
+        if self.reasoning is None:
+            return self._content([(CONTENT, text)])
+        return self._content(self.reasoning.feed(text))
+
+    def flush(self) -> list[Piece]:
+        out = self._content(self.reasoning.flush()) if self.reasoning is not None else []
+        if self.tools is not None:
+            for item in self.tools.flush():
+                out.append(("tool", item) if isinstance(item, ToolCall) else (CONTENT, item))
+        return out
+
+    @property
+    def called(self) -> bool:
+        return bool(self.tools is not None and self.tools.calls)
+
+
 class GenerationResponse(Response):
     """Runs one generation and sends it whole (JSON) or as server-sent events.
 
@@ -342,16 +391,18 @@ class GenerationResponse(Response):
         waker: _Waker,
         shape: ResponseShape,
         options: CommonOptions,
-        reasoning: ReasoningSplitter | None,
+        pipeline: OutputPipeline,
     ) -> None:
         self.generation = generation
         self.waker = waker
         self.shape = shape
         self.options = options
-        self.reasoning = reasoning
+        self.pipeline = pipeline
         self.status_code = 200
         self.background = None
         self._gone = False
+        self._first = True
+        self._calls = 0
 
     async def _watch_disconnect(self, receive: Receive) -> None:
         while True:
@@ -401,13 +452,15 @@ class GenerationResponse(Response):
             error = RequestError(500, finish.error or "generation failed", kind="server_error")
             await _error_response(error)({"type": "http"}, _no_receive, send)
             return
-        text = "".join(parts)
-        reasoning = None
-        if self.reasoning is not None:
-            reasoning, text = self.reasoning.split_whole(text)
-        body = json.dumps(
-            self.shape.complete(text, finish, reasoning=reasoning), ensure_ascii=False
-        ).encode()
+        pipeline = self.pipeline
+        pieces = [*pipeline.feed("".join(parts)), *pipeline.flush()]
+        text = "".join(v for f, v in pieces if f == CONTENT and isinstance(v, str))
+        reasoning = "".join(v for f, v in pieces if f == REASONING and isinstance(v, str))
+        calls = [v.as_dict() for f, v in pieces if isinstance(v, ToolCall)]
+        payload = self.shape.complete(
+            text, finish, reasoning=reasoning or None, tool_calls=calls or None
+        )
+        body = json.dumps(payload, ensure_ascii=False).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -419,6 +472,17 @@ class GenerationResponse(Response):
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    def _encode(self, pieces: list[Piece], out: list[bytes]) -> None:
+        for field, value in pieces:
+            if isinstance(value, ToolCall):
+                out.append(self.shape.tool_call_events(value.as_dict(), self._calls, self._first))
+                self._calls += 1
+            elif value:
+                out.append(self.shape.delta_bytes(value, self._first, field=field))
+            else:
+                continue
+            self._first = False
 
     async def _stream(self, send: Send) -> None:
         await send(
@@ -432,7 +496,7 @@ class GenerationResponse(Response):
                 ],
             }
         )
-        shape, first = self.shape, True
+        shape, pipeline = self.shape, self.pipeline
         while self.generation.finish is None:
             events = await self._events()
             if not events:
@@ -442,13 +506,11 @@ class GenerationResponse(Response):
             for event in events:
                 if not isinstance(event, str):
                     continue
-                if self.reasoning is None:
-                    out.append(shape.delta_bytes(event, first))
-                    first = False
-                    continue
-                for field, piece in self.reasoning.feed(event):
-                    out.append(shape.delta_bytes(piece, first, field=field))
-                    first = False
+                if pipeline.plain:
+                    out.append(shape.delta_bytes(event, self._first))
+                    self._first = False
+                else:
+                    self._encode(pipeline.feed(event), out)
             if out:
                 await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
         finish = self.generation.finish
@@ -457,11 +519,8 @@ class GenerationResponse(Response):
             error = RequestError(500, finish.error or "generation failed", kind="server_error")
             tail.append(sse(error.body()))
         else:
-            if self.reasoning is not None:
-                for field, piece in self.reasoning.flush():
-                    tail.append(shape.delta_bytes(piece, first, field=field))
-                    first = False
-            tail.append(sse(shape.last_delta(finish, first)))
+            self._encode(pipeline.flush(), tail)
+            tail.append(sse(shape.last_delta(finish, self._first, tool_calls=pipeline.called)))
             if self.options.include_usage:
                 tail.append(sse(shape.usage_chunk(finish)))
         tail.append(SSE_DONE)
@@ -477,7 +536,9 @@ def _start_generation(
     kind: str,
     tokens: list[int],
     options: CommonOptions,
+    *,
     chat: ChatOptions | None = None,
+    tools: bool = False,
 ) -> GenerationResponse:
     request = GenerationRequest(
         prompt_tokens=tuple(tokens),
@@ -486,6 +547,7 @@ def _start_generation(
         sampling=options.sampling,
         ignore_eos=options.ignore_eos,
         grammar=options.grammar,
+        grammar_triggers=options.grammar_triggers,
     )
     waker = _Waker(asyncio.get_running_loop())
     generation = app.engine.submit(
@@ -495,7 +557,11 @@ def _start_generation(
     if chat is not None and chat.reasoning_format != "none":
         reasoning = ReasoningSplitter(started=chat.thinking_started)
     return GenerationResponse(
-        generation, waker, ResponseShape(kind, app.model_id), options, reasoning
+        generation,
+        waker,
+        ResponseShape(kind, app.model_id),
+        options,
+        OutputPipeline(reasoning, tools),
     )
 
 
@@ -635,9 +701,26 @@ async def chat_completions(app: BackendApp, request: Request) -> Response:
     _require_chat(app)
     options = parse_common(body, chat=True)
     chat = parse_chat_options(body, app.reasoning_format)
-    prompt = app.template.render(parse_messages(body))
+    tool_options = parse_tools(body)
+    template = app.template
+    source = "" if template.builtin else template.source
+    messages, tools = prepare_messages(parse_messages(body), source, tool_options)
+    if tool_options is not None:
+        if options.grammar is not None:
+            raise RequestError(
+                400, "'tools' cannot be combined with a grammar or a JSON response_format",
+                param="response_format" if body.get("response_format") else "grammar",
+            )  # fmt: skip
+        options = replace(
+            options,
+            grammar=tool_grammar(tool_options),
+            grammar_triggers=(TRIGGER_PATTERN,) if tool_options.choice == "auto" else (),
+        )
+    prompt = template.render(messages, tools=tools)
     chat = chat.after_prompt(prompt)
-    return _start_generation(app, "chat", app.tokenize_chat(prompt), options, chat)
+    return _start_generation(
+        app, "chat", app.tokenize_chat(prompt), options, chat=chat, tools=tool_options is not None
+    )
 
 
 async def completions(app: BackendApp, request: Request) -> Response:

@@ -16,6 +16,7 @@ import pytest
 from gbdesk.backend.chat_template import ChatTemplate, builtin_template_name, template_for_model
 from gbdesk.backend.model import ContextOptions, LlamaModel
 from gbdesk.backend.reasoning import ReasoningSplitter
+from gbdesk.backend.tools import ToolCall, ToolCallParser
 from tests.backend.conftest import HELLO, RunningBackend, free_port, start_backend
 from tests.support.gguf_edit import copy_without_keys
 
@@ -195,7 +196,15 @@ def test_reasoning_splitter_handles_split_tags(
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools[0].function.name"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "x"},
+            "tool_choice",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f"}}], "grammar": 'root ::= "a"'},
+            "grammar",
+        ),
         ({"logprobs": True}, "logprobs"),
         ({"top_logprobs": 3}, "top_logprobs"),
         ({"frobnicate": 1}, "frobnicate"),
@@ -254,3 +263,92 @@ def test_model_without_a_template_gets_the_one_its_tokens_call_for(
         assert template.render(HELLO).endswith("<|im_start|>assistant\n")
     finally:
         model.close()
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "maxLength": 30},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+        },
+    },
+}
+CLOCK = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+ASK = [{"role": "user", "content": "What is the weather in Lisbon?"}]
+
+
+def test_streamed_tool_call(both: tuple[RunningBackend, str]) -> None:
+    backend, _ = both
+    with _client(backend.url) as client:
+        chunks = list(
+            client.chat.completions.create(
+                model="m",
+                messages=ASK,
+                tools=[WEATHER, CLOCK],
+                tool_choice="required",
+                stream=True,
+                max_tokens=80,
+                seed=2,
+            )
+        )
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    calls = [call for d in deltas for call in (d.tool_calls or [])]
+    assert calls[0].id.startswith("call_")
+    assert calls[0].function.name in {"get_weather", "get_time"}
+    arguments = json.loads("".join(call.function.arguments or "" for call in calls))
+    if calls[0].function.name == "get_weather":
+        jsonschema.validate(arguments, WEATHER["function"]["parameters"])
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+
+
+def test_named_tool_call_and_the_answer_after_it(both: tuple[RunningBackend, str]) -> None:
+    backend, _ = both
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    with _client(backend.url) as client:
+        reply = client.chat.completions.create(
+            model="m",
+            messages=ASK,
+            tools=[WEATHER, CLOCK],
+            tool_choice=named,
+            max_tokens=80,
+            seed=7,
+        )
+        choice = reply.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        (call,) = choice.message.tool_calls
+        assert call.function.name == "get_weather"
+        jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])
+        # The next turn carries the call and the tool's answer back.
+        history = [
+            *ASK,
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": '{"temperature": 21}'},
+        ]
+        follow = client.chat.completions.create(
+            model="m", messages=history, tools=[WEATHER], max_tokens=8, seed=1
+        )
+    assert follow.choices[0].finish_reason in {"stop", "length", "tool_calls"}
+
+
+def test_tool_call_parser_on_split_text() -> None:
+    parser = ToolCallParser()
+    pieces = [
+        "Let me check. <tool",
+        '_call>\n{"name": "f", "argu',
+        'ments": {"a": 1}}\n</tool_call>',
+    ]
+    out = [item for piece in pieces for item in parser.feed(piece)] + parser.flush()
+    assert out[0] == "Let me check. "
+    assert isinstance(out[1], ToolCall)
+    assert (out[1].name, json.loads(out[1].arguments)) == ("f", {"a": 1})
+    broken = ToolCallParser()
+    assert "".join(map(str, broken.feed("<tool_call>not json</tool_call>"))) == (
+        "<tool_call>not json</tool_call>"
+    )
