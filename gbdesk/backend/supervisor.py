@@ -17,12 +17,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gbdesk.backend.botserver_link import backend_url
 from gbdesk.backend.errors import BackendStartError
 from gbdesk.backend.serve import API_KEY_ENV, ServeOptions
+from gbdesk.options import serve_argv
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +58,7 @@ def serve_command(options: ServeOptions) -> list[str]:
     """
     from gbdesk.bundle import gbdesk_command
 
-    command = [*gbdesk_command(), "serve", "--model", options.model, "--host", options.host]
-    command += ["--port", str(options.port), "--gpu-layers", options.gpu_layers]
-    command += ["--queue-size", str(options.queue_limit)]
-    for flag, value in (
-        ("--ctx", options.ctx),
-        ("--parallel", options.parallel),
-        ("--threads", options.threads),
-    ):
-        if value:
-            command += [flag, str(value)]
-    if options.alias:
-        command += ["--alias", options.alias]
-    if options.repack is not None:
-        command.append("--repack" if options.repack else "--no-repack")
-    return command
+    return [*gbdesk_command(), "serve", *serve_argv(asdict(options))]
 
 
 def last_error(log_file: Path, *, max_bytes: int = 16384) -> str | None:

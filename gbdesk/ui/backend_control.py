@@ -20,6 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from gbdesk.options import STARTER
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 
 log = logging.getLogger(__name__)
@@ -95,16 +96,7 @@ def serve_options(settings: Any, model: str, api_key: str | None) -> Any:
     """The core's ServeOptions from the GUI's settings (0 means "let the estimator choose")."""
     from gbdesk.backend.serve import ServeOptions
 
-    return ServeOptions(
-        model=model,
-        host=settings.backend_host,
-        port=settings.backend_port,
-        ctx=settings.context_length,
-        parallel=settings.parallel,
-        gpu_layers=settings.gpu_layers or "auto",
-        threads=settings.threads,
-        api_key=api_key,
-    )
+    return ServeOptions.from_settings(settings, api_key=api_key, model=model)
 
 
 def start_and_wait(ctx: TaskContext, supervisor: Any) -> Any:
@@ -253,7 +245,7 @@ class BackendController(QObject):
     # --- internals -----------------------------------------------------------------------
 
     def _model(self) -> str:
-        return self._state.settings.model or "starter"
+        return self._state.settings.model or STARTER
 
     def _set_view(self, view: BackendView) -> None:
         if view != self._view:

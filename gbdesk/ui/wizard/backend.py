@@ -15,14 +15,21 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QWidget,
 )
 
+from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL, STARTER
 from gbdesk.ui.backend_control import READY, BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, Card, choose_env_file, muted, primary_button
+from gbdesk.ui.widgets import (
+    Banner,
+    Card,
+    choose_env_file,
+    muted,
+    option_spin,
+    primary_button,
+)
 from gbdesk.ui.wizard.base import WizardPage
 from gbdesk.ui.workers import run_task
 
@@ -61,18 +68,16 @@ class BackendPage(WizardPage):
         settings_card = Card("How it runs")
         controls = QHBoxLayout()
         controls.setSpacing(10)
-        self.port = QSpinBox()
-        self.port.setRange(1024, 65535)
-        self.port.setValue(state.settings.backend_port)
-        self.context = QSpinBox()
-        self.context.setRange(512, 1_048_576)
+        settings = state.settings
+        self.port = option_spin("backend_port", settings.backend_port, minimum=1024)
+        self.context = option_spin(
+            "context_length", settings.context_length or DEFAULT_CTX, minimum=512
+        )
         self.context.setSingleStep(1024)
         self.context.setSuffix(" tokens")
-        self.context.setValue(state.settings.context_length or 4096)
-        self.context.setToolTip("shared by all parallel chats")
-        self.parallel = QSpinBox()
-        self.parallel.setRange(1, 64)
-        self.parallel.setValue(state.settings.parallel or 1)
+        self.parallel = option_spin(
+            "parallel", settings.parallel or DEFAULT_PARALLEL, automatic=False
+        )
         for caption, widget in (
             ("Port", self.port),
             ("Context", self.context),
@@ -194,7 +199,7 @@ class BackendPage(WizardPage):
         if self._values_busy:
             return
         self._values_busy = True
-        model = self.state.settings.model or "starter"
+        model = self.state.settings.model or STARTER
         api_key = self.state.backend_api_key()
         run_task(
             "botserver settings",
