@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from gbdesk.events import EVENTS_FLAG
 from gbdesk.options import add_serve_arguments, serve_options_schema
 
 
@@ -17,6 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_serve_arguments(serve)
     serve.add_argument(
         "--api-key", default=None, help="require 'Authorization: Bearer KEY' (or GBDESK_API_KEY)"
+    )
+    serve.add_argument(
+        EVENTS_FLAG,
+        action="store_true",
+        help="write JSON-lines events (listening, loading, ready, error) on stdout, for a"
+        " supervising process; other output goes to stderr",
     )
     serve.set_defaults(handler=run_serve_command)
 
@@ -37,21 +44,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve_command(args: argparse.Namespace) -> int:
+    """`gbdesk serve`. With ``--events`` every outcome is also a JSON-lines event.
+
+    Raises:
+        GbdeskError: the options, the model or the port (printed by the CLI).
+    """
     from gbdesk.backend.serve import ServeOptions, run_serve, with_key_from_env
+    from gbdesk.errors import GbdeskError
+    from gbdesk.events import stdout_channel
     from gbdesk.settings import load_settings
 
-    given = {
-        item.serve_field or "": getattr(args, item.serve_field or "")
-        for item in serve_options_schema()
-    }
-    options = with_key_from_env(
-        ServeOptions.from_settings(load_settings(), api_key=args.api_key, **given)
-    )
+    events = stdout_channel() if args.events else None
+    try:
+        given = {
+            item.serve_field or "": getattr(args, item.serve_field or "")
+            for item in serve_options_schema()
+        }
+        options = with_key_from_env(
+            ServeOptions.from_settings(load_settings(), api_key=args.api_key, **given)
+        )
 
-    def ready(url: str) -> None:
-        print(f"gbdesk backend ready on {url}", flush=True)
+        def ready(url: str) -> None:
+            print(f"gbdesk backend ready on {url}", flush=True)
 
-    return run_serve(options, on_ready=ready)
+        return run_serve(options, on_ready=ready, events=events)
+    except GbdeskError as exc:
+        if events is not None:
+            events.error(exc)
+        raise
+    except Exception as exc:
+        if events is not None:  # the log has the traceback; the parent gets a sentence
+            events.error(GbdeskError(f"the backend failed: {exc}", fix="see the backend log"))
+        raise
 
 
 def run_botserver_config(args: argparse.Namespace) -> int:

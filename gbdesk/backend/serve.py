@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gbdesk.backend.errors import ModelLoadError
 from gbdesk.errors import ConfigError, GbdeskError, UsageError
+from gbdesk.events import EventChannel, EventType
 from gbdesk.options import (
     DEFAULT_CTX,
     DEFAULT_PARALLEL,
@@ -198,8 +199,11 @@ def run_serve(
     *,
     stop: threading.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
+    events: EventChannel | None = None,
 ) -> int:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT in the main thread). Returns 0.
+
+    ``events`` gets ``listening``, ``loading`` and ``ready`` (see :mod:`gbdesk.events`).
 
     Raises:
         UsageError: bad options (e.g. a public host without an API key).
@@ -224,7 +228,11 @@ def run_serve(
     log.info("listening on %s (key required: %s)", url, "yes" if options.api_key else "no")
     restore = _install_signal_handlers(stop)
     engine = None
+    if events is not None:
+        events.emit(EventType.LISTENING, url=url)
     try:
+        if events is not None:
+            events.emit(EventType.LOADING, model=str(resolved.model_path))
         model = LlamaModel(
             resolved.model_path,
             ContextOptions(
@@ -251,6 +259,14 @@ def run_serve(
             resolved.gpu_layers,
             resolved.threads,
         )
+        if events is not None:
+            events.emit(
+                EventType.READY,
+                url=url,
+                model_id=resolved.model_id,
+                n_ctx=model.n_ctx,
+                parallel=model.parallel,
+            )
         if on_ready is not None:
             on_ready(url)
         stop.wait()

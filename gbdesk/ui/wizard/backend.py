@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gbdesk.backend.supervisor import BackendState
 from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL, STARTER
-from gbdesk.ui.backend_control import READY, BackendView
+from gbdesk.ui.backend_control import BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
@@ -180,18 +181,18 @@ class BackendPage(WizardPage):
         self.state.backend.restart(self.state.settings.model or None)
 
     def _on_backend(self, view: BackendView) -> None:
-        busy = view.phase in {"starting", "loading", "restarting", "stopping"}
+        busy = view.phase.busy
         self.start_button.setEnabled(not busy)
-        self.start_button.setText("Restart" if view.phase == READY else "Start")
-        self.stop_button.setEnabled(view.running and view.phase != "stopping")
+        self.start_button.setText("Restart" if view.phase is BackendState.READY else "Start")
+        self.stop_button.setEnabled(view.running and view.phase is not BackendState.STOPPING)
         for widget in (self.port, self.context, self.parallel):
             widget.setEnabled(not busy)
-        if view.phase in {"failed", "crashed"}:
+        if view.phase in {BackendState.FAILED, BackendState.CRASHED}:
             self.banner.show_message(view.message, view.fix)
-        elif view.phase == READY:
+        elif view.phase is BackendState.READY:
             self.banner.clear()
             self._load_values()
-        if view.phase != READY:
+        if view.phase is not BackendState.READY:
             self.botserver_card.setVisible(False)
         self.complete_changed.emit()
 
@@ -290,6 +291,6 @@ class BackendPage(WizardPage):
 
     def summary_line(self) -> str:
         view = self.state.backend.view
-        if view.phase == READY:
+        if view.phase is BackendState.READY:
             return f"Bot backend: ready at {view.url} (keeps running in the tray)."
         return "Bot backend: not started (start it from the Chat page or the Dashboard)."
