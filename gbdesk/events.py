@@ -30,11 +30,14 @@ from gbdesk.errors import GbdeskError
 EVENTS_FLAG = "--events"
 
 
-class EventType(enum.StrEnum):
+class EventType(str, enum.Enum):  # enum.StrEnum once Python 3.10 goes
     LISTENING = "listening"
     LOADING = "loading"
     READY = "ready"
     ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from gbdesk.options import serve_argv
 log = logging.getLogger(__name__)
 
 
-class BackendState(enum.StrEnum):
+class BackendState(str, enum.Enum):  # enum.StrEnum once Python 3.10 goes
     """The one vocabulary of the backend's life, for the core and the GUI alike."""
 
     STOPPED = "stopped"
@@ -40,6 +40,9 @@ class BackendState(enum.StrEnum):
     CRASHED = "crashed"  # exited on its own; a restart may follow
     RESTARTING = "restarting"  # started again after a crash
     FAILED = "failed"  # could not start, or crashed too often
+
+    def __str__(self) -> str:
+        return self.value
 
     @property
     def running(self) -> bool:

@@ -93,7 +93,7 @@ def test_logs_page_tails_the_log(qtbot, state) -> None:
 
 
 def test_conversations_survive_a_restart(tmp_path) -> None:
-    from gbdesk.ui.chat_store import ChatMessage, Conversation, ConversationStore
+    from gbdesk.app.chat_store import ChatMessage, Conversation, ConversationStore
 
     store = ConversationStore(tmp_path)
     conversation = Conversation.new("hello")
