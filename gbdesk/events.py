@@ -72,13 +72,16 @@ def decode(line: bytes | str) -> ChildEvent | None:
 
 
 class EventChannel:
-    """Where a child writes its events; safe to use from any thread."""
+    """Where a child writes its events; safe to use from any thread. Without a stream (a
+    `gbdesk serve` typed by hand) events go nowhere."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO | None = None) -> None:
         self._stream = stream
         self._lock = threading.Lock()
 
     def emit(self, event_type: EventType, **data: Any) -> None:
+        if self._stream is None:
+            return
         line = encode(event_type, **data)
         with self._lock:
             try:
