@@ -17,7 +17,6 @@ error      ``error``: :meth:`GbdeskError.to_json`; the child exits next, with it
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import sys
@@ -25,19 +24,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from gbdesk.enums import StrEnum
 from gbdesk.errors import GbdeskError
 
 EVENTS_FLAG = "--events"
 
 
-class EventType(str, enum.Enum):  # enum.StrEnum once Python 3.10 goes
+class EventType(StrEnum):
     LISTENING = "listening"
     LOADING = "loading"
     READY = "ready"
     ERROR = "error"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

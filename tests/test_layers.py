@@ -35,6 +35,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "settings",
             "options",
             "events",
+            "enums",
             "secrets",
             "atomic",
             "logs",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import codecs
 import collections
 import ctypes
-import enum
 import logging
 import queue
 import threading
@@ -25,6 +24,7 @@ import llama_cpp as llama
 
 from gbdesk.backend.errors import RequestError
 from gbdesk.backend.model import LlamaModel
+from gbdesk.enums import StrEnum
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,11 @@ class GenerationRequest:
     ignore_eos: bool = False
 
 
-class FinishReason(str, enum.Enum):  # a str: it is OpenAI's finish_reason as it is
+class FinishReason(StrEnum):
     STOP = "stop"
     LENGTH = "length"
     CANCELLED = "cancelled"
     ERROR = "error"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

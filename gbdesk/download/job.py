@@ -25,6 +25,7 @@ from gbdesk.download.transfer import (
     offline_cached,
     resolve_remote,
 )
+from gbdesk.enums import StrEnum
 from gbdesk.errors import GbdeskError
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,11 @@ class JobState(enum.Enum):
         return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.PAUSED)
 
 
-class Phase(str, enum.Enum):
+class Phase(StrEnum):
     """What a download is doing."""
 
     DOWNLOAD = "download"  # bytes arriving; ``done``/``total`` over all parts
     HASH = "hash"  # re-reading a partial file before resuming it; ``done``/``total`` of it
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
