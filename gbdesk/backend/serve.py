@@ -14,14 +14,28 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gbdesk.backend.errors import ModelLoadError
-from gbdesk.errors import GbdeskError, UsageError
+from gbdesk.errors import ConfigError, GbdeskError, UsageError
+from gbdesk.events import EventChannel, EventType
+from gbdesk.options import (
+    DEFAULT_CTX,
+    DEFAULT_PARALLEL,
+    STARTER,
+    parse_model_ref,
+    serve_options_schema,
+)
+from gbdesk.settings import Settings
+
+if TYPE_CHECKING:
+    from gbdesk.backend.chat_template import ChatTemplate
+    from gbdesk.backend.embeddings import EmbeddingEngine
+    from gbdesk.backend.model import LlamaModel
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CTX = 4096  # botserver's template: llm-server-ctx-size,4096
-DEFAULT_PARALLEL = 4
+__all__ = ["DEFAULT_CTX", "DEFAULT_PARALLEL", "ServeOptions", "run_serve"]
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 API_KEY_ENV = "GBDESK_API_KEY"
 
@@ -46,7 +60,21 @@ class ServeOptions:
     embedding_port: int = 8082  # botserver's embedding-url default
     embedding_ctx: int = 512  # tokens per embedded text (botserver's --ctx-size 512)
     embedding_pooling: str = ""  # mean, cls or last; "": the GGUF's, else mean
-    embeddings_only: bool = False  # serve ``model`` for embeddings only (a second backend)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, api_key: str | None = None, **given: object
+    ) -> ServeOptions:
+        """The options for ``settings``, with ``given`` (ServeOptions fields; None means "not
+        given") taking precedence. A missing model means the starter model."""
+        values: dict[str, object] = {}
+        for item in serve_options_schema():
+            assert item.serve_field is not None
+            value = given.get(item.serve_field)
+            values[item.serve_field] = value if value is not None else getattr(settings, item.name)
+        values["model"] = values["model"] or STARTER
+        values["gpu_layers"] = values["gpu_layers"] or "auto"
+        return cls(api_key=api_key, **values)  # type: ignore[arg-type]
 
     def check(self) -> None:
         """Raises:
@@ -56,29 +84,32 @@ class ServeOptions:
                 f"listening on {self.host} would let other computers use the model without a key",
                 fix=f"add --api-key KEY (or set {API_KEY_ENV}), or listen on 127.0.0.1",
             )
-        if not 0 <= self.port <= 65535:
-            raise UsageError(f"port {self.port} is not between 0 and 65535", fix="use --port 8081")
-        if self.ctx < 0 or self.parallel < 0 or self.threads < 0 or self.queue_limit < 0:
-            raise UsageError("--ctx, --parallel, --threads and --queue-size cannot be negative")
+        for item in serve_options_schema():
+            if item.kind != "int":
+                continue
+            value = getattr(self, item.serve_field or "")
+            try:
+                item.coerce(value, "the command line")
+            except ConfigError as exc:
+                raise UsageError(
+                    f"{item.flag} {value} is not between {item.minimum} and {item.maximum}",
+                    fix=f"use {item.flag} {item.default}",
+                ) from exc
         if self.reasoning_format not in ("deepseek", "none", "auto"):
             raise UsageError(
-                f"--reasoning-format must be deepseek, none or auto, not {self.reasoning_format!r}"
+                f"--reasoning-format must be deepseek, none or auto, not {self.reasoning_format!r}",
+                fix="use --reasoning-format deepseek (thinking in reasoning_content) or none",
             )
         if self.embedding_pooling not in ("", "mean", "cls", "last"):
             raise UsageError(
-                f"--embedding-pooling must be mean, cls or last, not {self.embedding_pooling!r}"
+                f"--embedding-pooling must be mean, cls or last, not {self.embedding_pooling!r}",
+                fix="leave it out to use the model's own pooling",
             )
-        if (
-            self.embedding_model
-            and not self.embeddings_only
-            and (self.embedding_port == self.port and self.port != 0)
-        ):
+        if self.embedding_model and self.embedding_port == self.port and self.port != 0:
             raise UsageError(
                 f"the embedding port {self.embedding_port} is the chat port too",
                 fix=f"pick another one: --embedding-port {self.port + 1}",
             )
-        if not 0 <= self.embedding_port <= 65535 or self.embedding_ctx < 8:
-            raise UsageError("--embedding-port must be a port and --embedding-ctx at least 8")
         if self.gpu_layers != "auto" and not self.gpu_layers.isdigit():
             raise UsageError(
                 f"--gpu-layers must be 'auto' or a number, not {self.gpu_layers!r}",
@@ -113,7 +144,7 @@ def resolve_model(spec: str) -> Path:
         spec.endswith(".gguf") and os.sep in spec and candidate.parent.is_dir()
     ):
         return candidate  # a path (validated, with a clear error, when it is loaded)
-    if spec in {STARTER_ID, "starter"}:
+    if spec in {STARTER_ID, STARTER}:
         return require_starter_model()
     from gbdesk.download.library import ModelLibrary
 
@@ -124,11 +155,11 @@ def resolve_model(spec: str) -> Path:
     from gbdesk.catalog.loader import load_catalog
 
     # A catalogue id, optionally with a quant: "llama-3.2-3b-instruct:Q4_K_M".
-    entry_id, _, quant = spec.partition(":")
-    entry = load_catalog().get(entry_id)
+    ref = parse_model_ref(spec)
+    entry = load_catalog().get(ref.id)
     if entry is not None:
         for model in installed:
-            if model.repo == entry.repo and (not quant or model.quant.upper() == quant.upper()):
+            if model.repo == entry.repo and (not ref.quant or model.quant.upper() == ref.quant):
                 return Path(model.path)
         raise ModelLoadError(
             f"the catalogue model {spec!r} is not downloaded yet",
@@ -194,96 +225,78 @@ def run_serve(
     *,
     stop: threading.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
+    events: EventChannel | None = None,
 ) -> int:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT in the main thread). Returns 0.
+
+    ``events`` gets ``listening``, ``loading`` and ``ready`` (see :mod:`gbdesk.events`).
 
     Raises:
         UsageError: bad options (e.g. a public host without an API key).
         PortInUseError: the port is taken.
         ModelLoadError: the model cannot be found or loaded.
     """
-    from gbdesk.backend.chat_template import template_for_model
     from gbdesk.backend.engine import Engine
-    from gbdesk.backend.model import ContextOptions, LlamaModel
     from gbdesk.backend.server import BackendApp, BackendServer
     from gbdesk.backend.transport import url_for
 
+    events = events or EventChannel()
     options.check()
     # The engine thread needs the GIL back as soon as llama_decode returns; HTTP threads must
     # not hold it for the default 5 ms (measured: 4-stream time to first token 128 -> 56 ms).
     sys.setswitchinterval(0.0005)
     resolved = resolve_settings(options)
-    embedding_path = (
-        resolved.model_path
-        if options.embeddings_only
-        else (resolve_model(options.embedding_model) if options.embedding_model else None)
-    )
-    embedding_id = None
-    if embedding_path is not None:
-        embedding_id = (
-            options.alias if options.embeddings_only and options.alias else (embedding_path.name)
-        )
+    embedding_path = resolve_model(options.embedding_model) if options.embedding_model else None
     stop = stop or threading.Event()
     app = BackendApp(
         api_key=options.api_key,
         model_id=resolved.model_id,
-        chat=not options.embeddings_only,
-        embedding_model_id=embedding_id,
+        embedding_model_id=embedding_path.name if embedding_path is not None else None,
         reasoning_format=options.reasoning_format,
     )
-    extra_ports = (
-        (options.embedding_port,) if embedding_path is not None and not options.embeddings_only
-        else ()
-    )  # fmt: skip
+    extra_ports = (options.embedding_port,) if embedding_path is not None else ()
     server = BackendServer(options.host, options.port, app, extra_ports)
     server.serve_in_thread()
     url = url_for(options.host, server.port)
     log.info("listening on %s (key required: %s)", url, "yes" if options.api_key else "no")
-    if extra_ports:
-        log.info("embeddings also on %s", url_for(options.host, server.ports[1]))
+    embedding_url = f"{url_for(options.host, server.ports[1])}/v1/embeddings" if extra_ports else ""
+    if embedding_url:
+        log.info("embeddings on %s", embedding_url)
     restore = _install_signal_handlers(stop)
     engine = embedder = None
+    events.emit(EventType.LISTENING, url=url)
     try:
-        if not options.embeddings_only:
-            model = LlamaModel(
-                resolved.model_path,
-                ContextOptions(
-                    n_ctx=resolved.n_ctx,
-                    parallel=resolved.parallel,
-                    gpu_layers=resolved.gpu_layers,
-                    threads=resolved.threads,
-                    repack=options.repack,
-                ),
-            )
-            template = template_for_model(model)
-            engine = Engine(model, queue_limit=options.queue_limit)
-            app.attach(engine, template)
-            log.info(
-                "serving %s: %d-token context in %d slots of %d, %d GPU layers, %d threads",
-                resolved.model_path,
-                model.n_ctx,
-                model.parallel,
-                model.n_ctx_slot,
-                resolved.gpu_layers,
-                resolved.threads,
-            )
+        events.emit(EventType.LOADING, model=str(resolved.model_path))
+        model, template = _load_model(resolved, repack=options.repack)
+        engine = Engine(model, queue_limit=options.queue_limit)
+        app.attach(engine, template)
+        log.info(
+            "serving %s: %d-token context in %d slots of %d, %d GPU layers, %d threads",
+            resolved.model_path,
+            model.n_ctx,
+            model.parallel,
+            model.n_ctx_slot,
+            resolved.gpu_layers,
+            resolved.threads,
+        )
+        ready: dict[str, object] = {}
         if embedding_path is not None:
-            from gbdesk.backend.embeddings import EmbeddingEngine
-
-            embedder = EmbeddingEngine(
-                embedding_path,
-                embedding_id or embedding_path.name,
-                n_ctx=options.embedding_ctx,
-                pooling=options.embedding_pooling or None,
-                threads=resolved.threads,
-                gpu_layers=0 if options.embeddings_only is False else resolved.gpu_layers,
-                repack=options.repack,
-            )
+            events.emit(EventType.LOADING, model=str(embedding_path))
+            embedder = _load_embeddings(embedding_path, options, resolved)
             app.attach_embeddings(embedder)
-            log.info(
-                "embeddings from %s: %d dimensions, %s pooling, %d tokens per text",
-                embedding_path, embedder.n_embd, embedder.pooling, embedder.n_ctx,
-            )  # fmt: skip
+            ready = {
+                "embedding_url": embedding_url,
+                "embedding_model": embedder.model_id,
+                "embedding_dimensions": embedder.n_embd,
+            }
+        events.emit(
+            EventType.READY,
+            url=url,
+            model_id=resolved.model_id,
+            n_ctx=model.n_ctx,
+            parallel=model.parallel,
+            **ready,
+        )
         if on_ready is not None:
             on_ready(url)
         stop.wait()
@@ -296,6 +309,58 @@ def run_serve(
             embedder.close()
         restore()
     return 0
+
+
+def _load_model(
+    resolved: ResolvedSettings, *, repack: bool | None
+) -> tuple[LlamaModel, ChatTemplate]:
+    """The llama.cpp model and its chat template.
+
+    Raises:
+        ModelLoadError: the file is not a loadable GGUF.
+    """
+    from gbdesk.backend.chat_template import template_for_model
+    from gbdesk.backend.model import ContextOptions, LlamaModel
+
+    model = LlamaModel(
+        resolved.model_path,
+        ContextOptions(
+            n_ctx=resolved.n_ctx,
+            parallel=resolved.parallel,
+            gpu_layers=resolved.gpu_layers,
+            threads=resolved.threads,
+            repack=repack,
+        ),
+    )
+    return model, template_for_model(model)
+
+
+def _load_embeddings(
+    path: Path, options: ServeOptions, resolved: ResolvedSettings
+) -> EmbeddingEngine:
+    """The embedding model's engine (on the CPU, as botserver runs it: --n-gpu-layers 0).
+
+    Raises:
+        ModelLoadError: the file is not a loadable GGUF.
+    """
+    from gbdesk.backend.embeddings import EmbeddingEngine
+
+    embedder = EmbeddingEngine(
+        path,
+        path.name,
+        n_ctx=options.embedding_ctx,
+        pooling=options.embedding_pooling or None,
+        threads=resolved.threads,
+        repack=options.repack,
+    )
+    log.info(
+        "embeddings from %s: %d dimensions, %s pooling, %d tokens per text",
+        path,
+        embedder.n_embd,
+        embedder.pooling,
+        embedder.n_ctx,
+    )
+    return embedder
 
 
 def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
