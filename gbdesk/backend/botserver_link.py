@@ -3,6 +3,10 @@
 botserver reads ``LLM_URL``/``LLM_MODEL``/``LLM_KEY`` from its environment (.env), else the bot's
 ``llm-url``/``llm-model``/``llm-key``; ``llm-server,false`` stops it from starting its own
 llama-server. The docs also show ``LLM_PROVIDER=llamacpp`` and ``LLM_API_URL``: written too.
+
+With an embedding model, the knowledge base's ``embedding-url`` (the full ``/v1/embeddings``
+URL: botserver posts to the URL as written), ``embedding-model`` and ``embedding-dimensions``
+(the model's vector length, so that Qdrant's collections match it) go into config.csv too.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from gbdesk.botserver import update_config_csv, update_env_file
 from gbdesk.errors import GbdeskError, UsageError
 from gbdesk.options import STARTER
 
-_SECRET_KEYS = frozenset({"llm-key", "LLM_KEY"})
+_SECRET_KEYS = frozenset({"llm-key", "LLM_KEY", "embedding-key"})
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,42 @@ def served_model_id(model: str) -> str:
         return model
 
 
+def embedding_dimensions(model: str) -> int:
+    """The vector length of an embedding model (``<arch>.embedding_length`` in its GGUF).
+
+    Raises:
+        ModelLoadError: the model cannot be found.
+        GGUFError: its file is not a readable GGUF.
+        UsageError: the file does not say its embedding length.
+    """
+    from gbdesk.backend.serve import resolve_model
+    from gbdesk.gguf import read_gguf
+
+    path = resolve_model(model)
+    value = read_gguf(path).arch_value("embedding_length")
+    if not isinstance(value, int) or value <= 0:
+        raise UsageError(
+            f"{path.name} does not say its embedding length",
+            fix="pick another embedding model (for example bge-small-en-v1.5)",
+        )
+    return value
+
+
 def backend_values(
-    *, url: str | None = None, model: str = "", api_key: str | None = None
+    *,
+    url: str | None = None,
+    model: str = "",
+    api_key: str | None = None,
+    embedding_model: str | None = None,
+    embedding_url: str | None = None,
 ) -> BotserverValues:
-    """The settings for botserver, from the arguments or else gbdesk's settings."""
+    """The settings for botserver, from the arguments or else gbdesk's settings.
+
+    ``embedding_model`` None means the ``embedding_model`` setting; "" means none.
+
+    Raises:
+        GbdeskError: the embedding model cannot be found or read.
+    """
     from gbdesk.settings import load_settings
 
     settings = load_settings()
@@ -60,6 +96,16 @@ def backend_values(
         "llm-server": "false",
         "llm-key": api_key or "none",
     }
+    embedder = settings.embedding_model if embedding_model is None else embedding_model
+    if embedder:
+        config["embedding-url"] = (
+            embedding_url.rstrip("/")
+            if embedding_url
+            else backend_url(settings.backend_host, settings.embedding_port) + "/v1/embeddings"
+        )
+        config["embedding-model"] = served_model_id(embedder)
+        config["embedding-dimensions"] = str(embedding_dimensions(embedder))
+        config["embedding-key"] = api_key or "none"
     env = {"LLM_URL": url, "LLM_MODEL": model_id}
     if api_key:
         env["LLM_KEY"] = api_key

@@ -31,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "botserver-config",
         help="point botserver at this backend (config.csv and .env)",
         description="Write llm-url, llm-model, llm-server and llm-key into a bot's config.csv"
-        " and LLM_URL, LLM_MODEL, LLM_KEY, LLM_PROVIDER, LLM_API_URL into botserver's .env."
-        " Other lines are kept as they are.",
+        " (and, with an embedding model, embedding-url, embedding-model, embedding-dimensions"
+        " and embedding-key) and LLM_URL, LLM_MODEL, LLM_KEY, LLM_PROVIDER, LLM_API_URL into"
+        " botserver's .env. Other lines are kept as they are.",
     )
     config.add_argument("--bot-dir", help="the bot's <bot>.gbai or <bot>.gbot folder")
     config.add_argument("--env-file", help="botserver's .env file")
@@ -40,6 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     config.add_argument("--url", help="the backend's base URL (default from the settings)")
     config.add_argument("--model", default="", help="the served model (default from settings)")
     config.add_argument("--api-key", default=None, help="the backend's key (or GBDESK_API_KEY)")
+    config.add_argument(
+        "--embedding-model",
+        default=None,
+        help="the served embedding model (default: the embedding_model setting; '' for none)",
+    )
+    config.add_argument(
+        "--embedding-url",
+        default=None,
+        help="the full embeddings URL (default: http://127.0.0.1:<embedding port>/v1/embeddings)",
+    )
     config.set_defaults(handler=run_botserver_config)
 
 
@@ -93,6 +104,8 @@ def run_botserver_config(args: argparse.Namespace) -> int:
         url=args.url,
         model=args.model,
         api_key=args.api_key or os.environ.get("GBDESK_API_KEY") or None,
+        embedding_model=args.embedding_model,
+        embedding_url=args.embedding_url,
     )
     if args.print:
         for key, value in masked(values.config_csv).items():

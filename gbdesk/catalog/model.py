@@ -89,6 +89,10 @@ class Quant:
         return data
 
 
+# The use case of embedding models (botserver's knowledge base): never recommended for chat.
+EMBEDDINGS_USE_CASE = "embeddings"
+
+
 @dataclass(frozen=True)
 class CatalogEntry:
     """One model of the catalogue with all its quantizations."""
@@ -106,6 +110,11 @@ class CatalogEntry:
     quants: tuple[Quant, ...]
     guide: dict[str, Any] = field(default_factory=dict)
     origin: str = "built-in"  # built-in, or the user catalogue file that changed it
+
+    @property
+    def is_embedding_model(self) -> bool:
+        """An embedding model only (it answers no chat)."""
+        return self.use_cases == (EMBEDDINGS_USE_CASE,)
 
     def quant(self, name: str) -> Quant | None:
         """The quantization called ``name`` (case-insensitive), or None."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gbdesk.catalog.loader import Catalog
-from gbdesk.catalog.model import CatalogEntry, Quant
+from gbdesk.catalog.model import EMBEDDINGS_USE_CASE, CatalogEntry, Quant
 from gbdesk.fit.calibration import Calibration
 from gbdesk.fit.estimator import Fit, FitSettings, estimate_fit
 from gbdesk.fit.layout import layout_from_catalog
@@ -88,6 +88,8 @@ def recommend(
     for entry in catalog.entries:
         if use_case and use_case not in entry.use_cases:
             continue
+        if entry.is_embedding_model and use_case != EMBEDDINGS_USE_CASE:
+            continue  # an embedding model answers no chat: only listed when asked for
         for quant in entry.quants:
             layout = layout_from_catalog(entry, quant)
             fit = estimate_fit(layout, profile, settings, calibration=calibration)

@@ -92,3 +92,31 @@ def test_botserver_config_without_key_writes_none(tmp_path: Path) -> None:
 def test_botserver_config_needs_a_target(capsys: pytest.CaptureFixture) -> None:
     assert main(["botserver-config"]) == 2
     assert "--bot-dir" in capsys.readouterr().err
+
+
+def test_botserver_config_writes_the_embeddings_server(
+    starter_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "kb.gbai" / "kb.gbot" / "config.csv"
+    bot = str(config.parent.parent)
+    assert (
+        main(["botserver-config", "--bot-dir", bot, "--embedding-model", str(starter_model)]) == 0
+    )
+    values = read_config_csv(config)
+    assert values["embedding-url"] == "http://127.0.0.1:8082/v1/embeddings"  # the full URL
+    assert values["embedding-model"] == starter_model.name
+    assert values["embedding-dimensions"] == "576"  # SmolLM2-135M's embedding length
+    assert values["embedding-key"] == "none"
+    # From the settings (here their environment override), as the GUI-started backend uses.
+    monkeypatch.setenv("GBDESK_EMBEDDING_MODEL", str(starter_model))
+    monkeypatch.setenv("GBDESK_EMBEDDING_PORT", "9082")
+    other = tmp_path / "other.gbai" / "other.gbot" / "config.csv"
+    assert main(["botserver-config", "--bot-dir", str(other.parent.parent)]) == 0
+    assert read_config_csv(other)["embedding-url"] == "http://127.0.0.1:9082/v1/embeddings"
+    # And "" turns it off.
+    bare = tmp_path / "bare.gbai" / "bare.gbot" / "config.csv"
+    assert (
+        main(["botserver-config", "--bot-dir", str(bare.parent.parent), "--embedding-model", ""])
+        == 0
+    )
+    assert "embedding-url" not in read_config_csv(bare)

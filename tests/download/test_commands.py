@@ -94,3 +94,25 @@ def test_download_by_catalogue_id(
     assert main(["download", "--quiet", entry.id]) == 0  # the only quant listed
     assert main(["download", f"{entry.id}:Q9_Z"]) == 2
     assert f"use {entry.id}:<QUANT> with one of: {quant.name}" in capsys.readouterr().err
+
+
+def test_botservers_embedding_model_downloads_and_resolves(
+    hub_server: HubServer, starter_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The catalogue's knowledge-base model, fetched from the (local) Hub by its id."""
+    from gbdesk.backend.serve import resolve_model
+    from gbdesk.catalog.loader import load_catalog
+
+    entry = load_catalog().require("bge-small-en-v1.5")
+    assert entry.is_embedding_model
+    (quant,) = entry.quants
+    assert (entry.repo, quant.name, quant.files) == (
+        "CompendiumLabs/bge-small-en-v1.5-gguf",
+        "F32",
+        ("bge-small-en-v1.5-f32.gguf",),
+    )
+    hub_server.add_file(entry.repo, quant.files[0], starter_model)  # stands in for the file
+    assert main(["download", "--quiet", entry.id]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.name == "bge-small-en-v1.5-f32.gguf"
+    assert resolve_model(entry.id) == path  # what `gbdesk serve --embedding-model` loads

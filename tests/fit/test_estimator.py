@@ -94,10 +94,13 @@ def test_recommend_on_every_preset_and_this_machine() -> None:
     for preset in [*PRESETS.values(), None]:
         profile = preset.profile if preset else probe()
         results = recommend(catalog, profile)
-        assert len(results) == sum(len(e.quants) for e in catalog.entries)
+        chat = [e for e in catalog.entries if not e.is_embedding_model]
+        assert len(results) == sum(len(e.quants) for e in chat)
         groups = [0 if r.runs_well else 1 if r.fit.runs else 2 for r in results]
         assert groups == sorted(groups)
         assert all(r.reason for r in results)
+        embedders = recommend(catalog, profile, use_case="embeddings")
+        assert [r.model_id for r in embedders] == ["bge-small-en-v1.5"]
     # the starter runs everywhere; DeepSeek-V3 Q6_K nowhere
     assert results[-1].fit.verdict == "does-not-fit"
     assert any(r.model_id == "smollm2-135m-instruct" and r.fit.runs for r in results)
