@@ -91,6 +91,8 @@ class Quant:
 
 # The use case of embedding models (botserver's knowledge base): never recommended for chat.
 EMBEDDINGS_USE_CASE = "embeddings"
+# botserver's default knowledge-base model (CompendiumLabs/bge-small-en-v1.5-gguf, F32).
+BOTSERVER_EMBEDDING_MODEL = "bge-small-en-v1.5"
 
 
 @dataclass(frozen=True)

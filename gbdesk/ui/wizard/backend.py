@@ -8,6 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.backend.supervisor import BackendState
+from gbdesk.catalog.model import BOTSERVER_EMBEDDING_MODEL
 from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL, STARTER
 from gbdesk.ui.backend_control import BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
@@ -32,7 +34,27 @@ from gbdesk.ui.widgets import (
     primary_button,
 )
 from gbdesk.ui.wizard.base import WizardPage
-from gbdesk.ui.workers import run_task
+from gbdesk.ui.workers import TaskContext, run_task
+
+
+def ensure_embedding_model(ctx: TaskContext, model_id: str) -> None:
+    """Download the catalogue's embedding model unless it is installed (runs in a worker).
+
+    Raises:
+        GbdeskError: the download fails (the message says why and what to do).
+    """
+    from gbdesk.backend.errors import ModelLoadError
+    from gbdesk.backend.serve import resolve_model
+    from gbdesk.catalog.loader import load_catalog
+    from gbdesk.ui.wizard.download import run_download, spec_for
+
+    try:
+        resolve_model(model_id)
+        return
+    except ModelLoadError:
+        pass
+    (quant,) = load_catalog().require(model_id).quants
+    run_download(ctx, spec_for(model_id, quant.name))
 
 
 def botserver_values(model: str, api_key: str | None) -> Any:
@@ -89,6 +111,14 @@ class BackendPage(WizardPage):
             controls.addSpacing(8)
         controls.addStretch(1)
         settings_card.body.addLayout(controls)
+        self.embeddings = QCheckBox(
+            "Knowledge base embeddings: also serve botserver's embedding model"
+            f" ({BOTSERVER_EMBEDDING_MODEL}, downloaded once, about 130 MB)"
+        )
+        self.embeddings.setChecked(bool(settings.embedding_model))
+        settings_card.body.addWidget(self.embeddings)
+        self.embedding_status = muted("", wrap=True)
+        settings_card.body.addWidget(self.embedding_status)
         row = QHBoxLayout()
         self.status = BackendStatusLabel(state.backend)
         self.start_button = primary_button("Start")
@@ -167,16 +197,44 @@ class BackendPage(WizardPage):
 
     def start(self) -> None:
         self.banner.clear()
+        if not self.embeddings.isChecked():
+            self._start_backend("")
+            return
+        self.start_button.setEnabled(False)
+        self.embeddings.setEnabled(False)
+        self.embedding_status.setText("Getting the knowledge base model ready…")
+        run_task(
+            "download the embedding model",
+            lambda ctx: ensure_embedding_model(ctx, BOTSERVER_EMBEDDING_MODEL),
+            on_done=lambda _result: self._start_backend(BOTSERVER_EMBEDDING_MODEL),
+            on_failed=self._embedding_failed,
+        )
+
+    def _embedding_failed(self, message: str, fix: str) -> None:
+        self.embedding_status.setText("")
+        self.embeddings.setEnabled(True)
+        self.start_button.setEnabled(True)
+        self.banner.show_message(
+            f"The knowledge base model could not be downloaded: {message}",
+            fix or "check the connection and try again, or untick knowledge base embeddings",
+        )
+
+    def _start_backend(self, embedding_model: str) -> None:
+        self.embedding_status.setText(
+            "Embeddings will be served for botserver's knowledge base." if embedding_model else ""
+        )
         try:
             self.state.update_settings(
                 backend_port=self.port.value(),
                 context_length=self.context.value(),
                 parallel=self.parallel.value(),
+                embedding_model=embedding_model,
             )
         except OSError as exc:
             self.banner.show_message(
                 f"Cannot save the settings: {exc}", "check that the config folder is writable"
             )
+            self.start_button.setEnabled(True)
             return
         self.state.backend.restart(self.state.settings.model or None)
 
@@ -185,7 +243,7 @@ class BackendPage(WizardPage):
         self.start_button.setEnabled(not busy)
         self.start_button.setText("Restart" if view.phase is BackendState.READY else "Start")
         self.stop_button.setEnabled(view.running and view.phase is not BackendState.STOPPING)
-        for widget in (self.port, self.context, self.parallel):
+        for widget in (self.port, self.context, self.parallel, self.embeddings):
             widget.setEnabled(not busy)
         if view.phase in {BackendState.FAILED, BackendState.CRASHED}:
             self.banner.show_message(view.message, view.fix)
