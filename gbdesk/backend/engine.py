@@ -15,6 +15,7 @@ import codecs
 import collections
 import ctypes
 import logging
+import math
 import queue
 import threading
 import time
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import llama_cpp as llama
+import numpy as np
 
 from gbdesk.backend.errors import RequestError
 from gbdesk.backend.model import LlamaModel
@@ -66,6 +68,19 @@ class GenerationRequest:
     # With patterns the grammar is lazy: it applies from the first capture group of the first
     # pattern that matches the text generated so far (llama.cpp's lazy grammar).
     grammar_triggers: tuple[str, ...] = ()
+    # Log-probabilities of each generated token, and of this many most likely tokens (None: off).
+    logprobs: int | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A generated token's log-probability (from the model's distribution before sampling)
+    and the ``top`` most likely tokens, each ``(token bytes, logprob)``. Sent just before the
+    text of its token."""
+
+    piece: bytes
+    logprob: float
+    top: tuple[tuple[bytes, float], ...] = ()
 
 
 class FinishReason(StrEnum):
@@ -86,6 +101,10 @@ class Finish:
     error: str | None = None
 
 
+# What a generation hands its consumer: text pieces, token log-probabilities, then one Finish.
+Event = str | TokenLogprob | Finish
+
+
 class Generation:
     """A request's handle: iterate it for text pieces; ``finish`` is set when it ends."""
 
@@ -93,14 +112,14 @@ class Generation:
         self, request: GenerationRequest, notify: Callable[[], None] | None = None
     ) -> None:
         self.request = request
-        self.events: queue.SimpleQueue[str | Finish] = queue.SimpleQueue()
+        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.cancelled = False
         self.finish: Finish | None = None
         self.submitted_at = time.monotonic()
         # Called (on the engine thread) after each event: wakes an asyncio consumer.
         self.notify = notify
 
-    def push(self, event: str | Finish) -> None:
+    def push(self, event: Event) -> None:
         """Hand an event to the consumer (engine thread)."""
         self.events.put(event)
         if self.notify is not None:
@@ -110,7 +129,7 @@ class Generation:
         """Ask the engine to stop this generation and free its slot at the next step."""
         self.cancelled = True
 
-    def poll(self) -> str | Finish | None:
+    def poll(self) -> Event | None:
         """The next event if one is ready, else None (never blocks)."""
         try:
             event = self.events.get_nowait()
@@ -120,7 +139,7 @@ class Generation:
             self.finish = event
         return event
 
-    def next_event(self, timeout: float | None = None) -> str | Finish:
+    def next_event(self, timeout: float | None = None) -> Event:
         """The next text piece or the Finish. Raises queue.Empty after ``timeout`` seconds."""
         event = self.events.get(timeout=timeout)
         if isinstance(event, Finish):
@@ -500,11 +519,27 @@ class Engine:
         slot.n_generated += 1
         self._completion_tokens += 1
         slot.last_token = token
+        if slot.generation.request.logprobs is not None:
+            slot.generation.push(self._logprob(slot, token))
         text = slot.decoder.decode(model.piece(token))
         if text and self._emit(slot, text):
             return  # a stop string ended it
         if slot.n_generated == slot.max_tokens or len(slot.tokens) >= model.n_ctx_slot:
             self._finish(slot, FinishReason.LENGTH)
+
+    def _logprob(self, slot: _Slot, token: int) -> TokenLogprob:
+        model = self.model
+        pointer = llama.llama_get_logits_ith(model.ctx, slot.batch_index)
+        logits = np.ctypeslib.as_array(pointer, shape=(model.n_vocab,)).astype(np.float64)
+        peak = logits.max()
+        logsumexp = peak + math.log(float(np.exp(logits - peak).sum()))
+        top_n = slot.generation.request.logprobs or 0
+        top: tuple[tuple[bytes, float], ...] = ()
+        if top_n:
+            best = np.argpartition(-logits, top_n - 1)[:top_n]
+            best = best[np.argsort(-logits[best])]
+            top = tuple((model.piece(int(t)), float(logits[t] - logsumexp)) for t in best)
+        return TokenLogprob(model.piece(token), float(logits[token] - logsumexp), top)
 
     def _emit(self, slot: _Slot, text: str) -> bool:
         """Hand text to the client, holding back what may be the start of a stop string.

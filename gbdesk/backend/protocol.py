@@ -49,6 +49,29 @@ class CommonOptions:
     ignore_eos: bool
     grammar: str | None = None
     grammar_triggers: tuple[str, ...] = ()
+    logprobs: int | None = None  # None: off; else how many top alternatives per token
+
+
+MAX_TOP_LOGPROBS = 20
+
+
+def _logprobs(body: dict[str, Any], chat: bool) -> int | None:
+    """Chat: ``logprobs`` true/false and ``top_logprobs`` 0-20; text: ``logprobs`` 0-20."""
+    value = body.get("logprobs")
+    if chat:
+        if value is not None and not isinstance(value, bool):
+            raise _bad("'logprobs' must be true or false", "logprobs")
+        top = _integer(body, "top_logprobs", None, 0)
+        if top is not None and top > MAX_TOP_LOGPROBS:
+            raise _bad(f"'top_logprobs' must be at most {MAX_TOP_LOGPROBS}", "top_logprobs")
+        if top and not value:
+            raise _bad("'top_logprobs' needs 'logprobs': true", "top_logprobs")
+        return (top or 0) if value else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOP_LOGPROBS:
+        raise _bad(f"'logprobs' must be an integer from 0 to {MAX_TOP_LOGPROBS}", "logprobs")
+    return value
 
 
 @dataclass(frozen=True)
@@ -125,10 +148,6 @@ def _check_fields(body: dict[str, Any], chat: bool) -> None:
     for name in body:
         if name not in known:
             raise _bad(f"'{name}' is not supported by this server", name)
-    if body.get("logprobs") not in (None, False, 0):
-        raise _bad("'logprobs' is not supported by this server", "logprobs")
-    if body.get("top_logprobs") not in (None, 0):
-        raise _bad("'top_logprobs' is not supported by this server", "top_logprobs")
     if body.get("cache_prompt") is not None and not isinstance(body["cache_prompt"], bool):
         raise _bad("'cache_prompt' must be true or false", "cache_prompt")
     if body.get("user") is not None and not isinstance(body["user"], str):
@@ -232,6 +251,7 @@ def parse_common(body: dict[str, Any], *, chat: bool = True) -> CommonOptions:
         sampling=sampling,
         ignore_eos=_flag(body, "ignore_eos"),
         grammar=_grammar(body),
+        logprobs=_logprobs(body, chat),
     )
 
 

@@ -11,7 +11,44 @@ import time
 import uuid
 from typing import Any
 
-from gbdesk.backend.engine import Finish
+from gbdesk.backend.engine import Finish, TokenLogprob
+
+
+def _text(piece: bytes) -> str:
+    return piece.decode("utf-8", errors="replace")
+
+
+def chat_logprobs(entries: list[TokenLogprob]) -> dict[str, Any]:
+    """OpenAI's chat ``logprobs``: ``{"content": [{token, logprob, bytes, top_logprobs}]}``."""
+    return {
+        "content": [
+            {
+                "token": _text(entry.piece),
+                "logprob": entry.logprob,
+                "bytes": list(entry.piece),
+                "top_logprobs": [
+                    {"token": _text(piece), "logprob": logprob, "bytes": list(piece)}
+                    for piece, logprob in entry.top
+                ],
+            }
+            for entry in entries
+        ]
+    }
+
+
+def text_logprobs(entries: list[TokenLogprob], offset: int = 0) -> dict[str, Any]:
+    """The completions API's ``logprobs``: tokens, token_logprobs, top_logprobs, text_offset."""
+    offsets, position = [], offset
+    for entry in entries:
+        offsets.append(position)
+        position += len(_text(entry.piece))
+    return {
+        "tokens": [_text(entry.piece) for entry in entries],
+        "token_logprobs": [entry.logprob for entry in entries],
+        "top_logprobs": [{_text(p): lp for p, lp in entry.top} for entry in entries],
+        "text_offset": offsets,
+    }
+
 
 _PLACEHOLDER = "\u0000text\u0000"
 
@@ -62,6 +99,7 @@ class ResponseShape:
         *,
         reasoning: str | None = None,
         tool_calls: list[dict[str, Any]] | None = None,
+        logprobs: list[TokenLogprob] | None = None,
     ) -> dict[str, Any]:
         """The whole response; ``reasoning`` (chat only) becomes ``reasoning_content``."""
         reason = finish.reason
@@ -76,7 +114,10 @@ class ResponseShape:
             choice = {"index": 0, "message": message}
         else:
             choice = {"index": 0, "text": text}
-        choice.update(logprobs=None, finish_reason=reason)
+        choice["logprobs"] = None
+        if logprobs is not None:
+            choice["logprobs"] = chat_logprobs(logprobs) if self.chat else text_logprobs(logprobs)
+        choice["finish_reason"] = reason
         return {
             "id": self.id,
             "object": self.object,
@@ -105,6 +146,20 @@ class ResponseShape:
         encoded = b"data: " + json.dumps(self._chunk(choice), ensure_ascii=False).encode()
         head, tail = encoded.split(json.dumps(_PLACEHOLDER).encode())
         return head, tail + b"\n\n"
+
+    def delta_with_logprobs(
+        self, text: str, first: bool, field: str, entries: list[TokenLogprob], offset: int
+    ) -> bytes:
+        """One whole SSE event with ``text`` and the log-probabilities of its tokens."""
+        if self.chat:
+            delta: dict[str, Any] = {"role": "assistant"} if first else {}
+            delta[field] = text
+            choice = _delta_choice(delta)
+            choice["logprobs"] = chat_logprobs(entries)
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": None}
+            choice["logprobs"] = text_logprobs(entries, offset)
+        return sse(self._chunk(choice))
 
     def tool_call_events(self, call: dict[str, Any], index: int, first: bool) -> bytes:
         """Two whole SSE events for one call: its id and name, then its arguments."""

@@ -32,7 +32,14 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gbdesk.backend.chat_template import ChatTemplate
-from gbdesk.backend.engine import Engine, Finish, Generation, GenerationRequest
+from gbdesk.backend.engine import (
+    Engine,
+    Event,
+    Finish,
+    Generation,
+    GenerationRequest,
+    TokenLogprob,
+)
 from gbdesk.backend.errors import RequestError
 from gbdesk.backend.model import LlamaModel
 from gbdesk.backend.protocol import (
@@ -45,7 +52,13 @@ from gbdesk.backend.protocol import (
     parse_prompt,
 )
 from gbdesk.backend.reasoning import CONTENT, REASONING, ReasoningSplitter
-from gbdesk.backend.responses import SSE_DONE, ResponseShape, sse
+from gbdesk.backend.responses import (
+    SSE_DONE,
+    ResponseShape,
+    chat_logprobs,
+    sse,
+    text_logprobs,
+)
 from gbdesk.backend.tools import (
     TRIGGER_PATTERN,
     ToolCall,
@@ -403,6 +416,8 @@ class GenerationResponse(Response):
         self._gone = False
         self._first = True
         self._calls = 0
+        self._logprobs: list[TokenLogprob] = []  # not yet sent (streaming)
+        self._offset = 0  # characters of text sent (the completions API's text_offset)
 
     async def _watch_disconnect(self, receive: Receive) -> None:
         while True:
@@ -413,12 +428,12 @@ class GenerationResponse(Response):
                 self.waker.event.set()
                 return
 
-    async def _events(self) -> list[str | Finish]:
+    async def _events(self) -> list[Event]:
         """The events ready now (waiting for at least one); [] when the client left."""
         generation = self.generation
         while not self._gone:
             self.waker.event.clear()
-            ready: list[str | Finish] = []
+            ready: list[Event] = []
             while (event := generation.poll()) is not None:
                 ready.append(event)
                 if isinstance(event, Finish):
@@ -442,11 +457,16 @@ class GenerationResponse(Response):
 
     async def _collect(self, send: Send) -> None:
         parts: list[str] = []
+        logprobs: list[TokenLogprob] = []
         while self.generation.finish is None:
             events = await self._events()
             if not events:
                 return
-            parts.extend(event for event in events if isinstance(event, str))
+            for event in events:
+                if isinstance(event, str):
+                    parts.append(event)
+                elif isinstance(event, TokenLogprob):
+                    logprobs.append(event)
         finish = self.generation.finish
         if finish.reason == "error":
             error = RequestError(500, finish.error or "generation failed", kind="server_error")
@@ -458,7 +478,11 @@ class GenerationResponse(Response):
         reasoning = "".join(v for f, v in pieces if f == REASONING and isinstance(v, str))
         calls = [v.as_dict() for f, v in pieces if isinstance(v, ToolCall)]
         payload = self.shape.complete(
-            text, finish, reasoning=reasoning or None, tool_calls=calls or None
+            text,
+            finish,
+            reasoning=reasoning or None,
+            tool_calls=calls or None,
+            logprobs=logprobs if self.options.logprobs is not None else None,
         )
         body = json.dumps(payload, ensure_ascii=False).encode()
         await send(
@@ -478,6 +502,14 @@ class GenerationResponse(Response):
             if isinstance(value, ToolCall):
                 out.append(self.shape.tool_call_events(value.as_dict(), self._calls, self._first))
                 self._calls += 1
+            elif value and self.options.logprobs is not None:
+                out.append(
+                    self.shape.delta_with_logprobs(
+                        value, self._first, field, self._logprobs, self._offset
+                    )
+                )
+                self._logprobs = []
+                self._offset += len(value)
             elif value:
                 out.append(self.shape.delta_bytes(value, self._first, field=field))
             else:
@@ -504,9 +536,12 @@ class GenerationResponse(Response):
             # Every event that is ready goes out in one write: whole events, fewer syscalls.
             out: list[bytes] = []
             for event in events:
+                if isinstance(event, TokenLogprob):
+                    self._logprobs.append(event)
+                    continue
                 if not isinstance(event, str):
                     continue
-                if pipeline.plain:
+                if pipeline.plain and self.options.logprobs is None:
                     out.append(shape.delta_bytes(event, self._first))
                     self._first = False
                 else:
@@ -520,7 +555,12 @@ class GenerationResponse(Response):
             tail.append(sse(error.body()))
         else:
             self._encode(pipeline.flush(), tail)
-            tail.append(sse(shape.last_delta(finish, self._first, tool_calls=pipeline.called)))
+            last = shape.last_delta(finish, self._first, tool_calls=pipeline.called)
+            if self._logprobs:  # tokens whose text never came out (held back, then cut)
+                last["choices"][0]["logprobs"] = (
+                    chat_logprobs(self._logprobs) if shape.chat else text_logprobs(self._logprobs)
+                )
+            tail.append(sse(last))
             if self.options.include_usage:
                 tail.append(sse(shape.usage_chunk(finish)))
         tail.append(SSE_DONE)
@@ -548,6 +588,7 @@ def _start_generation(
         ignore_eos=options.ignore_eos,
         grammar=options.grammar,
         grammar_triggers=options.grammar_triggers,
+        logprobs=options.logprobs,
     )
     waker = _Waker(asyncio.get_running_loop())
     generation = app.engine.submit(

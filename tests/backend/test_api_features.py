@@ -205,8 +205,9 @@ def test_reasoning_splitter_handles_split_tags(
             {"tools": [{"type": "function", "function": {"name": "f"}}], "grammar": 'root ::= "a"'},
             "grammar",
         ),
-        ({"logprobs": True}, "logprobs"),
+        ({"logprobs": 3}, "logprobs"),
         ({"top_logprobs": 3}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 50}, "top_logprobs"),
         ({"frobnicate": 1}, "frobnicate"),
         ({"response_format": {"type": "xml"}}, "response_format.type"),
         ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
@@ -352,3 +353,35 @@ def test_tool_call_parser_on_split_text() -> None:
     assert "".join(map(str, broken.feed("<tool_call>not json</tool_call>"))) == (
         "<tool_call>not json</tool_call>"
     )
+
+
+def test_logprobs_chat_streamed_and_text(both: tuple[RunningBackend, str]) -> None:
+    backend, _ = both
+    common = {"model": "m", "messages": HELLO, "max_tokens": 10, "temperature": 0}
+    with _client(backend.url) as client:
+        reply = client.chat.completions.create(**common, logprobs=True, top_logprobs=3)
+        entries = reply.choices[0].logprobs.content
+        assert "".join(e.token for e in entries) == reply.choices[0].message.content
+        for entry in entries:
+            assert entry.logprob <= 0
+            assert len(entry.top_logprobs) == 3
+            assert entry.top_logprobs[0].token == entry.token  # greedy: the most likely one
+            assert abs(entry.top_logprobs[0].logprob - entry.logprob) < 1e-6
+            assert sum(np.exp(t.logprob) for t in entry.top_logprobs) <= 1 + 1e-6
+            assert bytes(entry.bytes).decode() == entry.token
+        chunks = list(client.chat.completions.create(**common, logprobs=True, stream=True))
+        streamed = [
+            e
+            for c in chunks
+            if c.choices and c.choices[0].logprobs
+            for e in c.choices[0].logprobs.content
+        ]
+        assert [e.token for e in streamed] == [e.token for e in entries]
+        assert all(e.top_logprobs == [] for e in streamed)
+        text = client.completions.create(
+            model="m", prompt="Count: 1, 2, 3,", max_tokens=5, temperature=0, logprobs=2
+        )
+    legacy = text.choices[0].logprobs
+    assert "".join(legacy.tokens) == text.choices[0].text
+    assert all(len(top) <= 2 for top in legacy.top_logprobs)
+    assert legacy.text_offset[0] == 0
