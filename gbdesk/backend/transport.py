@@ -122,8 +122,8 @@ class GbdeskProtocol(H11Protocol):
 
     def _on_deadline(self) -> None:
         self._deadline = None
-        if self.transport.is_closing():
-            return
+        if self.transport.is_closing() or self.conn.their_state in (h11.DONE, h11.MUST_CLOSE):
+            return  # the whole request is in (a pipelined one, too): the app answers it
         if self.cycle is not None and self.cycle.response_started:
             self.transport.close()
             return
