@@ -9,14 +9,15 @@ reader sees the real file size.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from gguf import GGMLQuantizationType, GGUFWriter
 
 from gbdesk.gguf.model import ggml_type_size
-from tests.support.gguf_split import split_gguf
 from tests.support.hub_server import HubServer
 
 STARTER_REPO = "test-org/SmolLM2-135M-Instruct-GGUF"
@@ -104,20 +105,25 @@ def synthetic_gguf(
     return header, len(header) + (-len(header) % 32) + data
 
 
-def add_synthetic(hub: HubServer, repo: str, filename: str, **shape: int | str) -> int:
-    """Serve a synthetic GGUF; returns its file size."""
+@functools.lru_cache(maxsize=32)
+def _synthetic(filename: str, shape: tuple[tuple[str, int | str], ...]) -> tuple[bytes, int]:
     with tempfile.TemporaryDirectory() as folder:
-        header, size = synthetic_gguf(Path(folder) / filename, **shape)  # type: ignore[arg-type]
+        return synthetic_gguf(Path(folder) / filename, **dict(shape))  # type: ignore[arg-type]
+
+
+def add_synthetic(hub: HubServer, repo: str, filename: str, **shape: int | str) -> int:
+    """Serve a synthetic GGUF (built once per process); returns its file size."""
+    header, size = _synthetic(filename, tuple(sorted(shape.items())))
     hub.add_file(repo, filename, header, pad_to=size)
     return size
 
 
-def populate(hub: HubServer, starter_model: Path, split_dir: Path) -> None:
+def populate(hub: HubServer, starter_model: Path, split_parts: list[Path]) -> None:
     """The search tests' Hub: the starter (whole and split), several quants, a model too big
     for a small machine, a gated repo, a repo without GGUF and an unknown architecture."""
     hub.add_file(STARTER_REPO, STARTER_FILE, starter_model)
     hub.set_meta(STARTER_REPO, downloads=9_000, likes=300, trending_score=50, license="apache-2.0")
-    for part in split_gguf(starter_model, split_dir, parts=2):
+    for part in split_parts:
         hub.add_file(SPLIT_REPO, part.name, part)
     hub.set_meta(SPLIT_REPO, downloads=10, likes=1, license="apache-2.0")
     for name, kind in QUANT_TYPES.items():
@@ -169,3 +175,20 @@ def populate(hub: HubServer, starter_model: Path, split_dir: Path) -> None:
         n_head_kv=8,
     )
     hub.set_meta(ALIEN_REPO, downloads=100, likes=5, license="mit")
+
+
+@pytest.fixture(scope="session")
+def starter_split_parts(
+    starter_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[Path]:
+    """The starter model split in two llama.cpp-style parts (made once per session)."""
+    from tests.support.gguf_split import split_gguf
+
+    return split_gguf(starter_model, tmp_path_factory.mktemp("search-split"), parts=2)
+
+
+@pytest.fixture
+def search_hub(hub_server: HubServer, starter_model: Path, starter_split_parts: list[Path]):
+    """The local Hub with every search test repo (see :func:`populate`)."""
+    populate(hub_server, starter_model, starter_split_parts)
+    return hub_server
