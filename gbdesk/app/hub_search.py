@@ -297,11 +297,14 @@ class HubSearch:
                 raise SearchCancelledError
             yield repo
 
-    def _read_header(self, repo: HubRepo, quant: HubQuant) -> tuple[_Header, int]:
+    def _read_header(
+        self, repo: HubRepo, quant: HubQuant, cancel: threading.Event | None
+    ) -> tuple[_Header, int]:
         """The quant's header (from the cache or the network) and the bytes it cost.
 
         Raises:
             GGUFError: the header cannot be read or is not valid GGUF.
+            SearchCancelledError: ``cancel`` was set while reading.
         """
         from gbdesk.gguf.remote import read_remote_gguf
 
@@ -312,14 +315,16 @@ class HubSearch:
         revision = repo.sha or "main"
         url = f"{self.hub.endpoint}/{repo.repo}/resolve/{revision}/{first}"
         headers = {"Authorization": f"Bearer {self.hub.token}"} if self.hub.token else {}
-        counter = _ByteCounter()
+        counter = _ByteCounter(cancel)
         meta = read_remote_gguf(url, headers=headers, timeout=self.header_timeout, on_bytes=counter)
         layout = layout_from_gguf(meta, name=f"{repo.repo}:{quant.name}")
         header = _Header(layout, meta.architecture, sum(t.n_elements for t in meta.tensors))
         self.cache.put(repo.repo, repo.sha, first, header)
         return header, counter.total
 
-    def evaluate(self, repo: HubRepo, quant: HubQuant) -> QuantResult:
+    def evaluate(
+        self, repo: HubRepo, quant: HubQuant, cancel: threading.Event | None = None
+    ) -> QuantResult:
         """Read the quant's header (or take it from the cache) and estimate how it runs.
 
         A gated repo without a valid token, a damaged header or a network failure while
@@ -327,9 +332,10 @@ class HubSearch:
 
         Raises:
             UsageError: the load settings are out of range.
+            SearchCancelledError: ``cancel`` was set (checked with every 64 KiB received).
         """
         try:
-            header, cost = self._read_header(repo, quant)
+            header, cost = self._read_header(repo, quant, cancel)
         except GGUFError as exc:
             if "access denied" in exc.message:
                 return _gated_failure(repo, quant, self.hub, exc)
@@ -375,17 +381,20 @@ class HubSearch:
         for quant in repo.quants:
             if cancel is not None and cancel.is_set():
                 raise SearchCancelledError
-            yield self.evaluate(repo, quant)
+            yield self.evaluate(repo, quant, cancel)
 
 
 class _ByteCounter:
-    """Counts the bytes the header reader receives."""
+    """Counts the bytes the header reader receives, and stops it when ``cancel`` is set."""
 
-    def __init__(self) -> None:
+    def __init__(self, cancel: threading.Event | None) -> None:
         self.total = 0
+        self._cancel = cancel
 
     def __call__(self, n_bytes: int) -> None:
         self.total += n_bytes
+        if self._cancel is not None and self._cancel.is_set():
+            raise SearchCancelledError
 
 
 def search(

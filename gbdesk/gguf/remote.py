@@ -22,6 +22,7 @@ from gbdesk.logs import redact
 MAX_REMOTE_HEADER_BYTES = 64 * 1024 * 1024
 _CONTENT_RANGE = re.compile(r"^bytes\s+(?:(?P<start>\d+)-(?P<end>\d+)|\*)/(?P<total>\d+|\*)$")
 _SKIP_CHUNK = 1024 * 1024
+_PIECE = 64 * 1024
 _USER_AGENT = "gbdesk (GGUF header reader)"
 
 
@@ -128,7 +129,8 @@ class _HttpSource:
         remaining = size
         try:
             while remaining > 0:
-                chunk = response.read(remaining)
+                # Pieces of at most 64 KiB, so ``on_bytes`` hears of progress on a slow line.
+                chunk = response.read(min(remaining, _PIECE))
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -166,7 +168,8 @@ def read_remote_gguf(
     Only the header is fetched. For part 1 of a split model (``...-00001-of-0000N.gguf``) the
     other parts' headers are fetched too, from the URLs with the same naming, and merged.
     ``headers`` go with every request (e.g. ``Authorization: Bearer hf_...`` for gated repos).
-    ``on_bytes(n)`` is called with every piece of body received (to count what a read cost).
+    ``on_bytes(n)`` is called with every piece of body received (at most 64 KiB), to count
+    what a read cost; an exception it raises (a cancel) ends the read and is passed on.
 
     Raises:
         GGUFError: an HTTP error (with its status), an unreachable server, a header larger than
