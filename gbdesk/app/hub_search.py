@@ -31,12 +31,12 @@ from gbdesk.catalog.hub_search import (
     HubQuant,
     HubRepo,
     HubSearchError,
-    HubUnreachableError,
+    HubSearchUnreachableError,
     search_repos,
 )
 from gbdesk.catalog.model import Architecture
 from gbdesk.download.hub import HubConfig, load_hub_config
-from gbdesk.errors import GbdeskError
+from gbdesk.errors import ExitCode, GbdeskError
 from gbdesk.fit.calibration import Calibration
 from gbdesk.fit.estimator import Fit, FitSettings, estimate_fit
 from gbdesk.fit.layout import DenseExperts, ModelLayout, layout_from_gguf
@@ -49,7 +49,7 @@ __all__ = [
     "HubRepo",
     "HubSearch",
     "HubSearchError",
-    "HubUnreachableError",
+    "HubSearchUnreachableError",
     "QuantFailure",
     "QuantVerdict",
     "SearchCancelledError",
@@ -65,7 +65,7 @@ _CACHE_FORMAT = 1
 class SearchCancelledError(GbdeskError):
     """The search was cancelled (the cancel token was set)."""
 
-    exit_code = 130
+    exit_code = ExitCode.INTERRUPTED
 
     def __init__(self) -> None:
         super().__init__("the search was cancelled")
@@ -281,7 +281,7 @@ class HubSearch:
 
         Raises:
             UsageError: an unknown sort or a limit out of range.
-            HubUnreachableError: offline, or the Hub (mirror) cannot be reached.
+            HubSearchUnreachableError: offline, or the Hub (mirror) cannot be reached.
             HubSearchError: the Hub answered with an error.
             SearchCancelledError: ``cancel`` was set.
         """
@@ -414,7 +414,7 @@ def search(
 
     Raises:
         UsageError: an unknown sort, a limit out of range or bad load settings.
-        HubUnreachableError: offline, or the Hub (mirror) cannot be reached.
+        HubSearchUnreachableError: offline, or the Hub (mirror) cannot be reached.
         HubSearchError: the Hub answered with an error.
         SearchCancelledError: ``cancel`` was set.
         ConfigError: the settings file is invalid (when ``hub`` is not given).

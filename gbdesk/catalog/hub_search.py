@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from gbdesk.errors import GbdeskError, UsageError
+from gbdesk.errors import ExitCode, GbdeskError, UsageError
 
 # The CLI's and the GUI's sort names -> huggingface_hub's ``sort`` values.
 SORTS: dict[str, str] = {
@@ -38,10 +38,10 @@ _NOT_A_MODEL = re.compile(r"(^|/)(mmproj|imatrix)[^/]*\.gguf$", re.IGNORECASE)
 class HubSearchError(GbdeskError):
     """The Hub's listing could not be read (a bad answer, or an unreachable endpoint)."""
 
-    exit_code = 3
+    exit_code = ExitCode.HUB_SEARCH
 
 
-class HubUnreachableError(HubSearchError):
+class HubSearchUnreachableError(HubSearchError):
     """The endpoint (the Hub or its mirror) cannot be reached, or offline mode is on."""
 
     def __init__(self, endpoint: str, detail: str) -> None:
@@ -159,7 +159,7 @@ def _check_reachable(endpoint: str, timeout: float = 3.0) -> None:
     Skipped behind a proxy, where only the proxy knows.
 
     Raises:
-        HubUnreachableError: the host does not resolve or refuses the connection.
+        HubSearchUnreachableError: the host does not resolve or refuses the connection.
     """
     if any(
         os.environ.get(name)
@@ -179,7 +179,7 @@ def _check_reachable(endpoint: str, timeout: float = 3.0) -> None:
         with socket.create_connection((parts.hostname or "", port), timeout=timeout):
             pass
     except OSError as exc:
-        raise HubUnreachableError(endpoint, str(exc) or type(exc).__name__) from None
+        raise HubSearchUnreachableError(endpoint, str(exc) or type(exc).__name__) from None
 
 
 def search_repos(
@@ -199,7 +199,7 @@ def search_repos(
 
     Raises:
         UsageError: an unknown sort or a limit out of 1..100.
-        HubUnreachableError: offline mode, or the endpoint cannot be reached.
+        HubSearchUnreachableError: offline mode, or the endpoint cannot be reached.
         HubSearchError: the endpoint answered with an error.
     """
     if sort not in SORTS:
@@ -209,7 +209,7 @@ def search_repos(
             f"the limit must be between 1 and {MAX_LIMIT}, not {limit}", fix="give --limit 20"
         )
     if offline:
-        raise HubUnreachableError(endpoint, "offline mode is on (HF_HUB_OFFLINE)")
+        raise HubSearchUnreachableError(endpoint, "offline mode is on (HF_HUB_OFFLINE)")
     _check_reachable(endpoint)
     import httpx2
     from huggingface_hub import HfApi
@@ -233,7 +233,7 @@ def search_repos(
             fix="try again later, or set another mirror in Settings (Hub endpoint)",
         ) from exc
     except (httpx2.TransportError, OSError) as exc:
-        raise HubUnreachableError(endpoint, str(exc) or type(exc).__name__) from exc
+        raise HubSearchUnreachableError(endpoint, str(exc) or type(exc).__name__) from exc
     for item in listing:
         try:
             info = api.model_info(item.id, files_metadata=True, timeout=timeout)
@@ -246,5 +246,5 @@ def search_repos(
                 fix="try again later, or set another mirror in Settings (Hub endpoint)",
             ) from exc
         except (httpx2.TransportError, OSError) as exc:
-            raise HubUnreachableError(endpoint, str(exc) or type(exc).__name__) from exc
+            raise HubSearchUnreachableError(endpoint, str(exc) or type(exc).__name__) from exc
         yield repo_from_info(info)

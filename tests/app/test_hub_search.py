@@ -13,7 +13,7 @@ import pytest
 from gbdesk.app.hub_search import (
     HeaderCache,
     HubSearch,
-    HubUnreachableError,
+    HubSearchUnreachableError,
     QuantFailure,
     QuantVerdict,
     SearchCancelledError,
@@ -175,7 +175,7 @@ def test_offline_and_unreachable_fail_clearly_and_fast(search_hub: HubServer, tm
         hub=HubConfig(endpoint=search_hub.url, cache_dir=hub_cache_dir(), offline=True),
         cache=HeaderCache(tmp_path),
     )
-    with pytest.raises(HubUnreachableError) as info:
+    with pytest.raises(HubSearchUnreachableError) as info:
         list(offline.repos("llama"))
     assert f"the Hub is unreachable (mirror: {search_hub.url})" in info.value.message
     assert search_hub.requests == []
@@ -188,7 +188,7 @@ def test_offline_and_unreachable_fail_clearly_and_fast(search_hub: HubServer, tm
         cache=HeaderCache(tmp_path),
     )
     began = time.monotonic()
-    with pytest.raises(HubUnreachableError) as info:
+    with pytest.raises(HubSearchUnreachableError) as info:
         list(gone.repos("llama"))
     assert time.monotonic() - began < 10  # not huggingface_hub's half-minute of retries
     assert f"mirror: {closed}" in info.value.message and "Settings" in (info.value.fix or "")

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from gbdesk.cli import main
+from gbdesk.errors import ExitCode
 from tests.support import hub_repos as hr
 from tests.support.hub_server import HubServer
 
@@ -44,7 +45,7 @@ def test_search_offline_says_the_hub_is_unreachable(
     search_hub: HubServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert main(["search", "llama"]) == 3
+    assert main(["search", "llama"]) == ExitCode.HUB_SEARCH
     err = capsys.readouterr().err
     assert f"error: the Hub is unreachable (mirror: {search_hub.url})" in err
     assert "fix:" in err and "Traceback" not in err
