@@ -108,8 +108,7 @@ def run_search(args: argparse.Namespace) -> int:
     )
     if as_json:
         payload = [
-            {**repo.to_json(), "quants": [r.to_json() for r in results]}
-            for repo, results in found
+            {**repo.to_json(), "quants": [r.to_json() for r in results]} for repo, results in found
         ]
         json.dump(payload, sys.stdout, indent=2)
         print()

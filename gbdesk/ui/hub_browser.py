@@ -2,7 +2,7 @@
 
 Typing in the search box starts a search after a short pause (or at once with Enter). The
 listing runs in a worker and each repo appears as it arrives; the GGUF headers are read only for
-the repos on screen (scrolling reads the next ones), two repos at a time, each quant's verdict
+the repos on screen (scrolling reads the next ones), one repo at a time, each quant's verdict
 appearing as its header arrives. *Stop* cancels the listing and every header read; a new search
 cancels the previous one. Nothing here waits on the GUI thread: the core work is
 :class:`gbdesk.app.hub_search.HubSearch` on :func:`gbdesk.ui.workers.run_task`, downloads go to the
@@ -11,6 +11,7 @@ app's :class:`gbdesk.download.manager.DownloadManager` queue.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -35,7 +36,12 @@ from gbdesk.ui.widgets import Banner, MemoryBar, MemorySegment, VerdictBadge, hu
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 
 SEARCH_DEBOUNCE_MS = 400
-HEADER_TASKS = 2  # repos whose headers are read at the same time
+# Repos whose headers are read at the same time. Parsing a header is Python work that holds the
+# GIL; one reader at a time leaves the GUI thread the most of it (measured: bench/gui_bench.py).
+HEADER_TASKS = 1
+# While headers are parsed, the GUI thread waits for the GIL at most this long (Python's default
+# is 5 ms, and a paint that crosses into Python a few times would wait that often).
+GIL_SWITCH_INTERVAL_S = 0.001
 PROGRESS_INTERVAL_S = 0.1
 SORTS = (
     ("downloads", "Most downloaded"),
@@ -66,11 +72,15 @@ def _count(value: float) -> str:
     return str(int(value))
 
 
-def _start_search(ctx: TaskContext, state_profile: Any, settings: Any, query: str, sort: str):
+def _start_search(
+    ctx: TaskContext, state_profile: Any, load: tuple[int, int], query: str, sort: str
+) -> int:
     """Worker: the searcher for this machine, then each repo as the Hub lists it."""
     from gbdesk.app.hub_search import HubSearch
     from gbdesk.fit.calibration import load_calibration
+    from gbdesk.fit.estimator import FitSettings
 
+    settings = FitSettings(n_ctx=load[0], n_parallel=load[1])
     profile = state_profile
     if profile is None:
         from gbdesk.hardware.probe import probe
@@ -291,6 +301,11 @@ class HubBrowser(QWidget):
         self._visible_timer.setInterval(50)
         self._visible_timer.timeout.connect(self._read_visible)
         self._download_signals: list[_DownloadSignals] = []
+        self._pending: list[Any] = []  # repos listed, not on screen yet
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(40)
+        self._flush_timer.timeout.connect(self._flush_pending)
 
     # --- searching -------------------------------------------------------------------------
 
@@ -299,6 +314,8 @@ class HubBrowser(QWidget):
         self._debounce.stop()
         self._cancel_tasks()
         self._clear()
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # process-wide; see the constant
         self._generation += 1
         generation = self._generation
         query = self.query.text().strip()
@@ -309,21 +326,19 @@ class HubBrowser(QWidget):
         self.first_verdict_s = None
         self._listing_done = False
         self.stop_button.setEnabled(True)
-        profile, settings = self.state.profile, self._fit_settings()
+        settings = self.state.settings
+        profile, load = (
+            self.state.profile,
+            (settings.context_length or 4096, settings.parallel or 1),
+        )
         self._search_task = run_task(
             "search the Hub",
-            lambda ctx: _start_search(ctx, profile, settings, query, sort),
+            lambda ctx: _start_search(ctx, profile, load, query, sort),
             on_item=lambda item: self._on_item(generation, item),
             on_done=lambda count: self._on_listing_done(generation, count),
             on_failed=lambda message, fix: self._on_failed(generation, message, fix),
             on_cancelled=lambda: self._on_cancelled(generation),
         )
-
-    def _fit_settings(self) -> Any:
-        from gbdesk.fit.estimator import FitSettings
-
-        settings = self.state.settings
-        return FitSettings(n_ctx=settings.context_length or 4096, n_parallel=settings.parallel or 1)
 
     def cancel(self) -> None:
         """Stop the listing and every header read."""
@@ -341,6 +356,8 @@ class HubBrowser(QWidget):
         self._header_tasks.clear()
 
     def _clear(self) -> None:
+        self._pending = []
+        self._flush_timer.stop()
         for card in self.cards:
             self.results.removeWidget(card)
             card.deleteLater()
@@ -354,12 +371,25 @@ class HubBrowser(QWidget):
         if kind == "searcher":
             self.searcher = value
             return
-        card = RepoCard(value, self.searcher.hub.model_page(value.repo))
-        for row in card.rows:
-            row.download_requested.connect(self.download)
-        self.results.insertWidget(self.results.count() - 1, card)
-        self.cards.append(card)
-        self.status.setText(f"{len(self.cards)} repos so far…")
+        self._pending.append(value)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def _flush_pending(self) -> None:
+        """Add the repos that arrived since the last flush in one layout pass."""
+        if not self._pending or self.searcher is None:
+            return
+        holder = self.scroll.widget()
+        holder.setUpdatesEnabled(False)
+        for repo in self._pending:
+            card = RepoCard(repo, self.searcher.hub.model_page(repo.repo))
+            for row in card.rows:
+                row.download_requested.connect(self.download)
+            self.results.insertWidget(self.results.count() - 1, card)
+            self.cards.append(card)
+        self._pending = []
+        holder.setUpdatesEnabled(True)
+        self._update_status()
         self._visible_timer.start()
 
     def _on_listing_done(self, generation: int, count: int) -> None:
@@ -367,6 +397,7 @@ class HubBrowser(QWidget):
             return
         self._search_task = None
         self._listing_done = True
+        self._flush_pending()
         if count == 0:
             query = self.query.text().strip()
             self.status.setText(f"No GGUF model on the Hub matches {query!r}.")
@@ -478,6 +509,7 @@ class HubBrowser(QWidget):
             self._search_task is not None
             or bool(self._header_tasks)
             or self._visible_timer.isActive()
+            or self._flush_timer.isActive()
         )
 
     # --- downloads -------------------------------------------------------------------------

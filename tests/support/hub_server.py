@@ -609,8 +609,17 @@ class _Handler(BaseHTTPRequestHandler):
 
 # What ``/api/models`` returns per repo when neither ``expand`` nor ``full`` is given.
 _LISTING_FIELDS = (
-    "_id", "id", "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
-    "library_name", "createdAt", "modelId",
+    "_id",
+    "id",
+    "likes",
+    "trendingScore",
+    "private",
+    "downloads",
+    "tags",
+    "pipeline_tag",
+    "library_name",
+    "createdAt",
+    "modelId",
 )
 _SORTS = {"downloads", "likes", "trendingScore", "lastModified", "createdAt"}
 
