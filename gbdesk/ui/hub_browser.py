@@ -577,3 +577,52 @@ class HubBrowser(QWidget):
             self.banner.show_message(
                 getattr(error, "message", str(error)), getattr(error, "fix", "") or ""
             )
+
+
+class WizardHubPanel(QWidget):
+    """The wizard's way to the Hub: a button that swaps the recommended list for the browser.
+
+    A model downloaded from the browser while it is shown is the wizard's pick: the Download
+    step is then skipped and the backend step serves that file.
+    """
+
+    changed = Signal()
+
+    def __init__(self, state: AppState, recommended: QWidget, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.recommended = recommended
+        self.browser: HubBrowser | None = None  # built on first use
+        self.model_path: Any = None  # the file downloaded from the Hub
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.toggle = QPushButton("Search the Hub for any GGUF model…")
+        self.toggle.setCheckable(True)
+        self.toggle.toggled.connect(self._show_browser)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.toggle)
+        layout.addLayout(row)
+        self._layout = layout
+
+    def _show_browser(self, shown: bool) -> None:
+        if shown and self.browser is None:
+            self.browser = HubBrowser(self.state)
+            self.browser.setMinimumHeight(360)
+            self.browser.downloaded.connect(self._downloaded)
+            self._layout.addWidget(self.browser, 1)
+        if self.browser is not None:
+            self.browser.setVisible(shown)
+        self.recommended.setVisible(not shown)
+        self.toggle.setText(
+            "Back to the recommended models" if shown else "Search the Hub for any GGUF model…"
+        )
+        self.changed.emit()
+
+    def _downloaded(self, result: Any) -> None:
+        self.model_path = result.path
+        self.changed.emit()
+
+    def chosen_path(self) -> Any:
+        """The Hub model to use: downloaded, and the browser is the one shown."""
+        return self.model_path if self.toggle.isChecked() else None

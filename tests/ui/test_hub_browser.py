@@ -146,3 +146,36 @@ def test_download_from_a_result_lands_in_installed(qtbot, configured_state, sear
         lambda: any(model.path == str(done.args[0].path) for model in page.installed),
         timeout=10_000,
     )
+
+
+def test_the_wizard_can_take_a_model_from_the_hub(qtbot, state, search_hub: HubServer):
+    from gbdesk.ui.wizard import FirstRunWizard
+    from gbdesk.ui.wizard.backend import BackendPage
+    from gbdesk.ui.wizard.choose_model import ChooseModelPage
+
+    wizard = FirstRunWizard(state)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    for _ in range(2):  # welcome -> hardware -> choose
+        qtbot.waitUntil(wizard.next_button.isEnabled, timeout=60_000)
+        qtbot.mouseClick(wizard.next_button, Qt.MouseButton.LeftButton)
+    choose = wizard.current_page()
+    assert isinstance(choose, ChooseModelPage)
+    panel = choose.hub_panel
+    qtbot.mouseClick(panel.toggle, Qt.MouseButton.LeftButton)
+    assert panel.browser is not None and panel.browser.isVisible()
+    assert not choose.list.isVisible() and not wizard.next_button.isEnabled()
+    browser = panel.browser
+    browser.query.setText("SmolLM2-135M-Instruct")
+    browser.search()
+    _wait_idle(qtbot, browser)
+    row = _card(browser, hr.STARTER_REPO).rows[0]
+    assert row.verdict in {"full-gpu", "partial-gpu", "cpu-only"}  # this machine's probe
+    with qtbot.waitSignal(browser.downloaded, timeout=60_000) as done:
+        qtbot.mouseClick(row.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(wizard.next_button.isEnabled)
+    assert "from the Hub" in choose.summary_line()
+    qtbot.mouseClick(wizard.next_button, Qt.MouseButton.LeftButton)
+    # The Download step is skipped: the file is here; the backend step serves it.
+    assert isinstance(wizard.current_page(), BackendPage)
+    assert state.settings.model == str(done.args[0].path)
