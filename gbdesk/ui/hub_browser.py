@@ -42,6 +42,8 @@ HEADER_TASKS = 1
 # While headers are parsed, the GUI thread waits for the GIL at most this long (Python's default
 # is 5 ms, and a paint that crosses into Python a few times would wait that often).
 GIL_SWITCH_INTERVAL_S = 0.001
+CARDS_PER_TURN = 1  # repo cards built per event-loop turn (a card with its rows: ~5-15 ms)
+CARD_FLUSH_MS = 25
 PROGRESS_INTERVAL_S = 0.1
 SORTS = (
     ("downloads", "Most downloaded"),
@@ -76,6 +78,7 @@ def _start_search(
     ctx: TaskContext, state_profile: Any, load: tuple[int, int], query: str, sort: str
 ) -> int:
     """Worker: the searcher for this machine, then each repo as the Hub lists it."""
+    import gbdesk.gguf.remote  # noqa: F401 - imported here, not in the first header read
     from gbdesk.app.hub_search import HubSearch
     from gbdesk.fit.calibration import load_calibration
     from gbdesk.fit.estimator import FitSettings
@@ -136,8 +139,9 @@ class QuantRow(QFrame):
         layout.addWidget(self.download_button, 0, 2, Qt.AlignmentFlag.AlignRight)
         self.facts = muted("Reading the file's header…", wrap=False)
         layout.addWidget(self.facts, 1, 0, 1, 3)
+        # Shown (empty) from the start: a verdict then repaints this row only, without moving
+        # every row below it.
         self.bar = MemoryBar()
-        self.bar.hide()
         layout.addWidget(self.bar, 2, 0, 1, 3)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -155,6 +159,7 @@ class QuantRow(QFrame):
         if result.verdict == "unknown":  # the header could not be read
             self.facts.setText(result.message)
             self.facts.setToolTip(result.fix)
+            self.bar.hide()
             self.download_button.setEnabled(not result.gated)
             return
         fit = result.fit
@@ -184,7 +189,6 @@ class QuantRow(QFrame):
             cpu.capacity + sum(d.capacity for d in gpus),
             "RAM + VRAM available" if gpus else "RAM available",
         )
-        self.bar.show()
         self.download_button.setEnabled(result.loadable is not False and fit.runs)
 
     def set_download_state(self, text: str, fraction: float | None = None) -> None:
@@ -304,7 +308,7 @@ class HubBrowser(QWidget):
         self._pending: list[Any] = []  # repos listed, not on screen yet
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
-        self._flush_timer.setInterval(40)
+        self._flush_timer.setInterval(CARD_FLUSH_MS)
         self._flush_timer.timeout.connect(self._flush_pending)
 
     # --- searching -------------------------------------------------------------------------
@@ -376,28 +380,31 @@ class HubBrowser(QWidget):
             self._flush_timer.start()
 
     def _flush_pending(self) -> None:
-        """Add the repos that arrived since the last flush in one layout pass."""
+        """Add a few of the repos that arrived (one layout pass); the rest on the next turns,
+        so building the cards never holds the GUI thread long."""
         if not self._pending or self.searcher is None:
             return
+        batch, self._pending = self._pending[:CARDS_PER_TURN], self._pending[CARDS_PER_TURN:]
         holder = self.scroll.widget()
         holder.setUpdatesEnabled(False)
-        for repo in self._pending:
+        for repo in batch:
             card = RepoCard(repo, self.searcher.hub.model_page(repo.repo))
             for row in card.rows:
                 row.download_requested.connect(self.download)
             self.results.insertWidget(self.results.count() - 1, card)
             self.cards.append(card)
-        self._pending = []
         holder.setUpdatesEnabled(True)
         self._update_status()
-        self._visible_timer.start()
+        if not self._visible_timer.isActive():
+            self._visible_timer.start()
+        if self._pending:
+            self._flush_timer.start()
 
     def _on_listing_done(self, generation: int, count: int) -> None:
         if generation != self._generation:
             return
         self._search_task = None
         self._listing_done = True
-        self._flush_pending()
         if count == 0:
             query = self.query.text().strip()
             self.status.setText(f"No GGUF model on the Hub matches {query!r}.")
