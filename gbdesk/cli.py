@@ -26,7 +26,6 @@ COMMAND_MODULES = (
     "gbdesk.catalog.commands",
     "gbdesk.fit.commands",
     "gbdesk.backend.commands",
-    "gbdesk.search_commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]

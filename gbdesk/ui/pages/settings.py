@@ -19,8 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.errors import GbdeskError
-from gbdesk.options import option
+from gbdesk.options import OPTIONS, option
 from gbdesk.paths import app_paths
+from gbdesk.settings import Settings
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, muted, option_spin, page_layout, primary_button
 
@@ -142,6 +143,7 @@ class SettingsPage(QWidget):
             )
             return
         token = self.hub_token.text().strip()
+        before = self.state.settings
         try:
             if token:
                 set_secret(HUB_TOKEN_SECRET, token)
@@ -168,7 +170,22 @@ class SettingsPage(QWidget):
                 f"Cannot save the settings: {exc}", "check that the config folder is writable"
             )
             return
+        if self._needs_restart(before) and self.state.backend.is_running():
+            self.banner.show_message(
+                "Settings saved. The backend uses them after a restart.",
+                "restart it on the Dashboard",
+                level="success",
+            )
+            return
         self.banner.show_message("Settings saved.", level="success")
+
+    def _needs_restart(self, before: Settings) -> bool:
+        """A changed option that the running backend only reads when it starts."""
+        after = self.state.settings
+        return any(
+            item.restart and getattr(before, item.name) != getattr(after, item.name)
+            for item in OPTIONS
+        )
 
     def _apply_login_item(self) -> None:
         from gbdesk.ui.autostart import set_start_at_login
