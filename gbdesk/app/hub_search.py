@@ -151,7 +151,14 @@ def header_cache_dir() -> Path:
 
 
 def speed_source(fit: Fit) -> SpeedSource:
-    """Where the speed figure comes from: a calibration of this CPU, or the default guess."""
+    """Where the speed figure comes from: measured, a calibration of this CPU, or a guess.
+
+    The estimator's own ``SpeedEstimate.basis`` when it has one (the fit engine's newer
+    versions), else ``calibrated`` / ``guess`` from its ``calibrated`` flag.
+    """
+    basis = getattr(fit.speed, "basis", None)
+    if basis in ("measured", "calibrated", "guess"):
+        return basis  # type: ignore[return-value]
     return "calibrated" if fit.speed.calibrated else "guess"
 
 
