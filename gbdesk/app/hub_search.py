@@ -239,7 +239,7 @@ class HeaderCache:
 # -- the use case --------------------------------------------------------------------------
 
 
-def _gated_failure(repo: HubRepo, quant: HubQuant, hub: HubConfig, exc: GGUFError) -> QuantFailure:
+def _gated_failure(repo: HubRepo, quant: HubQuant, hub: HubConfig) -> QuantFailure:
     return QuantFailure(
         repo=repo.repo,
         quant=quant.name,
@@ -344,8 +344,8 @@ class HubSearch:
         try:
             header, cost = self._read_header(repo, quant, cancel)
         except GGUFError as exc:
-            if "access denied" in exc.message:
-                return _gated_failure(repo, quant, self.hub, exc)
+            if exc.details.get("http_status") in (401, 403):
+                return _gated_failure(repo, quant, self.hub)
             return QuantFailure(
                 repo=repo.repo,
                 quant=quant.name,

@@ -27,17 +27,22 @@ _USER_AGENT = "gbdesk (GGUF header reader)"
 
 
 def _http_error(url: str, status: int, reason: str) -> GGUFError:
+    """The error for an HTTP status; ``details["http_status"]`` carries the status itself."""
+    details = {"http_status": status}
     if status in (401, 403):
         return GGUFError(
             f"{url}: access denied (HTTP {status} {reason})",
             fix="the repository may be gated: accept its licence on the Hub and set a token "
             "(gbdesk stores it in the keyring)",
+            details=details,
         )
     if status == 404:
         return GGUFError(
-            f"{url}: not found (HTTP 404)", fix="check the repository id, revision and file name"
+            f"{url}: not found (HTTP 404)",
+            fix="check the repository id, revision and file name",
+            details=details,
         )
-    return GGUFError(f"{url}: the server answered HTTP {status} {reason}")
+    return GGUFError(f"{url}: the server answered HTTP {status} {reason}", details=details)
 
 
 class _HttpSource:

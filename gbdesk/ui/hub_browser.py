@@ -295,6 +295,7 @@ class HubBrowser(QWidget):
         self._search_task: TaskHandle | None = None
         self._header_tasks: dict[str, TaskHandle] = {}
         self._generation = 0
+        self._stopped = False
         self._listing_done = False
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -321,6 +322,7 @@ class HubBrowser(QWidget):
         if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # process-wide; see the constant
         self._generation += 1
+        self._stopped = False
         generation = self._generation
         query = self.query.text().strip()
         sort = self.sort.currentData()
@@ -345,8 +347,10 @@ class HubBrowser(QWidget):
         )
 
     def cancel(self) -> None:
-        """Stop the listing and every header read."""
+        """Stop the listing and every header read (scrolling reads nothing more until the
+        next search)."""
         self._debounce.stop()
+        self._stopped = True
         self._cancel_tasks()
         self.stop_button.setEnabled(False)
         self.status.setText(f"Stopped. {self._summary()}")
@@ -438,7 +442,7 @@ class HubBrowser(QWidget):
         return visible
 
     def _read_visible(self) -> None:
-        if self.searcher is None:
+        if self.searcher is None or self._stopped:
             return
         for card in self.visible_cards():
             if len(self._header_tasks) >= HEADER_TASKS:
@@ -499,9 +503,14 @@ class HubBrowser(QWidget):
         busy = self._search_task is not None or bool(self._header_tasks)
         self.stop_button.setEnabled(busy)
         if self.cards:
-            more = " Scroll down to check more." if not busy and self._unread() else ""
+            more = (
+                " Scroll down to check more."
+                if not busy and not self._stopped and self._unread()
+                else ""
+            )
             reading = " Reading headers…" if self._header_tasks else ""
-            self.status.setText(self._summary() + reading + more)
+            stopped = "Stopped. " if self._stopped else ""
+            self.status.setText(stopped + self._summary() + reading + more)
 
     def _unread(self) -> bool:
         return any(not card.headers_requested and card.rows for card in self.cards)
