@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import threading
 import time
@@ -228,3 +229,15 @@ def test_group_quants_sums_split_parts_and_skips_incomplete_ones():
     assert set(quants) == {"Q4_K_M", "F16"}
     assert quants["Q4_K_M"].size_bytes == 15 and len(quants["Q4_K_M"].files) == 2
     assert quants["F16"].files == ("sub/a.F16.gguf",)
+
+
+def test_a_damaged_cache_file_is_read_again_from_the_hub(search_hub: HubServer, tmp_path: Path):
+    searcher = _searcher(search_hub, tmp_path)
+    (starter,) = [r for r in searcher.repos("SmolLM2-135M-Instruct")]
+    first = searcher.evaluate(starter, starter.quants[0])
+    (cached,) = list((tmp_path / "headers").rglob("*.json"))
+    cached.write_text("{ not json", encoding="utf-8")
+    again = searcher.evaluate(starter, starter.quants[0])
+    assert isinstance(again, QuantVerdict) and again.header_bytes > 0
+    assert again.params == first.params
+    assert json.loads(cached.read_text(encoding="utf-8"))["sha"] == starter.sha  # rewritten
