@@ -264,16 +264,18 @@ def _result_line(result: Any) -> str:
     if result.verdict == "unknown":
         return f"{head}{words}: {result.message}\n    fix: {result.fix}"
     fit = result.fit
+    model = f"{_count(result.params)} params, {result.architecture}"
+    if result.loadable is False:
+        return (
+            f"{head}cannot load: the architecture {result.architecture!r} is not in the installed "
+            f"llama.cpp  ({model})"
+        )
+    if not fit.runs:
+        return f"{head}{fit.reasons[0]}  ({model})"
     memory = sum(d.total for d in fit.devices)
-    extra = (
-        f"  (architecture {result.architecture!r} is not in this llama.cpp)"
-        if result.loadable is False
-        else ""
-    )
     return (
         f"{head}{words:<18} needs {_gb(memory):>9}  ~{fit.speed.generation_tps:.1f} tokens/s "
-        f"({result.speed_source})  context up to {fit.max_ctx}  "
-        f"{_count(result.params)} params, {result.architecture}{extra}"
+        f"({result.speed_source})  context up to {fit.max_ctx}  {model}"
     )
 
 
