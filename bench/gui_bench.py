@@ -302,12 +302,12 @@ def bench_hub_browser() -> dict[str, float]:
             browser.query.textEdited.emit("GGUF")  # as typing does
             _wait(app, lambda: browser.first_verdict_s is not None)
             first_verdict_s = time.perf_counter() - started
-            bar = browser.scroll.verticalScrollBar()
+            bar = browser.results_area.verticalScrollBar()
             while True:  # scroll through every result so each header is read
                 _wait(app, lambda: bool(browser.cards) and not browser.is_busy())
                 if not browser._unread():
                     break
-                bar.setValue(bar.value() + browser.scroll.viewport().height())
+                bar.setValue(bar.value() + browser.results_area.viewport().height())
                 browser._visible_timer.start()
             total_s = time.perf_counter() - started
         rows = browser.rows()

@@ -158,7 +158,7 @@ def speed_source(fit: Fit) -> SpeedSource:
     """
     basis = getattr(fit.speed, "basis", None)
     if basis in ("measured", "calibrated", "guess"):
-        return basis  # type: ignore[return-value]
+        return basis
     return "calibrated" if fit.speed.calibrated else "guess"
 
 

@@ -247,6 +247,14 @@ class HubBrowser(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(SEARCH_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.search)
+        self._visible_timer = QTimer(self)
+        self._visible_timer.setSingleShot(True)
+        self._visible_timer.setInterval(50)
+        self._visible_timer.timeout.connect(self._read_visible)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 10, 0, 0)
         controls = QHBoxLayout()
@@ -276,17 +284,19 @@ class HubBrowser(QWidget):
             wrap=True,
         )
         layout.addWidget(self.status)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        holder = QWidget()
+        self.results_area = QScrollArea()
+        self.results_area.setWidgetResizable(True)
+        self.results_area.setFrameShape(QFrame.Shape.NoFrame)
+        self._holder = holder = QWidget()
         self.results = QVBoxLayout(holder)
         self.results.setContentsMargins(0, 0, 6, 0)
         self.results.setSpacing(8)
         self.results.addStretch(1)
-        self.scroll.setWidget(holder)
-        self.scroll.verticalScrollBar().valueChanged.connect(lambda _v: self._visible_timer.start())
-        layout.addWidget(self.scroll, 1)
+        self.results_area.setWidget(holder)
+        self.results_area.verticalScrollBar().valueChanged.connect(
+            lambda _v: self._visible_timer.start()
+        )
+        layout.addWidget(self.results_area, 1)
 
         self.cards: list[RepoCard] = []
         self.searcher: Any = None
@@ -297,14 +307,6 @@ class HubBrowser(QWidget):
         self._generation = 0
         self._stopped = False
         self._listing_done = False
-        self._debounce = QTimer(self)
-        self._debounce.setSingleShot(True)
-        self._debounce.setInterval(SEARCH_DEBOUNCE_MS)
-        self._debounce.timeout.connect(self.search)
-        self._visible_timer = QTimer(self)
-        self._visible_timer.setSingleShot(True)
-        self._visible_timer.setInterval(50)
-        self._visible_timer.timeout.connect(self._read_visible)
         self._download_signals: list[_DownloadSignals] = []
         self._pending: list[Any] = []  # repos listed, not on screen yet
         self._flush_timer = QTimer(self)
@@ -389,7 +391,7 @@ class HubBrowser(QWidget):
         if not self._pending or self.searcher is None:
             return
         batch, self._pending = self._pending[:CARDS_PER_TURN], self._pending[CARDS_PER_TURN:]
-        holder = self.scroll.widget()
+        holder = self._holder
         holder.setUpdatesEnabled(False)
         for repo in batch:
             card = RepoCard(repo, self.searcher.hub.model_page(repo.repo))
@@ -432,7 +434,7 @@ class HubBrowser(QWidget):
 
     def visible_cards(self) -> list[RepoCard]:
         """The cards that are (partly) inside the scroll area's viewport, top first."""
-        viewport = self.scroll.viewport()
+        viewport = self.results_area.viewport()
         area = QRect(0, 0, viewport.width(), viewport.height())
         visible = []
         for card in self.cards:

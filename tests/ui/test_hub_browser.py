@@ -79,7 +79,7 @@ def test_only_repos_on_screen_have_their_headers_read(qtbot, browser, search_hub
     starter_sent = search_hub.bytes_sent(hr.STARTER_REPO, hr.STARTER_FILE)
     assert 0 < starter_sent <= 4 * MIB  # the header, not the 98 MB file
 
-    bar = browser.scroll.verticalScrollBar()
+    bar = browser.results_area.verticalScrollBar()
     bar.setValue(bar.maximum())
     qtbot.waitUntil(lambda: last.rows[0].result is not None, timeout=30_000)
     assert last.rows[0].verdict == "full-gpu"
