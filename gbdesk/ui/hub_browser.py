@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gbdesk.errors import GbdeskError
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, MemoryBar, MemorySegment, VerdictBadge, human_bytes, muted
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
@@ -555,17 +554,28 @@ class HubBrowser(QWidget):
         signals.state.connect(lambda job: self._on_download_state(row, job))
         signals.done.connect(lambda job: self._on_download_done(row, job, signals))
         row.set_download_state("Queued")
-        try:
-            row.job = self.state.downloads.submit(
+        downloads = self.state.downloads
+
+        def queue(_ctx: TaskContext) -> Any:
+            # Off the GUI thread: submitting reads the settings and the keyring (the Hub token).
+            return downloads.submit(
                 spec,
                 on_progress=on_progress,
                 on_state=signals.state.emit,
                 on_done=signals.done.emit,
             )
-        except GbdeskError as exc:  # the settings file is unreadable: shown, nothing lost
-            self.banner.show_message(exc.message, exc.fix or "")
+
+        def refused(message: str, fix: str) -> None:
+            self.banner.show_message(message, fix)
             row.download_button.setText("Download")
             row.download_button.setEnabled(True)
+
+        run_task(
+            "queue a download",
+            queue,
+            on_done=lambda job: setattr(row, "job", job),
+            on_failed=refused,
+        )
 
     def _on_download_state(self, row: QuantRow, job: Any) -> None:
         from gbdesk.download.job import JobState
