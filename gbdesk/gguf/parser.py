@@ -204,17 +204,20 @@ class _HeaderParser:
         values: list[str] = []
         append = values.append
         buf, pos = self._buf, self._pos
+        size = len(buf)
         for _ in range(count):
-            if pos + 8 <= len(buf):
+            if pos + 8 <= size:
                 (length,) = unpack(buf, pos)
-                end = pos + 8 + length
-                if end <= len(buf):
-                    append(buf[pos + 8 : end].decode("utf-8", errors="replace"))
+                start = pos + 8
+                end = start + length
+                if end <= size:
+                    append(buf[start:end].decode("utf-8", "replace"))
                     pos = end
                     continue
             self._pos = pos
             append(self._string(what))
             buf, pos = self._buf, self._pos
+            size = len(buf)
         self._pos = pos
         return tuple(values)
 
