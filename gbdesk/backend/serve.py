@@ -23,6 +23,7 @@ from gbdesk.options import (
     DEFAULT_CTX,
     DEFAULT_PARALLEL,
     STARTER,
+    option,
     parse_model_ref,
     serve_options_schema,
 )
@@ -45,21 +46,22 @@ class ServeOptions:
     """How to run the backend. Zero or "auto" means "choose for this machine"."""
 
     model: str
-    host: str = "127.0.0.1"
-    port: int = 8081
-    ctx: int = 0
-    parallel: int = 0
-    gpu_layers: str = "auto"
-    threads: int = 0
+    host: str = option("backend_host").default
+    port: int = option("backend_port").default
+    ctx: int = option("context_length").default
+    parallel: int = option("parallel").default
+    gpu_layers: str = option("gpu_layers").default
+    threads: int = option("threads").default
     api_key: str | None = field(default=None, repr=False)
-    queue_limit: int = 16
-    alias: str = ""  # the model id clients see; the file name by default
-    repack: bool | None = None  # llama.cpp's extra weight layouts; None: see cpu_has_amx
-    reasoning_format: str = "deepseek"  # <think> text to reasoning_content, or "none"
-    embedding_model: str = ""  # also serve this embedding model (on embedding_port)
-    embedding_port: int = 8082  # botserver's embedding-url default
-    embedding_ctx: int = 512  # tokens per embedded text (botserver's --ctx-size 512)
-    embedding_pooling: str = ""  # mean, cls or last; "": the GGUF's, else mean
+    queue_limit: int = option("queue_limit").default
+    alias: str = option("alias").default  # the model id clients see; the file name by default
+    repack: bool | None = option("repack").default  # None: off on AMX CPUs (cpu_has_amx)
+    # <think> text to reasoning_content ("deepseek"), or left in the answer ("none")
+    reasoning_format: str = option("reasoning_format").default
+    embedding_model: str = option("embedding_model").default  # also serve this (own port)
+    embedding_port: int = option("embedding_port").default  # botserver's embedding-url default
+    embedding_ctx: int = option("embedding_ctx").default  # tokens per embedded text
+    embedding_pooling: str = option("embedding_pooling").default  # "": the GGUF's, else mean
 
     @classmethod
     def from_settings(
