@@ -60,6 +60,7 @@ def serve(kind: str, port: int) -> None:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as gbdesk's old server had it
 
             def log_message(self, *args: object) -> None:
                 pass
