@@ -14,6 +14,7 @@ the supervisor restarts it; ``stopping`` → ``stopped``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -59,6 +60,7 @@ class BackendView:
     fix: str = ""
     pid: int | None = None
     restarts: int = 0
+    action: str = ""  # what the error's button does: "use_another_port", or "" (Start again)
 
     @property
     def text(self) -> str:
@@ -75,6 +77,50 @@ def split_error(error: str) -> tuple[str, str]:
     if sep and tail.endswith(")"):
         return head, tail[:-1]
     return error, ""
+
+
+PORT_TAKEN = "use_another_port"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``port`` can be listened on at ``host`` now (another program may hold it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        if os.name != "nt":  # a port left in TIME_WAIT by our last backend is free to listen on
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host or "127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_near(host: str, port: int, tries: int = 50) -> int:
+    """The first free port after ``port`` (for "Use another port")."""
+    for candidate in range(port + 1, min(65535, port + tries) + 1):
+        if port_is_free(host, candidate):
+            return candidate
+    import socket
+
+    with socket.socket() as sock:  # any free port the system gives
+        sock.bind((host or "127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def plain_error(message: str, fix: str, port: int) -> tuple[str, str, str]:
+    """(message, fix, action) in words for a person: no errno, no command-line flag."""
+    lowered = message.lower()
+    if "already in use" in lowered or "address already in use" in lowered:
+        return (
+            f"Port {port} is used by another program.",
+            "press Use another port (gbdesk picks a free one), or close the other program",
+            PORT_TAKEN,
+        )
+    if "--" in fix or "`" in fix:  # a command-line fix means nothing in the app
+        fix = "see the backend's log on the Logs page"
+    return message, fix, ""
 
 
 def health_status(url: str, timeout_s: float = 1.0) -> int | None:
@@ -142,6 +188,18 @@ def start_and_wait(ctx: TaskContext, supervisor: Any) -> Any:
     return supervisor.status()
 
 
+def backend_settings(settings: Any, model: str) -> dict[str, Any]:
+    """The settings a running backend was started with (a change needs a restart)."""
+    return {
+        "model": model,
+        "port": settings.backend_port,
+        "context length": settings.context_length,
+        "parallel chats": settings.parallel,
+        "GPU layers": settings.gpu_layers,
+        "threads": settings.threads,
+    }
+
+
 class BackendController(QObject):
     """Start, stop and restart the backend; tells the pages through ``state_changed``."""
 
@@ -155,6 +213,7 @@ class BackendController(QObject):
         self._task: TaskHandle | None = None
         self._pending_start: str | None = None
         self._view = BackendView(STOPPED)
+        self._applied: dict[str, Any] | None = None  # what the running backend was started with
         self._status_from_thread.connect(self._on_supervisor_status)
 
     # --- what pages read ---------------------------------------------------------------
@@ -173,6 +232,17 @@ class BackendController(QObject):
         """A start or stop is in progress."""
         return self._task is not None
 
+    def current_model(self) -> str:
+        """The model the backend serves (or is starting with); "" when stopped."""
+        return self._view.model if self._view.running else ""
+
+    def pending_changes(self) -> tuple[str, ...]:
+        """Names of the settings the running backend does not have yet ("Restart to apply")."""
+        if self._applied is None or not self._view.running:
+            return ()
+        wanted = backend_settings(self._state.settings, self._model())
+        return tuple(name for name, value in wanted.items() if self._applied.get(name) != value)
+
     # --- actions -------------------------------------------------------------------------
 
     def start(self, model: str | None = None) -> None:
@@ -188,11 +258,15 @@ class BackendController(QObject):
         settings = self._state.settings
         api_key = self._state.backend_api_key()
         log_file = self._state.backend_log_path()
+        self._applied = backend_settings(settings, model)
         self._set_view(BackendView(STARTING, model=model))
 
         def work(ctx: TaskContext) -> Any:
+            from gbdesk.backend.errors import PortInUseError
             from gbdesk.backend.supervisor import BackendSupervisor
 
+            if not port_is_free(settings.backend_host, settings.backend_port):
+                raise PortInUseError(f"port {settings.backend_port} is already in use")
             supervisor = BackendSupervisor(
                 serve_options(settings, model, api_key),
                 log_file=log_file,
@@ -214,6 +288,9 @@ class BackendController(QObject):
     def stop(self) -> None:
         """Stop the backend (in a worker; ``stopping`` then ``stopped``)."""
         self._pending_start = None
+        self._stop()
+
+    def _stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             return
@@ -234,10 +311,18 @@ class BackendController(QObject):
         """Stop the backend if it runs, then start it (with ``model`` when given)."""
         model = model or self._model()
         if self._view.running or self._task is not None:
-            self._pending_start = model
-            self.stop()
+            self._stop()
+            self._pending_start = model  # started when the stop has finished
         else:
             self.start(model)
+
+    def use_another_port(self) -> int:
+        """Save a free port in the settings and start the backend on it; returns the port."""
+        settings = self._state.settings
+        port = free_port_near(settings.backend_host, settings.backend_port)
+        self._state.update_settings(backend_port=port)
+        self.restart()
+        return port
 
     def stop_and_wait(self) -> None:
         """Stop the backend now, blocking (Quit): the child must not outlive the app."""
@@ -273,7 +358,11 @@ class BackendController(QObject):
         if error:  # the child's own message and fix (a taken port, a damaged model)
             message, child_fix = split_error(error)
             fix = child_fix or fix
-        self._set_view(replace(self._view, phase=FAILED, message=message, fix=fix, pid=None))
+        self._applied = None
+        message, fix, action = plain_error(message, fix, self._state.settings.backend_port)
+        self._set_view(
+            replace(self._view, phase=FAILED, message=message, fix=fix, action=action, pid=None)
+        )
 
     def _on_task_finished(self) -> None:
         self._task = None
@@ -289,14 +378,20 @@ class BackendController(QObject):
             return  # a start or stop in progress reports its own outcome
         if status.state is BackendState.CRASHED:
             message, fix = split_error(status.error or "the backend exited")
-            self._set_view(replace(self._view, phase=CRASHED, message=message, fix=fix))
+            message, fix, action = plain_error(message, fix, self._state.settings.backend_port)
+            self._set_view(
+                replace(self._view, phase=CRASHED, message=message, fix=fix, action=action)
+            )
         elif status.state is BackendState.STARTING and status.restarts:
             self._set_view(replace(self._view, phase=RESTARTING, restarts=status.restarts))
         elif status.state is BackendState.READY:
             self._set_view(self._view_of(status))
         elif status.state is BackendState.FAILED:
             message, fix = split_error(status.error or "the backend could not restart")
-            self._set_view(replace(self._view, phase=FAILED, message=message, fix=fix))
+            message, fix, action = plain_error(message, fix, self._state.settings.backend_port)
+            self._set_view(
+                replace(self._view, phase=FAILED, message=message, fix=fix, action=action)
+            )
 
     def _view_of(self, status: Any) -> BackendView:
         return BackendView(

@@ -31,18 +31,28 @@ def stream_chat(
     model: str = "local",
     api_key: str | None = None,
     max_tokens: int = 512,
+    temperature: float | None = None,
+    on_finish: Callable[[str], None] | None = None,
     timeout_s: float = 120.0,
 ) -> str:
     """Send ``messages`` to ``base_url``/chat/completions with ``stream: true``.
 
     Returns the whole reply (what was received before a cancel, when cancelled).
+    ``on_finish`` gets the server's ``finish_reason`` ("stop", or "length" when the reply was
+    cut by ``max_tokens``).
 
     Raises:
         ChatError: the server is unreachable, answers with an HTTP error, or sends garbage.
     """
-    body = json.dumps(
-        {"model": model, "messages": list(messages), "stream": True, "max_tokens": max_tokens}
-    ).encode("utf-8")
+    request_body: dict[str, object] = {
+        "model": model,
+        "messages": list(messages),
+        "stream": True,
+        "max_tokens": max_tokens,
+    }
+    if temperature is not None:
+        request_body["temperature"] = temperature
+    body = json.dumps(request_body).encode("utf-8")
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
@@ -60,7 +70,9 @@ def stream_chat(
                 payload = line[5:].strip()
                 if payload == "[DONE]":
                     break
-                text = _delta_text(payload)
+                text, finish = _delta_text(payload)
+                if finish and on_finish is not None:
+                    on_finish(finish)
                 if text:
                     parts.append(text)
                     on_text(text)
@@ -80,7 +92,8 @@ def stream_chat(
     return "".join(parts)
 
 
-def _delta_text(payload: str) -> str:
+def _delta_text(payload: str) -> tuple[str, str]:
+    """(text, finish_reason) of one streamed chunk."""
     try:
         event = json.loads(payload)
     except json.JSONDecodeError as exc:
@@ -93,6 +106,6 @@ def _delta_text(payload: str) -> str:
         raise ChatError(f"the chat server reported an error: {message}")
     choices = event.get("choices") or []
     if not choices:
-        return ""
+        return "", ""
     delta = choices[0].get("delta") or {}
-    return delta.get("content") or ""
+    return delta.get("content") or "", choices[0].get("finish_reason") or ""

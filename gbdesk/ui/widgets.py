@@ -7,7 +7,7 @@ they follow light and dark like the style sheet does.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
@@ -72,6 +72,28 @@ def page_layout(page: QWidget, title: str, subtitle: str, *, spacing: int = 12) 
     return layout
 
 
+def scrolling_page_layout(
+    page: QWidget, title: str, subtitle: str, *, spacing: int = 12
+) -> QVBoxLayout:
+    """Like :func:`page_layout`, but the content scrolls when the window is smaller than it
+    (cards never overlap or clip; a scroll bar appears instead)."""
+    from PySide6.QtWidgets import QScrollArea
+
+    page.setObjectName("Page")
+    outer = QVBoxLayout(page)
+    outer.setContentsMargins(0, 0, 0, 0)
+    area = QScrollArea()
+    area.setObjectName("PageScroll")
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    body = QWidget()
+    body.setObjectName("Page")
+    area.setWidget(body)
+    outer.addWidget(area)
+    return page_layout(body, title, subtitle, spacing=spacing)
+
+
 def page_header(title: str, subtitle: str = "") -> QWidget:
     """A page's title and, below it, one muted sentence saying what the page is for."""
     box = QWidget()
@@ -124,15 +146,24 @@ class Card(QFrame):
 class Banner(QFrame):
     """A coloured message with an optional fix, selectable so it can be copied.
 
-    Levels: info, success, warning, error. Hidden until :meth:`show_message`.
+    Levels: info, success, warning, error. Hidden until :meth:`show_message`, which can add one
+    action button ("Use another port", "Start the backend", "Undo") on the right.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("Banner")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 10, 12, 10)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(12, 10, 12, 10)
+        outer.setSpacing(12)
+        layout = QVBoxLayout()
         layout.setSpacing(4)
+        outer.addLayout(layout, 1)
+        self.action_button = QPushButton()
+        self.action_button.hide()
+        self.action_button.clicked.connect(self._run_action)
+        outer.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        self._action: Callable[[], object] | None = None
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -151,7 +182,17 @@ class Banner(QFrame):
     def level(self) -> str:
         return str(self.property("level"))
 
-    def show_message(self, message: str, fix: str = "", *, level: str = "error") -> None:
+    def show_message(
+        self,
+        message: str,
+        fix: str = "",
+        *,
+        level: str = "error",
+        action: tuple[str, Callable[[], object]] | None = None,
+    ) -> None:
+        self._action = action[1] if action else None
+        self.action_button.setText(action[0] if action else "")
+        self.action_button.setVisible(action is not None)
         self.setProperty("level", level)
         self.style().unpolish(self)
         self.style().polish(self)
@@ -163,7 +204,13 @@ class Banner(QFrame):
     def clear(self) -> None:
         self.message_label.clear()
         self.fix_label.clear()
+        self._action = None
+        self.action_button.hide()
         self.hide()
+
+    def _run_action(self) -> None:
+        if self._action is not None:
+            self._action()
 
     def text(self) -> str:
         """The message and the fix as plain text (what a person would copy)."""

@@ -13,9 +13,12 @@ def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monk
     page.show()
     qtbot.waitUntil(lambda: bool(page.recommendations), timeout=60_000)
     assert page.catalogue_table.rowCount() == len(page.recommendations)
-    assert page.installed == []
+    # The bundled starter is listed (it can be served, not deleted).
+    qtbot.waitUntil(lambda: [m.source for m in page.installed] == ["bundled"], timeout=60_000)
+    assert "bundled" in page.installed_table.item(0, 3).text()
+    assert not page.delete_button.isEnabled()
     page.import_file(str(starter_model))
-    qtbot.waitUntil(lambda: len(page.installed) == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: [m.source for m in page.installed] == ["imported"], timeout=60_000)
     assert page.banner.level == "success"
     assert page.installed_table.item(0, 1).text() == "Q4_1"
     # "Serve this model" starts the real backend with it.
@@ -29,6 +32,11 @@ def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monk
     )
     assert state.backend.is_ready(), state.backend.view
     assert state.backend.view.model == page.installed[0].path
+    qtbot.waitUntil(lambda: page.installed_table.item(0, 4).text() == "Serving")
+    assert "now serves" in page.banner.text() and page.banner.level == "success"
+    assert not page.delete_button.isEnabled()  # not while it serves
+    state.backend.stop()
+    qtbot.waitUntil(lambda: state.backend.view.phase == "stopped" and page._task is None)
 
     # Importing the same file again is refused with a message.
     page.import_file(str(starter_model))
@@ -36,7 +44,10 @@ def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monk
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     page.delete_selected()
-    qtbot.waitUntil(lambda: page.installed == [] and page._task is None, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: [m.source for m in page.installed] == ["bundled"] and page._task is None,
+        timeout=60_000,
+    )
 
 
 def test_settings_page_saves_and_masks_the_token(qtbot, state) -> None:
@@ -126,6 +137,11 @@ def test_chat_against_a_closed_port_shows_a_message(qtbot, configured_state) -> 
     page.send()
     assert page.is_streaming() and not page.send_button.isEnabled()
     qtbot.waitUntil(lambda: not page.is_streaming(), timeout=30_000)
-    assert page.banner.level == "error"
-    assert "start the backend" in page.banner.text()
+    # One banner in plain words (no errno), the message kept for when the backend is ready.
+    assert not page.banner.isVisible()
+    notice = page.backend_notice.banner.text()
+    assert "not running" in notice and "kept" in notice and "Errno" not in notice
+    assert page.backend_notice.start_button.text() == "Start the backend"
+    assert page.composer.toPlainText() == "Hello?"
+    assert page.current.messages == []
     assert page.send_button.isEnabled()

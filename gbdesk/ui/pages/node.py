@@ -19,7 +19,7 @@ from gbdesk.ui.shard_actions import (
 )
 from gbdesk.ui.shard_panel import ShardPanel
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, muted, page_layout
+from gbdesk.ui.widgets import Banner, muted, scrolling_page_layout
 from gbdesk.ui.workers import run_task
 
 
@@ -27,7 +27,7 @@ class NodePage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        layout = page_layout(
+        layout = scrolling_page_layout(
             self,
             "Node",
             "This computer as a shard of General Bots: where it is "

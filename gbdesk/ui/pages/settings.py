@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -21,14 +22,15 @@ from PySide6.QtWidgets import (
 from gbdesk.errors import GbdeskError
 from gbdesk.paths import app_paths
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, Card, muted, page_layout, primary_button
+from gbdesk.ui.widgets import Banner, Card, muted, primary_button, scrolling_page_layout
+from gbdesk.ui.workers import run_task
 
 
 class SettingsPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        layout = page_layout(
+        layout = scrolling_page_layout(
             self,
             "Settings",
             "Where models go, how to reach the Hub, and how the bot backend runs.",
@@ -36,6 +38,8 @@ class SettingsPage(QWidget):
         )
         self.banner = Banner()
         layout.addWidget(self.banner)
+        self.restart_banner = Banner()  # what the running backend does not have yet
+        layout.addWidget(self.restart_banner)
 
         storage = Card("Models and the Hub")
         form = QFormLayout()
@@ -69,6 +73,9 @@ class SettingsPage(QWidget):
         form = QFormLayout()
         form.setHorizontalSpacing(16)
         form.setVerticalSpacing(10)
+        self.model = QComboBox()
+        self.model.setToolTip("The model the bot backend serves (Models page: import more)")
+        form.addRow("Model", self.model)
         self.port = QSpinBox()
         self.port.setRange(1024, 65535)
         form.addRow("Port", self.port)
@@ -81,6 +88,15 @@ class SettingsPage(QWidget):
         self.parallel.setRange(0, 64)
         self.parallel.setSpecialValueText("Automatic")
         form.addRow("Parallel chats", self.parallel)
+        self.gpu_layers = QSpinBox()
+        self.gpu_layers.setRange(-1, 999)
+        self.gpu_layers.setSpecialValueText("Automatic")  # -1: as many as fit in the VRAM
+        self.gpu_layers.setToolTip("Layers on the GPU: 0 keeps the model on the CPU")
+        form.addRow("GPU layers", self.gpu_layers)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 512)
+        self.threads.setSpecialValueText("Automatic")  # 0: one per physical core
+        form.addRow("CPU threads", self.threads)
         self.start_at_login = QCheckBox("Start the backend when I log in")
         form.addRow("", self.start_at_login)
         backend.body.addLayout(form)
@@ -96,7 +112,55 @@ class SettingsPage(QWidget):
         buttons.addWidget(self.save_button)
         layout.addLayout(buttons)
         layout.addStretch(1)
+        self._models: list = []
+        state.backend.state_changed.connect(lambda _view: self.show_pending())
+        state.settings_changed.connect(lambda _settings: self.show_pending())
         self.load()
+        self.refresh_models()
+
+    def refresh_models(self) -> None:
+        """Fill the model choice with what is installed (listed in a worker)."""
+        from gbdesk.ui.pages.models import list_installed
+
+        run_task("list installed models", list_installed, on_done=self._fill_models)
+
+    def _fill_models(self, models: list) -> None:
+        self._models = models
+        self._select_model(self.state.settings.model)
+
+    def _select_model(self, current: str) -> None:
+        from gbdesk.ui.backend_widgets import model_label
+        from gbdesk.ui.pages.models import same_model
+
+        self.model.blockSignals(True)
+        self.model.clear()
+        self.model.addItem("The starter model (bundled)", "")
+        selected = 0
+        for model in self._models:
+            if model.source == "bundled":
+                continue
+            self.model.addItem(model.name, model.path)
+            if current and same_model(current, model.path):
+                selected = self.model.count() - 1
+        if current and selected == 0 and not same_model("starter", current):
+            self.model.addItem(model_label(current), current)  # a catalogue id or moved file
+            selected = self.model.count() - 1
+        self.model.setCurrentIndex(selected)
+        self.model.blockSignals(False)
+
+    def show_pending(self) -> None:
+        """ "Restart the backend to apply" while the running backend lacks saved settings."""
+        pending = self.state.backend.pending_changes()
+        if not pending:
+            self.restart_banner.clear()
+            return
+        self.restart_banner.show_message(
+            "The running backend does not have your new "
+            + ", ".join(pending)
+            + " yet. Restart the backend to apply.",
+            level="warning",
+            action=("Restart the backend", self.state.backend.restart),
+        )
 
     def load(self) -> None:
         from gbdesk.download.hub import HUB_TOKEN_SECRET
@@ -109,6 +173,10 @@ class SettingsPage(QWidget):
         self.port.setValue(settings.backend_port)
         self.context.setValue(settings.context_length)
         self.parallel.setValue(settings.parallel)
+        gpu = settings.gpu_layers
+        self.gpu_layers.setValue(int(gpu) if gpu.isdigit() else -1)
+        self.threads.setValue(settings.threads)
+        self._select_model(settings.model)
         self.start_at_login.setChecked(settings.start_backend_at_login)
         self.banner.clear()
 
@@ -140,6 +208,9 @@ class SettingsPage(QWidget):
                 backend_port=self.port.value(),
                 context_length=self.context.value(),
                 parallel=self.parallel.value(),
+                gpu_layers="auto" if self.gpu_layers.value() < 0 else str(self.gpu_layers.value()),
+                threads=self.threads.value(),
+                model=self.model.currentData() or "",
                 start_backend_at_login=self.start_at_login.isChecked(),
             )
             self._apply_login_item()
@@ -152,6 +223,7 @@ class SettingsPage(QWidget):
             )
             return
         self.banner.show_message("Settings saved.", level="success")
+        self.show_pending()
 
     def _apply_login_item(self) -> None:
         from gbdesk.ui.autostart import set_start_at_login
