@@ -108,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The tray keeps the app alive when the main window closes; Quit ends it.
     app.setQuitOnLastWindowClosed(False)
 
+    from gbdesk.ui.single_instance import InstanceServer, hand_over
+
+    if hand_over(argv):  # one gbdesk per user: the running one raises its window
+        return 0
+
     from gbdesk.ui.resources_access import app_icon
     from gbdesk.ui.state import AppState
     from gbdesk.ui.theme import apply_theme, follow_system_theme
@@ -119,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     state = AppState(parent=app)
     window = create_first_window(state, force_wizard="--wizard" in argv)
+    _windows.append(window)
+    instance = InstanceServer(lambda args: _on_second_launch(state, app, args), parent=app)
+    app.aboutToQuit.connect(instance.close)
     if isinstance(window, QDialog):  # the wizard: then the main window, or quit if closed
         window.accepted.connect(lambda: _open_main_window(state, app, "chat"))
         window.rejected.connect(lambda: _after_wizard_closed(state, app))
@@ -137,6 +145,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--background" in argv and not window.isVisible():
         QTimer.singleShot(0, _setup_logging)  # no paint will come
     return app.exec()
+
+
+def _on_second_launch(state, app: QApplication, argv: list[str]) -> None:
+    """Another launch of gbdesk: show this app's window instead (the wizard with --wizard)."""
+    window = next((w for w in reversed(_windows) if w.isVisible()), None)
+    if window is None:
+        window = next((w for w in reversed(_windows) if hasattr(w, "bring_to_front")), None)
+    if window is None:
+        window = _windows[-1] if _windows else None
+    if window is None:
+        return
+    if "--wizard" in argv and hasattr(window, "open_wizard"):
+        window.open_wizard()
+    if hasattr(window, "bring_to_front"):
+        window.bring_to_front()
+    else:
+        window.showNormal()
+        window.raise_()
+        window.activateWindow()
 
 
 def _setup_logging() -> None:

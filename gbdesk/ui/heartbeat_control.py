@@ -20,7 +20,13 @@ from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 log = logging.getLogger(__name__)
 
 
-def start_heartbeat(ctx: TaskContext, database_url: str, on_beat: Any, on_error: Any) -> Any:
+def start_heartbeat(
+    ctx: TaskContext,
+    database_url: str,
+    on_beat: Any,
+    on_error: Any,
+    on_embedded_started: Any = None,
+) -> Any:
     """A started heartbeat for this node, or None when it is not registered.
 
     Raises:
@@ -35,7 +41,8 @@ def start_heartbeat(ctx: TaskContext, database_url: str, on_beat: Any, on_error:
     if choice.embedded:  # registration left it running; after a reboot it is started here
         from gbdesk.shard.embedded import EmbeddedPostgres
 
-        EmbeddedPostgres().start()
+        if EmbeddedPostgres().start() and on_embedded_started is not None:
+            on_embedded_started()
     ctx.check_cancelled()
     heartbeat = service.heartbeat_for_this_node(on_beat=on_beat, on_error=on_error)
     heartbeat.start()
@@ -71,7 +78,13 @@ class NodeHeartbeat(QObject):
         database_url = self._state.settings.database_url
         self._task = run_task(
             "start the heartbeat",
-            lambda ctx: start_heartbeat(ctx, database_url, self.beat.emit, self._emit_error),
+            lambda ctx: start_heartbeat(
+                ctx,
+                database_url,
+                self.beat.emit,
+                self._emit_error,
+                self._state.note_embedded_started,
+            ),
             on_done=self._on_started,
             on_failed=self.failed.emit,
             on_finished=self._on_finished,

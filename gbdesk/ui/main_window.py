@@ -194,8 +194,11 @@ class MainWindow(QMainWindow):
         self.state.backend.state_changed.connect(self._on_backend_for_tray)
         self._on_backend_for_tray(self.state.backend.view)
         menu.addSeparator()
-        quit_action = menu.addAction("Quit (stops the backend)")
-        quit_action.triggered.connect(self.quit_app)
+        self.tray_quit_action = menu.addAction("Quit (stops the bot backend)")
+        self.tray_quit_action.triggered.connect(self.quit_app)
+        menu.aboutToShow.connect(
+            lambda: self.tray_quit_action.setText(f"Quit (stops {self.state.quit_summary()})")
+        )
         self.tray.setContextMenu(menu)
         self.tray.activated.connect(self._on_tray_activated)
         self.tray.show()

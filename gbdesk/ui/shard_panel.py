@@ -181,11 +181,24 @@ class ShardPanel(QWidget):
         }
         self._task = run_task(
             "shard registration",
-            lambda _ctx: register_this_node(settings, **options),
+            lambda _ctx: self._register_noting_embedded(settings, options),
             on_done=self._on_registered,
             on_failed=self._on_failed,
             on_finished=self._on_finished,
         )
+
+    def _register_noting_embedded(self, settings, options: dict) -> ShardResult:
+        """Register (in a worker); tells the app when it started the embedded database, so
+        Quit can stop it again."""
+        from gbdesk.shard.embedded import EmbeddedPostgres
+
+        embedded = EmbeddedPostgres()
+        was_running = embedded.is_running()
+        try:
+            return register_this_node(settings, **options)
+        finally:
+            if not was_running and embedded.is_running():
+                self.state.note_embedded_started()
 
     def _on_registered(self, result: ShardResult) -> None:
         self.result = result

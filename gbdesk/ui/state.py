@@ -41,6 +41,12 @@ class AppState(QObject):
         self.profile: Any = None  # gbdesk.hardware.profile.HardwareProfile once probed
         self._backend: Any = None
         self._heartbeat: Any = None
+        # Set (from any thread) when this app started gbdesk's embedded PostgreSQL: Quit stops it.
+        self.embedded_started_here = False
+
+    def note_embedded_started(self) -> None:
+        """The embedded PostgreSQL was started by this app (registration or heartbeat)."""
+        self.embedded_started_here = True
 
     @property
     def settings(self) -> Settings:
@@ -111,7 +117,8 @@ class AppState(QObject):
             self._heartbeat.stop()
 
     def shutdown(self) -> None:
-        """Stop the backend and the heartbeat, and cancel running tasks (Quit)."""
+        """Stop what this app started: the backend, the heartbeat, the embedded PostgreSQL
+        (when this app started it), and cancel running tasks (Quit)."""
         from gbdesk.ui.workers import cancel_all_and_wait
 
         if self._backend is not None:
@@ -119,3 +126,18 @@ class AppState(QObject):
         if self._heartbeat is not None:
             self._heartbeat.stop(wait=True)
         cancel_all_and_wait()
+        if self.embedded_started_here:
+            self.embedded_started_here = False
+            from gbdesk.shard.embedded import EmbeddedPostgres
+
+            try:
+                EmbeddedPostgres().stop()
+            except GbdeskError as exc:  # Quit goes on; the log says what is left running
+                log.warning("the embedded PostgreSQL did not stop: %s", exc.message)
+
+    def quit_summary(self) -> str:
+        """What Quit stops, in words (the tray and File menu say it)."""
+        parts = ["the bot backend"]
+        if self.embedded_started_here:
+            parts.append("gbdesk's database")
+        return " and ".join(parts)

@@ -213,6 +213,10 @@ class ChatPage(QWidget):
 
     # --- the model -----------------------------------------------------------------------
 
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self.refresh_models()  # a model imported meanwhile
+
     def refresh_models(self) -> None:
         from gbdesk.ui.pages.models import list_installed
 
@@ -399,9 +403,9 @@ class ChatPage(QWidget):
         self._streaming_reply = ChatMessage("assistant", "", model=model)
         conversation.messages.append(self._streaming_reply)
         self._render()
-        history = [
-            {"role": "system", "content": conversation.system_prompt or SYSTEM_PROMPT}
-        ] + [{"role": m.role, "content": m.content} for m in conversation.messages[:-1]]
+        history = [{"role": "system", "content": conversation.system_prompt or SYSTEM_PROMPT}] + [
+            {"role": m.role, "content": m.content} for m in conversation.messages[:-1]
+        ]
         base_url = self.state.backend_base_url()
         api_key = self.state.backend_api_key()
         max_tokens = self.max_tokens.value()

@@ -118,6 +118,11 @@ class SettingsPage(QWidget):
         self.load()
         self.refresh_models()
 
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self.refresh_models()  # a model imported or served meanwhile
+        self.show_pending()
+
     def refresh_models(self) -> None:
         """Fill the model choice with what is installed (listed in a worker)."""
         from gbdesk.ui.pages.models import list_installed

@@ -174,6 +174,10 @@ class BackendPage(WizardPage):
             return
         self.state.backend.restart(self.state.settings.model or None)
 
+    def use_another_port(self) -> None:
+        """Pick a free port, show it, and start the backend there."""
+        self.port.setValue(self.state.backend.use_another_port())
+
     def _on_backend(self, view: BackendView) -> None:
         busy = view.phase in {"starting", "loading", "restarting", "stopping"}
         self.start_button.setEnabled(not busy)
@@ -182,7 +186,12 @@ class BackendPage(WizardPage):
         for widget in (self.port, self.context, self.parallel):
             widget.setEnabled(not busy)
         if view.phase in {"failed", "crashed"}:
-            self.banner.show_message(view.message, view.fix)
+            from gbdesk.ui.backend_control import PORT_TAKEN
+
+            action = (
+                ("Use another port", self.use_another_port) if view.action == PORT_TAKEN else None
+            )
+            self.banner.show_message(view.message, view.fix, action=action)
         elif view.phase == READY:
             self.banner.clear()
             self._load_values()
