@@ -38,11 +38,12 @@ def hand_over(argv: Sequence[str], *, name: str | None = None) -> bool:
     if not socket.waitForConnected(CONNECT_TIMEOUT_MS):
         return False
     socket.write((json.dumps({"argv": list(argv)}) + "\n").encode("utf-8"))
-    socket.flush()
-    delivered = socket.waitForBytesWritten(CONNECT_TIMEOUT_MS)
-    socket.waitForReadyRead(CONNECT_TIMEOUT_MS)  # the running app's "ok"
+    while socket.bytesToWrite() and socket.waitForBytesWritten(CONNECT_TIMEOUT_MS):
+        pass
+    # The running app answers "ok" once it has the request.
+    answered = socket.waitForReadyRead(5 * CONNECT_TIMEOUT_MS) and socket.readAll().size() > 0
     socket.disconnectFromServer()
-    return delivered
+    return bool(answered)
 
 
 class InstanceServer(QObject):
