@@ -97,10 +97,49 @@ def test_logs_page_tails_the_log(qtbot, state) -> None:
     qtbot.waitUntil(
         lambda: "a line the Logs page must show" in page.app_log.toPlainText(), timeout=10_000
     )
+    # Filters: by level and by text.
+    logging.getLogger("gbdesk.llama_cpp").debug("a llama.cpp tensor line")
+    logging.getLogger("gbdesk.test").info("an info line")
+    for handler in logging.getLogger("gbdesk").handlers:
+        handler.flush()
+    page.refresh()
+    qtbot.waitUntil(lambda: "an info line" in page.app_log.toPlainText(), timeout=10_000)
+    assert "llama.cpp tensor" not in page.app_log.toPlainText()  # INFO unless asked
+    page.level.setCurrentIndex(page.level.findData("WARNING"))
+    assert "an info line" not in page.app_log.toPlainText()
+    assert "must show" in page.app_log.toPlainText()
+    page.search.setText("nothing like this")
+    assert page.app_log.toPlainText() == "No line matches the filter."
     page.hide()
     for handler in list(logging.getLogger("gbdesk").handlers):
         logging.getLogger("gbdesk").removeHandler(handler)
         handler.close()
+
+
+def test_log_filter_keeps_continuation_lines_with_their_record() -> None:
+    from gbdesk.ui.pages.logs import filter_log, line_level
+
+    text = (
+        "2026-01-01 10:00:00,000 DEBUG gbdesk.llama_cpp: load tensor 1\n"
+        "2026-01-01 10:00:01,000 ERROR gbdesk.ui: boom\n"
+        "Traceback (most recent call last):\n"
+        "  File x\n"
+        "2026-01-01 10:00:02,000 INFO gbdesk.backend: Ready\n"
+        "error: port 8081 is already in use\n"
+        "fix: pick another port\n"
+    )
+    assert line_level("warning: low memory") == "WARNING"
+    assert filter_log(text, "ERROR").splitlines() == [
+        "2026-01-01 10:00:01,000 ERROR gbdesk.ui: boom",
+        "Traceback (most recent call last):",
+        "  File x",
+        "error: port 8081 is already in use",
+        "fix: pick another port",
+    ]
+    assert "load tensor" not in filter_log(text, "INFO")
+    assert filter_log(text, "DEBUG", "TENSOR") == (
+        "2026-01-01 10:00:00,000 DEBUG gbdesk.llama_cpp: load tensor 1"
+    )
 
 
 def test_conversations_survive_a_restart(tmp_path) -> None:
