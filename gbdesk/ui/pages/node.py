@@ -95,7 +95,9 @@ class NodePage(QWidget):
         self._busy = False
 
     def _on_failed(self, message: str, fix: str) -> None:
-        self.status_banner.show_message(message, fix)
+        from gbdesk.ui.shard_panel import plain_database_error
+
+        self.status_banner.show_message(*plain_database_error(message, fix))
         self.heartbeat_label.setText("Heartbeat: failed (see above)")
 
     def _on_status(self, result: ShardResult | None) -> None:
@@ -115,6 +117,9 @@ class NodePage(QWidget):
         self.state.node_registered()
 
     def _on_heartbeat_failed(self, message: str, fix: str) -> None:
+        from gbdesk.ui.shard_panel import plain_database_error
+
+        message, fix = plain_database_error(message, fix)
         self.status_banner.show_message(f"The heartbeat failed: {message}", fix)
 
     def beat(self) -> None:
