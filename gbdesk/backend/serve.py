@@ -16,12 +16,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gbdesk.backend.errors import ModelLoadError
-from gbdesk.errors import GbdeskError, UsageError
+from gbdesk.errors import ConfigError, GbdeskError, UsageError
+from gbdesk.events import EventChannel, EventType
+from gbdesk.options import (
+    DEFAULT_CTX,
+    DEFAULT_PARALLEL,
+    STARTER,
+    parse_model_ref,
+    serve_options_schema,
+)
+from gbdesk.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CTX = 4096  # botserver's template: llm-server-ctx-size,4096
-DEFAULT_PARALLEL = 4
+__all__ = ["DEFAULT_CTX", "DEFAULT_PARALLEL", "ServeOptions", "run_serve"]
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 API_KEY_ENV = "GBDESK_API_KEY"
 
@@ -42,6 +50,21 @@ class ServeOptions:
     alias: str = ""  # the model id clients see; the file name by default
     repack: bool | None = None  # llama.cpp's extra weight layouts; None: see cpu_has_amx
 
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, api_key: str | None = None, **given: object
+    ) -> ServeOptions:
+        """The options for ``settings``, with ``given`` (ServeOptions fields; None means "not
+        given") taking precedence. A missing model means the starter model."""
+        values: dict[str, object] = {}
+        for item in serve_options_schema():
+            assert item.serve_field is not None
+            value = given.get(item.serve_field)
+            values[item.serve_field] = value if value is not None else getattr(settings, item.name)
+        values["model"] = values["model"] or STARTER
+        values["gpu_layers"] = values["gpu_layers"] or "auto"
+        return cls(api_key=api_key, **values)  # type: ignore[arg-type]
+
     def check(self) -> None:
         """Raises:
         UsageError: an option is out of range, or a non-local host has no API key."""
@@ -50,10 +73,17 @@ class ServeOptions:
                 f"listening on {self.host} would let other computers use the model without a key",
                 fix=f"add --api-key KEY (or set {API_KEY_ENV}), or listen on 127.0.0.1",
             )
-        if not 0 <= self.port <= 65535:
-            raise UsageError(f"port {self.port} is not between 0 and 65535", fix="use --port 8081")
-        if self.ctx < 0 or self.parallel < 0 or self.threads < 0 or self.queue_limit < 0:
-            raise UsageError("--ctx, --parallel, --threads and --queue-size cannot be negative")
+        for item in serve_options_schema():
+            if item.kind != "int":
+                continue
+            value = getattr(self, item.serve_field or "")
+            try:
+                item.coerce(value, "the command line")
+            except ConfigError as exc:
+                raise UsageError(
+                    f"{item.flag} {value} is not between {item.minimum} and {item.maximum}",
+                    fix=f"use {item.flag} {item.default}",
+                ) from exc
         if self.gpu_layers != "auto" and not self.gpu_layers.isdigit():
             raise UsageError(
                 f"--gpu-layers must be 'auto' or a number, not {self.gpu_layers!r}",
@@ -88,7 +118,7 @@ def resolve_model(spec: str) -> Path:
         spec.endswith(".gguf") and os.sep in spec and candidate.parent.is_dir()
     ):
         return candidate  # a path (validated, with a clear error, when it is loaded)
-    if spec in {STARTER_ID, "starter"}:
+    if spec in {STARTER_ID, STARTER}:
         return require_starter_model()
     from gbdesk.download.library import ModelLibrary
 
@@ -99,11 +129,11 @@ def resolve_model(spec: str) -> Path:
     from gbdesk.catalog.loader import load_catalog
 
     # A catalogue id, optionally with a quant: "llama-3.2-3b-instruct:Q4_K_M".
-    entry_id, _, quant = spec.partition(":")
-    entry = load_catalog().get(entry_id)
+    ref = parse_model_ref(spec)
+    entry = load_catalog().get(ref.id)
     if entry is not None:
         for model in installed:
-            if model.repo == entry.repo and (not quant or model.quant.upper() == quant.upper()):
+            if model.repo == entry.repo and (not ref.quant or model.quant.upper() == ref.quant):
                 return Path(model.path)
         raise ModelLoadError(
             f"the catalogue model {spec!r} is not downloaded yet",
@@ -169,8 +199,11 @@ def run_serve(
     *,
     stop: threading.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
+    events: EventChannel | None = None,
 ) -> int:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT in the main thread). Returns 0.
+
+    ``events`` gets ``listening``, ``loading`` and ``ready`` (see :mod:`gbdesk.events`).
 
     Raises:
         UsageError: bad options (e.g. a public host without an API key).
@@ -195,7 +228,11 @@ def run_serve(
     log.info("listening on %s (key required: %s)", url, "yes" if options.api_key else "no")
     restore = _install_signal_handlers(stop)
     engine = None
+    if events is not None:
+        events.emit(EventType.LISTENING, url=url)
     try:
+        if events is not None:
+            events.emit(EventType.LOADING, model=str(resolved.model_path))
         model = LlamaModel(
             resolved.model_path,
             ContextOptions(
@@ -222,6 +259,14 @@ def run_serve(
             resolved.gpu_layers,
             resolved.threads,
         )
+        if events is not None:
+            events.emit(
+                EventType.READY,
+                url=url,
+                model_id=resolved.model_id,
+                n_ctx=model.n_ctx,
+                parallel=model.parallel,
+            )
         if on_ready is not None:
             on_ready(url)
         stop.wait()

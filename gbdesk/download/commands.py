@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from gbdesk.errors import ExitCode
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     download = subparsers.add_parser(
@@ -108,7 +110,7 @@ def run_download(args: argparse.Namespace) -> int:
                 "stopped; the bytes received are kept: run the same command to resume",
                 file=sys.stderr,
             )
-            return 130
+            return ExitCode.INTERRUPTED
         finally:
             if bar and job.state.finished:
                 bar.end()

@@ -149,11 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _on_second_launch(state, app: QApplication, argv: list[str]) -> None:
     """Another launch of gbdesk: show this app's window instead (the wizard with --wizard)."""
-    window = next((w for w in reversed(_windows) if w.isVisible()), None)
+    from shiboken6 import isValid
+
+    alive = [w for w in _windows if isValid(w)]
+    window = next((w for w in reversed(alive) if w.isVisible()), None)
     if window is None:
-        window = next((w for w in reversed(_windows) if hasattr(w, "bring_to_front")), None)
+        window = next((w for w in reversed(alive) if hasattr(w, "bring_to_front")), None)
     if window is None:
-        window = _windows[-1] if _windows else None
+        window = alive[-1] if alive else None
     if window is None:
         return
     if "--wizard" in argv and hasattr(window, "open_wizard"):

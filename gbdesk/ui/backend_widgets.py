@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from gbdesk.ui.backend_control import FAILED, PORT_TAKEN, READY, BackendView
+from gbdesk.backend.supervisor import BackendState
+from gbdesk.ui.backend_control import PORT_TAKEN, BackendView
 from gbdesk.ui.theme import current_palette
 from gbdesk.ui.widgets import Banner
 
 # Palette colour of the status dot per phase (anything else: muted).
-_PHASE_COLOURS = {READY: "success", FAILED: "error", "crashed": "error"}
-_BUSY_PHASES = {"starting", "loading", "restarting", "stopping"}
+_PHASE_COLOURS = {
+    BackendState.READY: "success",
+    BackendState.FAILED: "error",
+    BackendState.CRASHED: "error",
+}
 
 
 def model_label(model: str) -> str:
@@ -19,11 +23,11 @@ def model_label(model: str) -> str:
     return model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
-def phase_colour(phase: str) -> str:
+def phase_colour(phase: BackendState) -> str:
     palette = current_palette()
     if phase in _PHASE_COLOURS:
         return getattr(palette, _PHASE_COLOURS[phase])
-    return palette.warning if phase in _BUSY_PHASES else palette.muted
+    return palette.warning if phase.busy else palette.muted
 
 
 class BackendStatusLabel(QLabel):
@@ -37,7 +41,7 @@ class BackendStatusLabel(QLabel):
 
     def show_view(self, view: BackendView) -> None:
         parts = [view.text]
-        if view.phase == READY:
+        if view.phase is BackendState.READY:
             parts.append(view.url)
         if view.model:
             parts.append(model_label(view.model))
@@ -69,11 +73,11 @@ class BackendNotice(QWidget):
         self._backend.start()
 
     def show_view(self, view: BackendView) -> None:
-        if view.phase == READY:
+        if view.phase is BackendState.READY:
             self.hide()
             return
         waiting = " Your message is kept and sent once it is ready." if self.retry_text else ""
-        if view.phase in (FAILED, "crashed"):
+        if view.phase in {BackendState.FAILED, BackendState.CRASHED}:
             action = (
                 ("Use another port", self._backend.use_another_port)
                 if view.action == PORT_TAKEN
@@ -82,7 +86,7 @@ class BackendNotice(QWidget):
             self.banner.show_message(
                 f"The bot backend stopped: {view.message}", view.fix, action=action
             )
-        elif view.running or view.phase == "stopping":
+        elif view.running or view.phase is BackendState.STOPPING:
             model = model_label(view.model)
             self.banner.show_message(
                 f"The bot backend: {view.text}" + (f" ({model})" if model else "") + waiting,
@@ -96,6 +100,6 @@ class BackendNotice(QWidget):
                 level="warning",
                 action=("Start the backend", self._start),
             )
-        self.start_button.setEnabled(not view.running and view.phase != "stopping")
+        self.start_button.setEnabled(not view.running and view.phase is not BackendState.STOPPING)
         if self.parentWidget() is not None:  # never a window of its own
             self.show()

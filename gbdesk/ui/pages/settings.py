@@ -20,9 +20,17 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.errors import GbdeskError
+from gbdesk.options import option
 from gbdesk.paths import app_paths
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, Card, muted, primary_button, scrolling_page_layout
+from gbdesk.ui.widgets import (
+    Banner,
+    Card,
+    muted,
+    option_spin,
+    primary_button,
+    scrolling_page_layout,
+)
 from gbdesk.ui.workers import run_task
 
 
@@ -76,27 +84,31 @@ class SettingsPage(QWidget):
         self.model = QComboBox()
         self.model.setToolTip("The model the bot backend serves (Models page: import more)")
         form.addRow("Model", self.model)
-        self.port = QSpinBox()
-        self.port.setRange(1024, 65535)
+        self.port = option_spin("backend_port", 8081, minimum=1024)
         form.addRow("Port", self.port)
-        self.context = QSpinBox()
-        self.context.setRange(0, 1_048_576)
+        self.context = option_spin("context_length", 0)
         self.context.setSingleStep(1024)
-        self.context.setSpecialValueText("Automatic")
         form.addRow("Context length (tokens)", self.context)
-        self.parallel = QSpinBox()
-        self.parallel.setRange(0, 64)
-        self.parallel.setSpecialValueText("Automatic")
+        self.parallel = option_spin("parallel", 0)
         form.addRow("Parallel chats", self.parallel)
         self.gpu_layers = QSpinBox()
         self.gpu_layers.setRange(-1, 999)
         self.gpu_layers.setSpecialValueText("Automatic")  # -1: as many as fit in the VRAM
-        self.gpu_layers.setToolTip("Layers on the GPU: 0 keeps the model on the CPU")
+        self.gpu_layers.setToolTip(option("gpu_layers").help)
         form.addRow("GPU layers", self.gpu_layers)
-        self.threads = QSpinBox()
-        self.threads.setRange(0, 512)
-        self.threads.setSpecialValueText("Automatic")  # 0: one per physical core
+        self.threads = option_spin("threads", 0)
         form.addRow("CPU threads", self.threads)
+        self.queue_limit = option_spin("queue_limit", 16)
+        form.addRow("Waiting requests", self.queue_limit)
+        self.alias = QLineEdit()
+        self.alias.setToolTip(option("alias").help)
+        self.alias.setPlaceholderText("the model's file name")
+        form.addRow("Model name for clients", self.alias)
+        self.repack = QComboBox()
+        for label, value in (("Automatic", None), ("On", True), ("Off", False)):
+            self.repack.addItem(label, value)
+        self.repack.setToolTip(option("repack").help)
+        form.addRow("Repacked weights", self.repack)
         self.start_at_login = QCheckBox("Start the backend when I log in")
         form.addRow("", self.start_at_login)
         backend.body.addLayout(form)
@@ -180,8 +192,11 @@ class SettingsPage(QWidget):
         self.parallel.setValue(settings.parallel)
         gpu = settings.gpu_layers
         self.gpu_layers.setValue(int(gpu) if gpu.isdigit() else -1)
-        self.threads.setValue(settings.threads)
         self._select_model(settings.model)
+        self.threads.setValue(settings.threads)
+        self.queue_limit.setValue(settings.queue_limit)
+        self.alias.setText(settings.alias)
+        self.repack.setCurrentIndex(max(0, self.repack.findData(settings.repack)))
         self.start_at_login.setChecked(settings.start_backend_at_login)
         self.banner.clear()
 
@@ -214,8 +229,11 @@ class SettingsPage(QWidget):
                 context_length=self.context.value(),
                 parallel=self.parallel.value(),
                 gpu_layers="auto" if self.gpu_layers.value() < 0 else str(self.gpu_layers.value()),
-                threads=self.threads.value(),
                 model=self.model.currentData() or "",
+                threads=self.threads.value(),
+                queue_limit=self.queue_limit.value(),
+                alias=self.alias.text().strip(),
+                repack=self.repack.currentData(),
                 start_backend_at_login=self.start_at_login.isChecked(),
             )
             self._apply_login_item()
