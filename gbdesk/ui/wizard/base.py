@@ -183,6 +183,12 @@ class WizardFrame(QDialog):
             label.setStyleSheet(style)
         self.pages[index].enter()
         self._update_buttons()
+        # Keyboard focus on the page's own choice if it set one, else on Next (never Close).
+        focused = self.focusWidget()
+        page = self.pages[index]
+        if focused is None or not page.isAncestorOf(focused):
+            target = self.next_button if self.next_button.isEnabled() else self.skip_button
+            target.setFocus()
 
     def next(self) -> None:
         page = self.current_page()

@@ -156,6 +156,7 @@ class ChooseModelPage(WizardPage):
         self.list.currentRowChanged.connect(lambda _row: self.complete_changed.emit())
         self.body.addWidget(self.list, 1)
         self.recommendations: tuple = ()
+        self.hub_reachable: bool | None = None  # tested once, on the first estimate
         self._task: TaskHandle | None = None
         self._stale = False
         self._debounce = QTimer(self)
@@ -187,10 +188,19 @@ class ChooseModelPage(WizardPage):
             self.parallel.value(),
             self.use_case.currentData(),
         )
+        endpoint = self.state.settings.hub_endpoint
+        known = self.hub_reachable
+
+        def work(_ctx) -> tuple:
+            from gbdesk.download.hub import hub_endpoint, hub_reachable
+
+            reachable = known if known is not None else hub_reachable(hub_endpoint(endpoint))
+            return recommend_for(*args), reachable
+
         self._task = run_task(
             "recommend models",
-            lambda _ctx: recommend_for(*args),
-            on_done=self._show,
+            work,
+            on_done=self._show_result,
             on_failed=self.banner.show_message,
             on_finished=self._on_finished,
         )
@@ -201,6 +211,21 @@ class ChooseModelPage(WizardPage):
             self._stale = False
             self.refresh()
 
+    def _show_result(self, result: tuple) -> None:
+        recommendations, self.hub_reachable = result
+        self._show(recommendations)
+
+    def first_pick(self, recommendations: tuple) -> int:
+        """The row to pre-select: the ranking's first model that runs here, or the starter
+        (bundled, works offline) when the Hub cannot be reached."""
+        from gbdesk.starter import STARTER_ID
+
+        if self.hub_reachable is False:
+            for row, rec in enumerate(recommendations):
+                if rec.model_id == STARTER_ID:
+                    return row
+        return next((row for row, rec in enumerate(recommendations) if rec.fit.runs), 0)
+
     def _show(self, recommendations: tuple) -> None:
         from gbdesk.starter import STARTER_ID
 
@@ -209,7 +234,7 @@ class ChooseModelPage(WizardPage):
         previous_key = (previous.model_id, previous.quant) if previous else None
         self.recommendations = recommendations
         self.list.clear()
-        select = 0
+        select = self.first_pick(recommendations)
         for row, rec in enumerate(recommendations):
             widget = RecommendationRow(rec, starter=rec.model_id == STARTER_ID)
             item = QListWidgetItem()
@@ -221,10 +246,16 @@ class ChooseModelPage(WizardPage):
         if recommendations:
             self.list.setCurrentRow(select)
         fitting = sum(1 for r in recommendations if r.fit.runs)
+        offline = (
+            " The Hugging Face Hub cannot be reached, so the bundled starter model is picked:"
+            " it needs no download."
+            if self.hub_reachable is False and previous_key is None
+            else ""
+        )
         self.status.setText(
             f"{fitting} of {len(recommendations)} models run on this computer with "
             f"{self.context.value()} tokens of context and {self.parallel.value()} parallel "
-            f"chat{'s' if self.parallel.value() > 1 else ''}."
+            f"chat{'s' if self.parallel.value() > 1 else ''}." + offline
         )
         self.complete_changed.emit()
 
