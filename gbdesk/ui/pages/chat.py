@@ -197,6 +197,8 @@ class ChatPage(QWidget):
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.send)
         QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.send)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
+        QShortcut(QKeySequence("Ctrl+M"), self, activated=self.model_picker.setFocus)
+        self.model_picker.setToolTip(self.model_picker.toolTip() + " (Ctrl+M)")
 
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
@@ -216,6 +218,7 @@ class ChatPage(QWidget):
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
         self.refresh_models()  # a model imported meanwhile
+        self.composer.setFocus()
 
     def refresh_models(self) -> None:
         from gbdesk.ui.pages.models import list_installed
@@ -250,15 +253,16 @@ class ChatPage(QWidget):
         picker.blockSignals(False)
 
     def model_name(self) -> str:
-        """The served model's file name (sent as ``model``; shown under each answer)."""
+        """The served model's file name (sent as ``model``; shown above each answer)."""
         from gbdesk.ui.backend_widgets import model_label
 
-        return self.model_picker.currentText() or model_label(self.served_model())
+        return model_label(self.model_picker.currentData() or self.served_model())
 
     def _on_model_picked(self, index: int) -> None:
         from gbdesk.ui.pages.models import same_model, serve_model
 
         path = self.model_picker.itemData(index)
+        self.composer.setFocus()  # picked: back to writing
         if not path or (self.state.backend.is_running() and same_model(self.served_model(), path)):
             return
         serve_model(self.state, path)

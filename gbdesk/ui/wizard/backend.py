@@ -162,6 +162,7 @@ class BackendPage(WizardPage):
         choose = self.wizard.page_of(ChooseModelPage)
         self.context.setValue(choose.context.value())
         self.parallel.setValue(choose.parallel.value())
+        self.start_button.setFocus()  # the step's one action: Space or Enter starts it
 
     # --- backend -------------------------------------------------------------------------
 

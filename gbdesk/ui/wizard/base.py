@@ -153,6 +153,9 @@ class WizardFrame(QDialog):
         layout.addLayout(right, 1)
         QShortcut(QKeySequence("Alt+Right"), self, activated=self.next)
         QShortcut(QKeySequence("Alt+Left"), self, activated=self.back)
+        QShortcut(QKeySequence("Alt+S"), self, activated=self.skip)
+        self.skip_button.setToolTip("Skip this step (Alt+S)")
+        self.next_button.setToolTip("Next (Alt+Right)")
         self.go_to(0)
 
     # --- navigation ----------------------------------------------------------------------
@@ -172,6 +175,11 @@ class WizardFrame(QDialog):
             self._history.append(self._index)
         self._index = index
         self.stack.setCurrentIndex(index)
+        # The step in the title too: screen readers and the window list say where one is.
+        page = self.pages[index]
+        self.setWindowTitle(
+            f"Set up gbdesk: step {index + 1} of {len(self.pages)}, {page.step_title}"
+        )
         palette = current_palette()
         for number, label in enumerate(self.step_labels):
             if number == index:
