@@ -202,6 +202,8 @@ class BackendPage(WizardPage):
         elif view.phase is BackendState.READY:
             self.banner.clear()
             self._load_values()
+            if self.wizard is not None and self.isVisible():
+                self.wizard.next_button.setFocus()  # done here: Enter goes on
         if view.phase is not BackendState.READY:
             self.botserver_card.setVisible(False)
         self.complete_changed.emit()
