@@ -31,6 +31,8 @@ from gbdesk.ui.resources_access import app_icon, icon
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
 
+MINIMUM_SIZE = QSize(720, 500)
+
 
 @dataclass(frozen=True)
 class PageSpec:
@@ -61,7 +63,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("gbdesk")
         self.setWindowIcon(app_icon())
         self.resize(1120, 740)
-        self.setMinimumSize(QSize(860, 560))
+        # The smallest size every page holds at (pages scroll below their own minimum).
+        self.setMinimumSize(MINIMUM_SIZE)
 
         central = QWidget()
         layout = QHBoxLayout(central)

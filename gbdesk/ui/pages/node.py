@@ -36,7 +36,7 @@ class NodePage(QWidget):
         self.status_banner = Banner()
         layout.addWidget(self.status_banner)
         row = QHBoxLayout()
-        self.heartbeat_label = muted("Heartbeat: not registered yet", wrap=False)
+        self.heartbeat_label = muted("Heartbeat: not registered yet")
         self.beat_button = QPushButton("Send a heartbeat now")
         self.beat_button.clicked.connect(self.beat)
         self.unregister_button = QPushButton("Unregister")
