@@ -11,7 +11,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFontMetrics, QGuiApplication, QPainter, QPainterPath, QPen
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFontMetrics,
+    QGuiApplication,
+    QPainter,
+    QPainterPath,
+    QPen,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -363,9 +371,15 @@ class MemoryBar(QWidget):
     def summary(self) -> str:
         parts = [f"{s.label} {human_bytes(s.size_bytes)}" for s in self._segments]
         need = sum(s.size_bytes for s in self._segments)
+        over = (
+            f"; does not fit: {human_bytes(need - self._budget)} too much (the red part)"
+            if need > self._budget > 0
+            else ""
+        )
         return (
             " + ".join(parts)
             + f" = {human_bytes(need)} of {human_bytes(self._budget)} {self._budget_label}"
+            + over
         )
 
     def sizeHint(self) -> QSize:  # noqa: N802
@@ -393,10 +407,14 @@ class MemoryBar(QWidget):
             painter.drawRect(QRectF(x, bar.top(), width, bar.height()))
             x += width
         if need > self._budget > 0:
+            # The part past the budget in the error colour itself, hatched, and named in the
+            # legend ("does not fit"): never mistaken for the segment it covers.
             over_x = bar.left() + bar.width() * self._budget / scale_total
-            over = QColor(palette.error)
-            painter.setBrush(QColor(over.red(), over.green(), over.blue(), 110))
-            painter.drawRect(QRectF(over_x, bar.top(), x - over_x, bar.height()))
+            over_rect = QRectF(over_x, bar.top(), x - over_x, bar.height())
+            painter.setBrush(QColor(palette.error))
+            painter.drawRect(over_rect)
+            painter.setBrush(QBrush(QColor(palette.surface), Qt.BrushStyle.BDiagPattern))
+            painter.drawRect(over_rect)
         painter.setClipping(False)
         if self._budget > 0:
             tick_x = bar.left() + bar.width() * self._budget / scale_total
@@ -414,6 +432,14 @@ class MemoryBar(QWidget):
             painter.setPen(QColor(palette.muted))
             painter.drawText(QPointF(x + 12, legend_y + metrics.ascent()), text)
             x += 12 + metrics.horizontalAdvance(text) + 14
+        if need > self._budget > 0:
+            painter.setBrush(QColor(palette.error))
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.drawRect(QRectF(x, legend_y + metrics.height() / 2 - 4, 8, 8))
+            text = f"does not fit: {human_bytes(need - self._budget)} too much"
+            painter.setPen(QColor(palette.error))
+            painter.drawText(QPointF(x + 12, legend_y + metrics.ascent()), text)
+            painter.setPen(QColor(palette.muted))
         budget_text = f"{human_bytes(self._budget)} {self._budget_label}"
         painter.drawText(
             QPointF(

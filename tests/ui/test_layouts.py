@@ -98,3 +98,29 @@ def test_every_page_holds_at_2x() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_part_that_does_not_fit_is_drawn_and_named_in_the_error_colour(qtbot) -> None:
+    from PySide6.QtGui import QColor
+
+    from gbdesk.ui.theme import current_palette
+    from gbdesk.ui.widgets import MemoryBar, MemorySegment
+
+    bar = MemoryBar()
+    qtbot.addWidget(bar)
+    bar.resize(400, 40)
+    gib = 1024**3
+    segments = [
+        MemorySegment("weights", 3 * gib, "weights"),
+        MemorySegment("KV cache", 3 * gib, "kv_cache"),
+    ]
+    bar.set_usage(segments, 4 * gib, "RAM")
+    assert "does not fit: 2.0 GiB too much" in bar.summary()
+    image = bar.grab().toImage()
+    error = QColor(current_palette().error)
+    kv = QColor(current_palette().kv_cache)
+    # The last third of the bar (past the 4 of 6 GiB budget) shows the error colour, not the
+    # KV cache's colour under a tint.
+    row = [image.pixelColor(x, 8) for x in range(300, 395)]
+    assert any(abs(c.red() - error.red()) + abs(c.green() - error.green()) < 20 for c in row)
+    assert not any(c == kv for c in row)
