@@ -571,8 +571,9 @@ def unregister(conn: psycopg.Connection, node_id: str) -> int:
     return int(row[0])
 
 
-def touch(conn: psycopg.Connection, node_id: str) -> datetime:
-    """Set this node's ``last_seen_at`` to now and return it (the heartbeat).
+def touch(conn: psycopg.Connection, node_id: str, llm_model: str | None = None) -> datetime:
+    """Set this node's ``last_seen_at`` to now and return it (the heartbeat); with
+    ``llm_model``, the model the node's backend serves now is recorded too.
 
     Raises:
         NotRegisteredError: the node's row is gone (unregistered elsewhere).
@@ -581,9 +582,9 @@ def touch(conn: psycopg.Connection, node_id: str) -> datetime:
     row = None
     if exists is not None:
         row = conn.execute(
-            "UPDATE gbdesk_nodes SET last_seen_at = NOW() WHERE node_id = %s "
-            "RETURNING last_seen_at",
-            (node_id,),
+            "UPDATE gbdesk_nodes SET last_seen_at = NOW(), llm_model = COALESCE(%s, llm_model)"
+            " WHERE node_id = %s RETURNING last_seen_at",
+            (llm_model, node_id),
         ).fetchone()
     if row is None:
         raise NotRegisteredError(

@@ -25,7 +25,9 @@ def start_heartbeat(
     database_url: str,
     on_beat: Any,
     on_error: Any,
+    *,
     on_embedded_started: Any = None,
+    llm_model: Any = None,
 ) -> Any:
     """A started heartbeat for this node, or None when it is not registered.
 
@@ -44,7 +46,9 @@ def start_heartbeat(
         if EmbeddedPostgres().start() and on_embedded_started is not None:
             on_embedded_started()
     ctx.check_cancelled()
-    heartbeat = service.heartbeat_for_this_node(on_beat=on_beat, on_error=on_error)
+    heartbeat = service.heartbeat_for_this_node(
+        on_beat=on_beat, on_error=on_error, llm_model=llm_model
+    )
     heartbeat.start()
     if ctx.cancelled:  # stopped meanwhile: no beating thread may be left behind
         heartbeat.stop()
@@ -83,7 +87,8 @@ class NodeHeartbeat(QObject):
                 database_url,
                 self.beat.emit,
                 self._emit_error,
-                self._state.note_embedded_started,
+                on_embedded_started=self._state.note_embedded_started,
+                llm_model=self._state.served_model_name,
             ),
             on_done=self._on_started,
             on_failed=self.failed.emit,

@@ -83,6 +83,14 @@ class AppState(QObject):
         """Where the backend child process's output goes."""
         return app_paths().log_dir / "backend.log"
 
+    def served_model_name(self) -> str | None:
+        """The file name of the model the backend serves now, or None (safe from any thread:
+        it reads the controller's immutable view and creates nothing)."""
+        backend = self._backend
+        if backend is None or not backend.view.running:
+            return None
+        return backend.view.model.replace("\\", "/").rsplit("/", 1)[-1] or None
+
     def set_profile(self, profile: Any) -> None:
         self.profile = profile
         self.profile_changed.emit(profile)

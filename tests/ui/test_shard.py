@@ -51,6 +51,12 @@ def test_wizard_registers_in_the_embedded_database(
     assert "last seen" in node.heartbeat_label.text()
     assert not node.status_banner.isVisible()
 
+    # The heartbeat records the model the backend serves now (after a switch, the new one).
+    from gbdesk.ui.shard_actions import heartbeat, registration_status
+
+    heartbeat(state.settings, "second-model.Q4_1.gguf")
+    assert registration_status(state.settings).registration.llm_model == "second-model.Q4_1.gguf"
+
 
 @pytest.mark.postgres
 def test_an_unreachable_database_shows_a_message(qtbot, state) -> None:

@@ -56,6 +56,7 @@ class NodePage(QWidget):
         heartbeat.beat.connect(self._on_beat)
         heartbeat.failed.connect(self._on_heartbeat_failed)
         heartbeat.running_changed.connect(lambda _running: self._show_last_beat())
+        state.backend.state_changed.connect(self._show_backend)
         self._set_registered(False)
         self.refresh()
 
@@ -124,7 +125,17 @@ class NodePage(QWidget):
 
     def beat(self) -> None:
         settings = self.state.settings
-        self._run("heartbeat", lambda _ctx: heartbeat(settings), self._on_beat)
+        model = self.state.served_model_name()
+        self._run("heartbeat", lambda _ctx: heartbeat(settings, model), self._on_beat)
+
+    def _show_backend(self, _view=None) -> None:
+        """The registration's backend line follows the model served now (each beat sends it)."""
+        if self.panel.result is None:
+            return
+        model = self.state.served_model_name()
+        url = self.state.backend.view.url or self.panel.result.registration.llm_url
+        if model:
+            self.panel.view.values["backend"].setText(f"{url}  {model}")
 
     def _on_beat(self, seen: datetime) -> None:
         self.status_banner.clear()
@@ -134,6 +145,7 @@ class NodePage(QWidget):
         self._show_last_beat()
         if self.panel.result is not None:
             self.panel.view.set_last_seen(seen)
+            self._show_backend()
 
     def unregister(self) -> None:
         settings = self.state.settings
