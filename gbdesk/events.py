@@ -17,7 +17,6 @@ error      ``error``: :meth:`GbdeskError.to_json`; the child exits next, with it
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import sys
@@ -25,12 +24,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from gbdesk.enums import StrEnum
 from gbdesk.errors import GbdeskError
 
 EVENTS_FLAG = "--events"
 
 
-class EventType(enum.StrEnum):
+class EventType(StrEnum):
     LISTENING = "listening"
     LOADING = "loading"
     READY = "ready"
@@ -69,13 +69,16 @@ def decode(line: bytes | str) -> ChildEvent | None:
 
 
 class EventChannel:
-    """Where a child writes its events; safe to use from any thread."""
+    """Where a child writes its events; safe to use from any thread. Without a stream (a
+    `gbdesk serve` typed by hand) events go nowhere."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO | None = None) -> None:
         self._stream = stream
         self._lock = threading.Lock()
 
     def emit(self, event_type: EventType, **data: Any) -> None:
+        if self._stream is None:
+            return
         line = encode(event_type, **data)
         with self._lock:
             try:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gbdesk.backend.errors import ModelLoadError
 from gbdesk.errors import ConfigError, GbdeskError, UsageError
@@ -26,6 +27,10 @@ from gbdesk.options import (
     serve_options_schema,
 )
 from gbdesk.settings import Settings
+
+if TYPE_CHECKING:
+    from gbdesk.backend.chat_template import ChatTemplate
+    from gbdesk.backend.model import LlamaModel
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +215,10 @@ def run_serve(
         PortInUseError: the port is taken.
         ModelLoadError: the model cannot be found or loaded.
     """
-    from gbdesk.backend.chat_template import ChatTemplate
     from gbdesk.backend.engine import Engine
-    from gbdesk.backend.model import ContextOptions, LlamaModel
     from gbdesk.backend.server import BackendApp, BackendServer
 
+    events = events or EventChannel()
     options.check()
     # The engine thread needs the GIL back as soon as llama_decode returns; HTTP threads must
     # not hold it for the default 5 ms (measured: 4-stream time to first token 128 -> 56 ms).
@@ -228,26 +232,10 @@ def run_serve(
     log.info("listening on %s (key required: %s)", url, "yes" if options.api_key else "no")
     restore = _install_signal_handlers(stop)
     engine = None
-    if events is not None:
-        events.emit(EventType.LISTENING, url=url)
+    events.emit(EventType.LISTENING, url=url)
     try:
-        if events is not None:
-            events.emit(EventType.LOADING, model=str(resolved.model_path))
-        model = LlamaModel(
-            resolved.model_path,
-            ContextOptions(
-                n_ctx=resolved.n_ctx,
-                parallel=resolved.parallel,
-                gpu_layers=resolved.gpu_layers,
-                threads=resolved.threads,
-                repack=options.repack,
-            ),
-        )
-        template = ChatTemplate(
-            model.metadata.get("tokenizer.chat_template"),
-            bos_token=model.token_text(model.metadata.get("tokenizer.ggml.bos_token_id")),
-            eos_token=model.token_text(model.metadata.get("tokenizer.ggml.eos_token_id")),
-        )
+        events.emit(EventType.LOADING, model=str(resolved.model_path))
+        model, template = _load_model(resolved, repack=options.repack)
         engine = Engine(model, queue_limit=options.queue_limit)
         app.attach(engine, template)
         log.info(
@@ -259,14 +247,13 @@ def run_serve(
             resolved.gpu_layers,
             resolved.threads,
         )
-        if events is not None:
-            events.emit(
-                EventType.READY,
-                url=url,
-                model_id=resolved.model_id,
-                n_ctx=model.n_ctx,
-                parallel=model.parallel,
-            )
+        events.emit(
+            EventType.READY,
+            url=url,
+            model_id=resolved.model_id,
+            n_ctx=model.n_ctx,
+            parallel=model.parallel,
+        )
         if on_ready is not None:
             on_ready(url)
         stop.wait()
@@ -277,6 +264,35 @@ def run_serve(
             engine.close()
         restore()
     return 0
+
+
+def _load_model(
+    resolved: ResolvedSettings, *, repack: bool | None
+) -> tuple[LlamaModel, ChatTemplate]:
+    """The llama.cpp model and its chat template.
+
+    Raises:
+        ModelLoadError: the file is not a loadable GGUF.
+    """
+    from gbdesk.backend.chat_template import ChatTemplate
+    from gbdesk.backend.model import ContextOptions, LlamaModel
+
+    model = LlamaModel(
+        resolved.model_path,
+        ContextOptions(
+            n_ctx=resolved.n_ctx,
+            parallel=resolved.parallel,
+            gpu_layers=resolved.gpu_layers,
+            threads=resolved.threads,
+            repack=repack,
+        ),
+    )
+    template = ChatTemplate(
+        model.metadata.get("tokenizer.chat_template"),
+        bos_token=model.token_text(model.metadata.get("tokenizer.ggml.bos_token_id")),
+        eos_token=model.token_text(model.metadata.get("tokenizer.ggml.eos_token_id")),
+    )
+    return model, template
 
 
 def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

@@ -9,7 +9,6 @@ parses the child's prose.
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 from gbdesk.backend.botserver_link import backend_url
 from gbdesk.backend.errors import BackendStartError
 from gbdesk.backend.serve import API_KEY_ENV, ServeOptions
+from gbdesk.enums import StrEnum
 from gbdesk.errors import GbdeskError
 from gbdesk.events import EVENTS_FLAG, EventType, decode
 from gbdesk.options import serve_argv
@@ -29,7 +29,7 @@ from gbdesk.options import serve_argv
 log = logging.getLogger(__name__)
 
 
-class BackendState(enum.StrEnum):
+class BackendState(StrEnum):
     """The one vocabulary of the backend's life, for the core and the GUI alike."""
 
     STOPPED = "stopped"

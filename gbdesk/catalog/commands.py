@@ -102,8 +102,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_refresh(args: argparse.Namespace) -> int:
+    from gbdesk.app.catalog_refresh import refresh_catalog
     from gbdesk.catalog.loader import load_catalog, user_catalog_path
-    from gbdesk.catalog.refresh import refresh_catalog
 
     changes = refresh_catalog(load_catalog(), args.repo)
     for change in changes:

@@ -52,7 +52,7 @@ def test_wizard_registers_in_the_embedded_database(
     assert not node.status_banner.isVisible()
 
     # The heartbeat records the model the backend serves now (after a switch, the new one).
-    from gbdesk.ui.shard_actions import heartbeat, registration_status
+    from gbdesk.app.shard_actions import heartbeat, registration_status
 
     heartbeat(state.settings, "second-model.Q4_1.gguf")
     assert registration_status(state.settings).registration.llm_model == "second-model.Q4_1.gguf"

@@ -145,7 +145,7 @@ class DashboardPage(QWidget):
         """Read the backend's /metrics in a worker (only while it is ready)."""
         if self._metrics_busy or not self.state.backend.is_ready():
             return
-        from gbdesk.ui.backend_metrics import fetch_metrics
+        from gbdesk.app.metrics import fetch_metrics
 
         self._metrics_busy = True
         url = self.state.backend.view.url

@@ -245,6 +245,8 @@ class SettingsPage(QWidget):
                 f"Cannot save the settings: {exc}", "check that the config folder is writable"
             )
             return
+        # What the running backend lacks is named in the banner below, with a Restart button
+        # (the schema's restart flag decides; see BackendController.pending_changes).
         self.banner.show_message("Settings saved.", level="success")
         self.show_pending()
 
