@@ -8,8 +8,12 @@
    Download page fetches the starter model from a local Hub server, and while the Chat page
    streams an answer from the real backend (the starter model in a `gbdesk serve` child process
    started by the GUI's controller); target: under 50 ms.
+3. Switching the model: "Serve this model" (the GUI's controller restarting its backend with a
+   second model) until the new model has answered a chat request, against `gbdesk serve`
+   stopped and started by hand with the second model (the same request); medians of N runs
+   each, interleaved.
 
-    python bench/gui_bench.py [--runs 7]
+    python bench/gui_bench.py [--runs 7] [--switch-runs 3]
 """
 
 from __future__ import annotations
@@ -219,9 +223,134 @@ def bench_chat_stall() -> dict[str, float]:
     }
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answer(port: int, timeout_s: float = 120) -> str:
+    """Ask the backend on ``port`` for a few tokens, retrying until it answers; the model id."""
+    import urllib.request
+
+    body = json.dumps(
+        {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "stream": False}
+    ).encode()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.load(response)["model"]
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _serve_by_hand(model: Path, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gbdesk",
+            "serve",
+            "--model",
+            str(model),
+            "--port",
+            str(port),
+            "--ctx",
+            "1024",
+            "--parallel",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+
+
+def _switch_in_gui(app, first: Path, second: Path) -> float:
+    """A ready backend with ``first``, then "Serve this model" with ``second``: seconds until
+    the second one has answered."""
+    from gbdesk.ui.pages.models import serve_model
+    from gbdesk.ui.state import AppState
+
+    port = _free_port()
+    state = AppState()
+    state.update_settings(model=str(first), backend_port=port, context_length=1024, parallel=1)
+    backend = state.backend
+    try:
+        backend.start()
+        _wait(app, lambda: backend.view.phase in {"ready", "failed"})
+        if not backend.is_ready():
+            raise RuntimeError(f"the backend did not start: {backend.view}")
+        started = time.perf_counter()
+        serve_model(state, str(second))
+        _wait(
+            app,
+            lambda: (
+                not backend.is_busy()
+                and backend.view.phase in {"ready", "failed"}
+                and backend.view.model == str(second)
+            ),
+        )
+        model = _answer(port)
+        seconds = time.perf_counter() - started
+        assert "second-model" in model, model
+    finally:
+        state.shutdown()
+    return seconds
+
+
+def bench_model_switch(runs: int) -> dict[str, float]:
+    """Seconds from "switch to the second model" until it answers: the GUI's "Serve this
+    model" against stopping and starting `gbdesk serve` by hand."""
+    import shutil
+
+    from PySide6.QtWidgets import QApplication
+
+    from gbdesk.starter import require_starter_model
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    home = Path(tempfile.mkdtemp(prefix="gbdesk-bench-switch-"))
+    os.environ["GBDESK_HOME"] = str(home)
+    first = require_starter_model()
+    second = home / "second-model.Q4_1.gguf"
+    shutil.copyfile(first, second)
+    gui: list[float] = []
+    by_hand: list[float] = []
+    for _ in range(runs):
+        gui.append(_switch_in_gui(app, first, second))
+        # By hand: the same switch with `gbdesk serve` stopped (SIGTERM) and started again.
+        port = _free_port()
+        process = _serve_by_hand(first, port)
+        try:
+            _answer(port)
+            started = time.perf_counter()
+            process.terminate()
+            process.wait(30)
+            process = _serve_by_hand(second, port)
+            model = _answer(port)
+            by_hand.append(time.perf_counter() - started)
+            assert "second-model" in model, model
+        finally:
+            process.terminate()
+            process.wait(30)
+    gui_s, hand_s = statistics.median(gui), statistics.median(by_hand)
+    return {"gui_s": gui_s, "hand_s": hand_s, "ratio": gui_s / hand_s, "runs": runs}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="gbdesk desktop app benchmarks")
     parser.add_argument("--runs", type=int, default=7, help="interleaved cold starts of each")
+    parser.add_argument("--switch-runs", type=int, default=3, help="model switches of each")
     args = parser.parse_args()
     start = bench_cold_start(args.runs)
     print(f"cold start to first window, median of {args.runs} interleaved runs:")
@@ -250,6 +379,13 @@ def main() -> int:
     print(
         f"  largest gap {chat['largest_gap_ms']:.1f} ms over {chat['ticks']} ticks of 5 ms "
         f"(target < 50 ms); {chat['reply_chars']} characters in {chat['stream_s']:.1f} s"
+    )
+    switch = bench_model_switch(args.switch_runs)
+    print(f"switching the model until the new one answers, median of {switch['runs']} runs:")
+    print(f"  `gbdesk serve` stopped and started by hand  {switch['hand_s']:6.2f} s   peer")
+    print(
+        f"  Serve this model (the GUI)                  {switch['gui_s']:6.2f} s   ratio "
+        f"{switch['ratio']:.2f}"
     )
     return 0
 

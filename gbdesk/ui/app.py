@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The tray keeps the app alive when the main window closes; Quit ends it.
     app.setQuitOnLastWindowClosed(False)
 
-    from gbdesk.ui.single_instance import InstanceServer, hand_over
+    from gbdesk.ui.single_instance import hand_over
 
     if hand_over(argv):  # one gbdesk per user: the running one raises its window
         return 0
@@ -125,12 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = AppState(parent=app)
     window = create_first_window(state, force_wizard="--wizard" in argv)
     _windows.append(window)
-    instance = InstanceServer(lambda args: _on_second_launch(state, app, args), parent=app)
-    app.aboutToQuit.connect(instance.close)
     if isinstance(window, QDialog):  # the wizard: then the main window, or quit if closed
         window.accepted.connect(lambda: _open_main_window(state, app, "chat"))
         window.rejected.connect(lambda: _after_wizard_closed(state, app))
-    after_paint = [_setup_logging]
+    # Listening for later launches waits for the first paint, like the log file.
+    after_paint = [_setup_logging, lambda: _listen_for_launches(state, app)]
     if state.settings_error is not None:
         after_paint.append(lambda: _warn_settings(window, state.settings_error))
     window.installEventFilter(_AfterFirstPaint(window, after_paint))
@@ -144,7 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.show()
     if "--background" in argv and not window.isVisible():
         QTimer.singleShot(0, _setup_logging)  # no paint will come
+        QTimer.singleShot(0, lambda: _listen_for_launches(state, app))
     return app.exec()
+
+
+def _listen_for_launches(state, app: QApplication) -> None:
+    from gbdesk.ui.single_instance import InstanceServer
+
+    instance = InstanceServer(lambda args: _on_second_launch(state, app, args), parent=app)
+    app.aboutToQuit.connect(instance.close)
 
 
 def _on_second_launch(state, app: QApplication, argv: list[str]) -> None:

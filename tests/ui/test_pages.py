@@ -18,7 +18,9 @@ def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monk
     assert "bundled" in page.installed_table.item(0, 3).text()
     assert not page.delete_button.isEnabled()
     page.import_file(str(starter_model))
-    qtbot.waitUntil(lambda: [m.source for m in page.installed] == ["imported"], timeout=60_000)
+    qtbot.waitUntil(
+        lambda: [m.source for m in page.installed] == ["imported", "bundled"], timeout=60_000
+    )
     assert page.banner.level == "success"
     assert page.installed_table.item(0, 1).text() == "Q4_1"
     # "Serve this model" starts the real backend with it.

@@ -59,7 +59,7 @@ def test_a_server_left_by_a_crashed_app_is_replaced(qtbot, tmp_path) -> None:
 
     from gbdesk.ui.single_instance import InstanceServer
 
-    name = f"gbdesk-test-{os.getpid()}"
+    name = str(tmp_path / "stale.sock") if os.name != "nt" else f"gbdesk-test-{os.getpid()}"
     stale = QLocalServer()
     assert stale.listen(name)
     stale.close()  # what a crash can leave (on Unix, the socket file)

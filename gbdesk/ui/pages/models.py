@@ -7,7 +7,6 @@ in workers.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -52,9 +51,7 @@ def list_installed(_ctx: Any) -> list:
 
     models = ModelLibrary().list_models()
     starter = starter_model_path()
-    if starter is not None and not any(
-        Path(m.path).name == STARTER_FILE and m.size == starter.stat().st_size for m in models
-    ):
+    if starter is not None and not any(same_model(m.path, str(starter)) for m in models):
         models.append(
             InstalledModel(
                 id="starter",
