@@ -104,7 +104,7 @@ class ChatPage(QWidget):
         header.addWidget(page_header("Chat", "Talk to the model the local backend is serving."), 1)
         header.addWidget(QLabel("Model"))
         self.model_picker = QComboBox()
-        self.model_picker.setMinimumWidth(180)
+        self.model_picker.setMinimumWidth(240)
         self.model_picker.setToolTip("The model the backend serves; choosing another restarts it")
         self.model_picker.activated.connect(self._on_model_picked)
         header.addWidget(self.model_picker)
