@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gbdesk.backend.supervisor import BackendState
 from gbdesk.ui.resources_access import app_icon, icon
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
@@ -213,6 +212,8 @@ class MainWindow(QMainWindow):
         self.tray_backend_action.setText(
             "Stop the backend" if view.running else "Start the backend"
         )
+        from gbdesk.backend.supervisor import BackendState  # not needed before the first paint
+
         self.tray_backend_action.setEnabled(view.phase is not BackendState.STOPPING)
 
     def _toggle_backend(self) -> None:

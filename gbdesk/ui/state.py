@@ -12,7 +12,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from gbdesk.backend.supervisor import BackendState
 from gbdesk.errors import GbdeskError
 from gbdesk.paths import app_paths
 from gbdesk.settings import Settings, load_settings, save_settings
@@ -117,6 +116,8 @@ class AppState(QObject):
             self.heartbeat.start()
 
     def _follow_backend(self, view: Any) -> None:
+        from gbdesk.backend.supervisor import BackendState  # not needed before the first paint
+
         if view.phase is BackendState.READY:
             self.heartbeat.start()
         elif not view.running and self._heartbeat is not None:
