@@ -160,7 +160,18 @@ class DownloadPage(WizardPage):
         elif self.start_button.isEnabled():
             self.start_button.setFocus()
 
+    def _hub_model(self) -> Path | None:
+        """A model the choose step downloaded from the Hub browser (then nothing to do here)."""
+        from gbdesk.ui.wizard.choose_model import ChooseModelPage
+
+        if self.wizard is None:
+            return None
+        return self.wizard.page_of(ChooseModelPage).hub_panel.chosen_path()
+
     def should_be_skipped(self) -> bool:
+        if (hub_model := self._hub_model()) is not None:
+            self._complete(hub_model)
+            return True
         chosen = self._chosen()
         if chosen is None:
             return False
