@@ -143,7 +143,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     for item in results:
         fit = item.fit
         mark = "+" if item.runs_well else "~" if fit.runs else "x"
-        calibrated = " (calibrated)" if fit.speed.calibrated else ""
+        calibrated = f" ({fit.speed.basis})"
         name = f"{item.model_id}:{item.quant}"
         print(
             f"{mark} {name:{name_width}}  {fit.verdict:13} "

@@ -182,9 +182,10 @@ def _place(
     """Memory per device and speed for one ``n_gpu_layers``; returns the KV cells too."""
     arch = layout.architecture
     gpus = profile.usable_gpus
+    # llama.cpp allocates the context asked for, past the trained length too (it only warns).
     cells = memory.kv_cells(
         arch,
-        min(settings.n_ctx, arch.n_ctx_train * settings.n_parallel),
+        settings.n_ctx,
         settings.n_parallel,
         n_ubatch=settings.n_ubatch,
         unified=settings.kv_unified,
@@ -278,6 +279,8 @@ def _place(
         cpu_params_per_token=gen_params[0],
         gpu_params_per_token={g.index: gen_params[i] for i, g in enumerate(gpus, 1)},
         calibration=calibration,
+        cpu_layers=layers[0],
+        gpu_layers={g.index: layers[i] for i, g in enumerate(gpus, 1)},
     )
     return tuple(devices), speed, cells.total
 
@@ -344,7 +347,10 @@ def estimate_fit(
     arch = layout.architecture
     reasons: list[str] = []
     if settings.n_ctx > arch.n_ctx_train * settings.n_parallel:
-        reasons.append(f"context capped at the model's trained {arch.n_ctx_train} per sequence")
+        reasons.append(
+            f"the context is longer than the {arch.n_ctx_train} tokens per sequence the model "
+            "was trained on: answers may degrade past that"
+        )
     has_gpu = bool(profile.usable_gpus)
     if settings.gpu_layers is not None:
         candidates = [settings.gpu_layers if has_gpu else 0]
