@@ -66,8 +66,8 @@ def find_token() -> str | None:
         return token
     from huggingface_hub import get_token
 
-    if token := get_token():
-        return token
+    if hub_token := get_token():
+        return hub_token
     from gbdesk.secrets import get_secret
 
     return get_secret(HUB_TOKEN_SECRET) or None

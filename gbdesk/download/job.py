@@ -206,9 +206,9 @@ class DownloadJob:
     def _download(self) -> DownloadResult:
         spec, hub = self.spec, self.hub
         if hub.offline:
-            paths = [offline_cached(hub, spec.repo, name, spec.revision) for name in spec.filenames]
-            size = sum(p.stat().st_size for p in paths)
-            return DownloadResult(spec, tuple(str(p) for p in paths), size)
+            cached = [offline_cached(hub, spec.repo, f, spec.revision) for f in spec.filenames]
+            size = sum(p.stat().st_size for p in cached)
+            return DownloadResult(spec, tuple(str(p) for p in cached), size)
         remotes = [resolve_remote(hub, spec.repo, name, spec.revision) for name in spec.filenames]
         total = sum(r.size for r in remotes)
         have = [bytes_on_disk(hub, r) for r in remotes]

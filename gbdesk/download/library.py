@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -289,7 +289,7 @@ class ModelLibrary:
         return freed
 
 
-def _parts_of(name: str, files: dict[str, object]) -> list[str] | None:
+def _parts_of(name: str, files: Mapping[str, object]) -> list[str] | None:
     """The part names of the model whose file is ``name``; None when ``name`` is not a part 1.
 
     Parts that are missing (a download in progress) are left out.

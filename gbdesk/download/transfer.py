@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from gbdesk.download.errors import (
     ChecksumMismatchError,
@@ -362,9 +363,8 @@ class Transfer:
             return self._write_body(response, offset)
 
     def _write_body(self, response: object, offset: int) -> int:
-        mode = "r+b" if offset else "wb"
-        if offset == 0 and not self.partial.exists():
-            mode = "wb"
+        # a literal mode, so the type checker knows the file is binary
+        mode: Literal["r+b", "wb"] = "r+b" if offset else "wb"
         reported = offset
         try:
             with open(self.partial, mode) as out:

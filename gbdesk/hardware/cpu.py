@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from gbdesk.hardware.profile import CpuInfo
 from gbdesk.hardware.sysctl import sysctl_int
@@ -117,7 +119,7 @@ _ARM_PARTS = {
 }
 
 
-def _ordered(found: set[str], table: dict[object, str]) -> tuple[str, ...]:
+def _ordered(found: set[str], table: Mapping[Any, str]) -> tuple[str, ...]:
     """The canonical names in ``found``, in the table's order, without repeats."""
     return tuple(dict.fromkeys(name for name in table.values() if name in found))
 
@@ -185,10 +187,12 @@ def windows_features(is_present: Callable[[int], bool]) -> tuple[str, ...]:
 
 
 def _windows_cpu(arch: str, physical: int, logical: int) -> CpuInfo:
+    if sys.platform != "win32":  # only called there; the test tells the type checker too
+        raise OSError("the Windows registry exists only on Windows")
     import ctypes
-    import winreg  # type: ignore[import-not-found]
+    import winreg
 
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    kernel32 = ctypes.windll.kernel32
     brand = platform.processor()
     try:
         key = winreg.OpenKey(

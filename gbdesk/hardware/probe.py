@@ -143,7 +143,7 @@ def _probe_gpus(
             "Apple GPU",
             diagnostics,
             lambda: _probe_apple(sources, sysctl_values, memory),
-            ([], memory),
+            (list[GpuInfo](), memory),
         )
     gpus: list[GpuInfo] = []
     visible = system == "Linux" and _guarded(
@@ -168,7 +168,10 @@ def _probe_gpus(
         diagnostics.extend(found.diagnostics)
     if system == "Linux":
         drm = _guarded(
-            "GPU", diagnostics, lambda: linux_gpus.probe_drm_gpus(sources.sysfs_root), []
+            "GPU",
+            diagnostics,
+            lambda: linux_gpus.probe_drm_gpus(sources.sysfs_root),
+            list[GpuInfo](),
         )
         gpus.extend(drm)
     return gpus, memory

@@ -390,10 +390,8 @@ class EmbeddedPostgres:
                 os.chown(os.path.join(dirpath, name), *ids)
 
     def _run(self, argv: list[str], *, what: str) -> str:
+        # as root, PostgreSQL's tools run as the service user (they refuse to run as root)
         ids = self._service_user()
-        kwargs: dict[str, object] = {}
-        if ids is not None:
-            kwargs = {"user": ids[0], "group": ids[1], "extra_groups": []}
         # Output goes to temporary files, not pipes: the daemonised postmaster inherits the
         # descriptors, and a pipe would keep the caller waiting until the server stops.
         with tempfile.TemporaryFile("w+") as out:
@@ -407,7 +405,9 @@ class EmbeddedPostgres:
                     text=True,
                     cwd=self.data_dir.parent,
                     timeout=_PG_CTL_TIMEOUT_S + 30,
-                    **kwargs,  # type: ignore[arg-type]
+                    user=ids[0] if ids else None,
+                    group=ids[1] if ids else None,
+                    extra_groups=[] if ids else None,
                 )
             except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
                 out.seek(0)

@@ -43,9 +43,9 @@ def autostart_file() -> Path | None:
 
 def is_start_at_login_enabled() -> bool:
     path = autostart_file()
-    if path is not None:
-        return path.exists()
-    import winreg  # type: ignore[import-not-found]
+    if path is not None or sys.platform != "win32":  # the platform test is for the type checker
+        return path is not None and path.exists()
+    import winreg
 
     try:
         with winreg.OpenKey(winreg.HKEY_CURRENT_USER, _RUN_KEY) as key:
@@ -100,8 +100,10 @@ def set_start_at_login(enabled: bool) -> None:
 
 
 def _set_windows(enabled: bool) -> None:
+    if sys.platform != "win32":  # only called there; the test tells the type checker too
+        raise OSError("the Windows registry exists only on Windows")
     import subprocess
-    import winreg  # type: ignore[import-not-found]
+    import winreg
 
     with winreg.OpenKey(winreg.HKEY_CURRENT_USER, _RUN_KEY, 0, winreg.KEY_SET_VALUE) as key:
         if enabled:
