@@ -203,7 +203,11 @@ def _place(
         expert_slot = 0 if settings.moe_experts_on_cpu else slot
         weights[slot] += piece.dense
         weights[expert_slot] += piece.experts
-        kv[slot] += memory.kv_bytes_per_layer(arch, cells, il, settings.cache_type)
+        layer_kv = memory.kv_bytes_per_layer(arch, cells, il, settings.cache_type)
+        kv[slot] += layer_kv
+        # Each generated token attends over its stream's whole allocated cache (measured here:
+        # SmolLM2 generates about half as fast at 8192 cells as at 2048).
+        gen_bytes[slot] += layer_kv // max(1 if settings.kv_unified else settings.n_parallel, 1)
         layers[slot] += 1
         used = arch.n_expert_used / arch.n_expert if arch.n_expert else 0
         gen_bytes[slot] += piece.dense
@@ -224,11 +228,13 @@ def _place(
         if layers[0]
         else (2 * arch.n_embd * settings.n_ubatch * 4)
     )
+    if layers[0]:
+        host_compute += memory.swa_mask_bytes(arch, cells, settings.n_ubatch)
     if settings.logits_all and out_slot == 0:
         host_compute += arch.n_vocab * settings.n_ubatch * 4
     host_overhead = (
         memory.RUNTIME_BASELINE_BYTES
-        + memory.model_overhead_bytes(arch)
+        + memory.model_overhead_bytes(arch, layout.n_merges)
         + memory.CONTEXT_FIXED_BYTES
         + memory.output_buffer_bytes(arch, settings.n_parallel)
     )
