@@ -135,8 +135,10 @@ def output_buffer_bytes(arch: Architecture, n_outputs: int) -> int:
 
 def model_overhead_bytes(arch: Architecture, n_merges: int) -> int:
     """Host memory of a loaded model beyond its weights (vocabulary tables and structs)."""
-    return MODEL_FIXED_BYTES + MODEL_BYTES_PER_VOCAB_TOKEN * arch.n_vocab + (
-        MODEL_BYTES_PER_MERGE * n_merges
+    return (
+        MODEL_FIXED_BYTES
+        + MODEL_BYTES_PER_VOCAB_TOKEN * arch.n_vocab
+        + (MODEL_BYTES_PER_MERGE * n_merges)
     )
 
 
