@@ -14,9 +14,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gbdesk.backend.errors import ModelLoadError
 from gbdesk.errors import GbdeskError, UsageError
+
+if TYPE_CHECKING:
+    from gbdesk.backend.engine import EngineStats
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +234,31 @@ def run_serve(
         server.server_close()
         if engine is not None:
             engine.close()
+            _record_speed(resolved, engine.stats())
         restore()
     return 0
+
+
+def _record_speed(resolved: ResolvedSettings, stats: EngineStats) -> None:
+    """Keep this model's measured tokens/s for the recommender (gbdesk.fit.measured)."""
+    from gbdesk.fit.measured import MIN_STEPS, record_measured
+    from gbdesk.hardware.probe import probe
+
+    if stats.single_steps < MIN_STEPS:
+        return
+    try:
+        cpu = probe().cpu
+        record_measured(
+            resolved.model_path.name,
+            generation_tps=stats.single_sequence_tps,
+            prompt_tps=0.0,
+            cpu_brand=cpu.brand,
+            physical_cores=cpu.physical_cores,
+            gpu_layers=resolved.gpu_layers,
+            source="serve",
+        )
+    except (GbdeskError, OSError, ValueError) as exc:
+        log.warning("could not keep the measured speed of %s: %s", resolved.model_path, exc)
 
 
 def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

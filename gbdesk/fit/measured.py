@@ -20,6 +20,8 @@ from gbdesk.errors import ConfigError
 from gbdesk.paths import app_paths
 
 FILE_NAME = "measured_speed.json"
+# Single-sequence decode steps a served model needs before its speed is kept.
+MIN_STEPS = 16
 
 
 @dataclass(frozen=True)
