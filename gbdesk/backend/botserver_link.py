@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gbdesk.botserver import update_config_csv, update_env_file
 from gbdesk.errors import GbdeskError, UsageError
+from gbdesk.options import STARTER
 
 _SECRET_KEYS = frozenset({"llm-key", "LLM_KEY"})
 
@@ -52,7 +53,7 @@ def backend_values(
 
     settings = load_settings()
     url = (url or backend_url(settings.backend_host, settings.backend_port)).rstrip("/")
-    model_id = served_model_id(model or settings.model or "starter")
+    model_id = served_model_id(model or settings.model or STARTER)
     config = {
         "llm-url": url,
         "llm-model": model_id,

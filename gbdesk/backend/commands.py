@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from gbdesk.events import EVENTS_FLAG
+from gbdesk.options import add_serve_arguments, serve_options_schema
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser(
@@ -12,23 +15,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Serve a GGUF model over HTTP (OpenAI API, like llama-server). Without"
         " options, context, parallel slots and GPU layers are chosen for this machine.",
     )
-    serve.add_argument("--model", default="", help="a .gguf path, an installed or catalogue id")
-    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (default 8081)")
-    serve.add_argument("--ctx", type=int, default=0, help="total context in tokens, all slots")
-    serve.add_argument("--parallel", type=int, default=0, help="chats served at once")
-    serve.add_argument("--gpu-layers", default=None, help="'auto' or a number of layers")
-    serve.add_argument("--threads", type=int, default=0, help="CPU threads (default: cores)")
-    serve.add_argument("--queue-size", type=int, default=16, help="requests waiting before 429")
-    serve.add_argument("--alias", default="", help="the model id clients see")
-    serve.add_argument(
-        "--repack",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="llama.cpp's AMX/repacked weight layouts (default: off on AMX CPUs, else on)",
-    )
+    add_serve_arguments(serve)
     serve.add_argument(
         "--api-key", default=None, help="require 'Authorization: Bearer KEY' (or GBDESK_API_KEY)"
+    )
+    serve.add_argument(
+        EVENTS_FLAG,
+        action="store_true",
+        help="write JSON-lines events (listening, loading, ready, error) on stdout, for a"
+        " supervising process; other output goes to stderr",
     )
     serve.set_defaults(handler=run_serve_command)
 
@@ -49,30 +44,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve_command(args: argparse.Namespace) -> int:
+    """`gbdesk serve`. With ``--events`` every outcome is also a JSON-lines event.
+
+    Raises:
+        GbdeskError: the options, the model or the port (printed by the CLI).
+    """
     from gbdesk.backend.serve import ServeOptions, run_serve, with_key_from_env
+    from gbdesk.errors import GbdeskError
+    from gbdesk.events import stdout_channel
     from gbdesk.settings import load_settings
 
-    settings = load_settings()
-    options = with_key_from_env(
-        ServeOptions(
-            model=args.model or settings.model or "starter",
-            host=args.host or settings.backend_host,
-            port=args.port if args.port is not None else settings.backend_port,
-            ctx=args.ctx,
-            parallel=args.parallel,
-            gpu_layers=args.gpu_layers or settings.gpu_layers or "auto",
-            threads=args.threads,
-            api_key=args.api_key,
-            queue_limit=args.queue_size,
-            alias=args.alias,
-            repack=args.repack,
+    events = stdout_channel() if args.events else None
+    try:
+        given = {
+            item.serve_field or "": getattr(args, item.serve_field or "")
+            for item in serve_options_schema()
+        }
+        options = with_key_from_env(
+            ServeOptions.from_settings(load_settings(), api_key=args.api_key, **given)
         )
-    )
 
-    def ready(url: str) -> None:
-        print(f"gbdesk backend ready on {url}", flush=True)
+        def ready(url: str) -> None:
+            print(f"gbdesk backend ready on {url}", flush=True)
 
-    return run_serve(options, on_ready=ready)
+        return run_serve(options, on_ready=ready, events=events)
+    except GbdeskError as exc:
+        if events is not None:
+            events.error(exc)
+        raise
+    except Exception as exc:
+        if events is not None:  # the log has the traceback; the parent gets a sentence
+            events.error(GbdeskError(f"the backend failed: {exc}", fix="see the backend log"))
+        raise
 
 
 def run_botserver_config(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ import llama_cpp as llama
 
 from gbdesk.backend.errors import RequestError
 from gbdesk.backend.model import LlamaModel
+from gbdesk.enums import StrEnum
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,18 @@ class GenerationRequest:
     ignore_eos: bool = False
 
 
+class FinishReason(StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
 @dataclass(frozen=True)
 class Finish:
-    """The last event of a generation. ``reason``: stop, length, cancelled or error."""
+    """The last event of a generation."""
 
-    reason: str
+    reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
@@ -265,11 +273,16 @@ class Engine:
         self._thread.join()
         for slot in self._slots:
             if slot.generation is not None:
-                self._finish(slot, "error", error="the server is shutting down")
+                self._finish(slot, FinishReason.ERROR, error="the server is shutting down")
         while self._pending:
             generation = self._pending.popleft()
             generation.events.put(
-                Finish("error", len(generation.request.prompt_tokens), 0, error="shutting down")
+                Finish(
+                    FinishReason.ERROR,
+                    len(generation.request.prompt_tokens),
+                    0,
+                    error="shutting down",
+                )
             )
         if self._batch is not None:
             llama.llama_batch_free(self._batch)
@@ -301,7 +314,7 @@ class Engine:
                 log.exception("decoding step failed")
                 for slot in self._slots:
                     if slot.generation is not None:
-                        self._finish(slot, "error", error=f"internal error: {exc}")
+                        self._finish(slot, FinishReason.ERROR, error=f"internal error: {exc}")
                         self._forget_cache(slot)
 
     def _has_work(self) -> bool:
@@ -315,7 +328,7 @@ class Engine:
                 return
             generation = self._pending.popleft()
             if generation.cancelled:
-                generation.events.put(Finish("cancelled", 0, 0))
+                generation.events.put(Finish(FinishReason.CANCELLED, 0, 0))
                 continue
             prompt = generation.request.prompt_tokens
             slot = max(free, key=lambda s: _common_prefix(s.tokens, prompt))
@@ -394,7 +407,7 @@ class Engine:
             if generation is None:
                 continue
             if generation.cancelled:
-                self._finish(slot, "cancelled")
+                self._finish(slot, FinishReason.CANCELLED)
                 continue
             busy.append(slot)
             if slot.n_prefilled < len(slot.prompt):
@@ -453,7 +466,7 @@ class Engine:
         model = self.model
         token = llama.llama_sampler_sample(slot.sampler, model.ctx, slot.batch_index)
         if model.is_end_of_generation(token) and not slot.generation.request.ignore_eos:
-            self._finish(slot, "stop")
+            self._finish(slot, FinishReason.STOP)
             return
         slot.n_generated += 1
         self._completion_tokens += 1
@@ -462,7 +475,7 @@ class Engine:
         if text and self._emit(slot, text):
             return  # a stop string ended it
         if slot.n_generated == slot.max_tokens or len(slot.tokens) >= model.n_ctx_slot:
-            self._finish(slot, "length")
+            self._finish(slot, FinishReason.LENGTH)
 
     def _emit(self, slot: _Slot, text: str) -> bool:
         """Hand text to the client, holding back what may be the start of a stop string.
@@ -483,7 +496,7 @@ class Engine:
             slot.held = ""
             if cut:
                 slot.generation.events.put(held[:cut])
-            self._finish(slot, "stop", flush=False)
+            self._finish(slot, FinishReason.STOP, flush=False)
             return True
         keep = _longest_stop_prefix(held, stops)
         ready = held[: len(held) - keep]
@@ -493,10 +506,10 @@ class Engine:
         return False
 
     def _finish(
-        self, slot: _Slot, reason: str, *, error: str | None = None, flush: bool = True
+        self, slot: _Slot, reason: FinishReason, *, error: str | None = None, flush: bool = True
     ) -> None:
         generation = slot.generation
-        if flush and reason in {"stop", "length"}:
+        if flush and reason in {FinishReason.STOP, FinishReason.LENGTH}:
             rest = slot.held + slot.decoder.decode(b"", final=True)
             if rest:
                 generation.events.put(rest)

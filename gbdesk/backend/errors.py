@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gbdesk.errors import GbdeskError
+from gbdesk.errors import ExitCode, GbdeskError
 
 
 class ModelLoadError(GbdeskError):
     """The model file is missing, not a GGUF file, damaged, or llama.cpp cannot load it."""
 
-    exit_code = 3
+    exit_code = ExitCode.MODEL_LOAD
 
 
 class PortInUseError(GbdeskError):
     """The backend's port is taken by another program."""
 
-    exit_code = 4
+    exit_code = ExitCode.PORT_IN_USE
 
 
 class BackendStartError(GbdeskError):
     """The backend process exited or did not become healthy in time."""
 
-    exit_code = 5
+    exit_code = ExitCode.BACKEND_START
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gbdesk.backend.errors import ModelLoadError
-from gbdesk.errors import GbdeskError, UsageError
+from gbdesk.errors import ConfigError, GbdeskError, UsageError
+from gbdesk.events import EventChannel, EventType
+from gbdesk.options import (
+    DEFAULT_CTX,
+    DEFAULT_PARALLEL,
+    STARTER,
+    parse_model_ref,
+    serve_options_schema,
+)
+from gbdesk.settings import Settings
 
 if TYPE_CHECKING:
+    from gbdesk.backend.chat_template import ChatTemplate
     from gbdesk.backend.engine import EngineStats
+    from gbdesk.backend.model import LlamaModel
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CTX = 4096  # botserver's template: llm-server-ctx-size,4096
-DEFAULT_PARALLEL = 4
+__all__ = ["DEFAULT_CTX", "DEFAULT_PARALLEL", "ServeOptions", "run_serve"]
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 API_KEY_ENV = "GBDESK_API_KEY"
 
@@ -46,6 +56,21 @@ class ServeOptions:
     alias: str = ""  # the model id clients see; the file name by default
     repack: bool | None = None  # llama.cpp's extra weight layouts; None: see cpu_has_amx
 
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, api_key: str | None = None, **given: object
+    ) -> ServeOptions:
+        """The options for ``settings``, with ``given`` (ServeOptions fields; None means "not
+        given") taking precedence. A missing model means the starter model."""
+        values: dict[str, object] = {}
+        for item in serve_options_schema():
+            assert item.serve_field is not None
+            value = given.get(item.serve_field)
+            values[item.serve_field] = value if value is not None else getattr(settings, item.name)
+        values["model"] = values["model"] or STARTER
+        values["gpu_layers"] = values["gpu_layers"] or "auto"
+        return cls(api_key=api_key, **values)  # type: ignore[arg-type]
+
     def check(self) -> None:
         """Raises:
         UsageError: an option is out of range, or a non-local host has no API key."""
@@ -54,10 +79,17 @@ class ServeOptions:
                 f"listening on {self.host} would let other computers use the model without a key",
                 fix=f"add --api-key KEY (or set {API_KEY_ENV}), or listen on 127.0.0.1",
             )
-        if not 0 <= self.port <= 65535:
-            raise UsageError(f"port {self.port} is not between 0 and 65535", fix="use --port 8081")
-        if self.ctx < 0 or self.parallel < 0 or self.threads < 0 or self.queue_limit < 0:
-            raise UsageError("--ctx, --parallel, --threads and --queue-size cannot be negative")
+        for item in serve_options_schema():
+            if item.kind != "int":
+                continue
+            value = getattr(self, item.serve_field or "")
+            try:
+                item.coerce(value, "the command line")
+            except ConfigError as exc:
+                raise UsageError(
+                    f"{item.flag} {value} is not between {item.minimum} and {item.maximum}",
+                    fix=f"use {item.flag} {item.default}",
+                ) from exc
         if self.gpu_layers != "auto" and not self.gpu_layers.isdigit():
             raise UsageError(
                 f"--gpu-layers must be 'auto' or a number, not {self.gpu_layers!r}",
@@ -92,7 +124,7 @@ def resolve_model(spec: str) -> Path:
         spec.endswith(".gguf") and os.sep in spec and candidate.parent.is_dir()
     ):
         return candidate  # a path (validated, with a clear error, when it is loaded)
-    if spec in {STARTER_ID, "starter"}:
+    if spec in {STARTER_ID, STARTER}:
         return require_starter_model()
     from gbdesk.download.library import ModelLibrary
 
@@ -103,11 +135,11 @@ def resolve_model(spec: str) -> Path:
     from gbdesk.catalog.loader import load_catalog
 
     # A catalogue id, optionally with a quant: "llama-3.2-3b-instruct:Q4_K_M".
-    entry_id, _, quant = spec.partition(":")
-    entry = load_catalog().get(entry_id)
+    ref = parse_model_ref(spec)
+    entry = load_catalog().get(ref.id)
     if entry is not None:
         for model in installed:
-            if model.repo == entry.repo and (not quant or model.quant.upper() == quant.upper()):
+            if model.repo == entry.repo and (not ref.quant or model.quant.upper() == ref.quant):
                 return Path(model.path)
         raise ModelLoadError(
             f"the catalogue model {spec!r} is not downloaded yet",
@@ -173,19 +205,21 @@ def run_serve(
     *,
     stop: threading.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
+    events: EventChannel | None = None,
 ) -> int:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT in the main thread). Returns 0.
+
+    ``events`` gets ``listening``, ``loading`` and ``ready`` (see :mod:`gbdesk.events`).
 
     Raises:
         UsageError: bad options (e.g. a public host without an API key).
         PortInUseError: the port is taken.
         ModelLoadError: the model cannot be found or loaded.
     """
-    from gbdesk.backend.chat_template import ChatTemplate
     from gbdesk.backend.engine import Engine
-    from gbdesk.backend.model import ContextOptions, LlamaModel
     from gbdesk.backend.server import BackendApp, BackendServer
 
+    events = events or EventChannel()
     options.check()
     # The engine thread needs the GIL back as soon as llama_decode returns; HTTP threads must
     # not hold it for the default 5 ms (measured: 4-stream time to first token 128 -> 56 ms).
@@ -199,22 +233,10 @@ def run_serve(
     log.info("listening on %s (key required: %s)", url, "yes" if options.api_key else "no")
     restore = _install_signal_handlers(stop)
     engine = None
+    events.emit(EventType.LISTENING, url=url)
     try:
-        model = LlamaModel(
-            resolved.model_path,
-            ContextOptions(
-                n_ctx=resolved.n_ctx,
-                parallel=resolved.parallel,
-                gpu_layers=resolved.gpu_layers,
-                threads=resolved.threads,
-                repack=options.repack,
-            ),
-        )
-        template = ChatTemplate(
-            model.metadata.get("tokenizer.chat_template"),
-            bos_token=model.token_text(model.metadata.get("tokenizer.ggml.bos_token_id")),
-            eos_token=model.token_text(model.metadata.get("tokenizer.ggml.eos_token_id")),
-        )
+        events.emit(EventType.LOADING, model=str(resolved.model_path))
+        model, template = _load_model(resolved, repack=options.repack)
         engine = Engine(model, queue_limit=options.queue_limit)
         app.attach(engine, template)
         log.info(
@@ -225,6 +247,13 @@ def run_serve(
             model.n_ctx_slot,
             resolved.gpu_layers,
             resolved.threads,
+        )
+        events.emit(
+            EventType.READY,
+            url=url,
+            model_id=resolved.model_id,
+            n_ctx=model.n_ctx,
+            parallel=model.parallel,
         )
         if on_ready is not None:
             on_ready(url)
@@ -259,6 +288,35 @@ def _record_speed(resolved: ResolvedSettings, stats: EngineStats) -> None:
         )
     except (GbdeskError, OSError, ValueError) as exc:
         log.warning("could not keep the measured speed of %s: %s", resolved.model_path, exc)
+
+
+def _load_model(
+    resolved: ResolvedSettings, *, repack: bool | None
+) -> tuple[LlamaModel, ChatTemplate]:
+    """The llama.cpp model and its chat template.
+
+    Raises:
+        ModelLoadError: the file is not a loadable GGUF.
+    """
+    from gbdesk.backend.chat_template import ChatTemplate
+    from gbdesk.backend.model import ContextOptions, LlamaModel
+
+    model = LlamaModel(
+        resolved.model_path,
+        ContextOptions(
+            n_ctx=resolved.n_ctx,
+            parallel=resolved.parallel,
+            gpu_layers=resolved.gpu_layers,
+            threads=resolved.threads,
+            repack=repack,
+        ),
+    )
+    template = ChatTemplate(
+        model.metadata.get("tokenizer.chat_template"),
+        bos_token=model.token_text(model.metadata.get("tokenizer.ggml.bos_token_id")),
+        eos_token=model.token_text(model.metadata.get("tokenizer.ggml.eos_token_id")),
+    )
+    return model, template
 
 
 def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

@@ -1,39 +1,74 @@
-"""Run `gbdesk serve` as a child process: start, wait for health, stop, restart after a crash.
+"""Run `gbdesk serve` as a child process: start, wait until ready, stop, restart after a crash.
 
-Used by the CLI and the GUI (which adapts the state callback to a Qt signal). The child's output
-goes to a log file; when it exits early, its last ``error:`` line (a taken port, a model that
-fails to load) becomes the :class:`BackendStartError` message.
+Used by the CLI and the GUI (which adapts the state callback to a Qt signal). The child runs with
+``--events``: it writes JSON-lines events (:mod:`gbdesk.events`) on its stdout, which this module
+reads on a thread (``loading``, ``ready``, and a typed ``error`` before it exits: a taken port, a
+model that fails to load); its stderr (logs, native output) goes to the log file. Nothing here
+parses the child's prose.
 """
 
 from __future__ import annotations
 
-import enum
-import json
 import logging
 import os
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gbdesk.backend.botserver_link import backend_url
 from gbdesk.backend.errors import BackendStartError
 from gbdesk.backend.serve import API_KEY_ENV, ServeOptions
+from gbdesk.enums import StrEnum
+from gbdesk.errors import GbdeskError
+from gbdesk.events import EVENTS_FLAG, EventType, decode
+from gbdesk.options import serve_argv
 
 log = logging.getLogger(__name__)
 
 
-class BackendState(enum.Enum):
+class BackendState(StrEnum):
+    """The one vocabulary of the backend's life, for the core and the GUI alike."""
+
     STOPPED = "stopped"
-    STARTING = "starting"  # process started, model loading
-    READY = "ready"  # /health answers 200
+    STARTING = "starting"  # process started, port not bound yet
+    LOADING = "loading"  # port bound (/health says 503), the model loads
+    READY = "ready"  # serving requests
     STOPPING = "stopping"
     CRASHED = "crashed"  # exited on its own; a restart may follow
+    RESTARTING = "restarting"  # started again after a crash
     FAILED = "failed"  # could not start, or crashed too often
+
+    @property
+    def running(self) -> bool:
+        """A backend process exists (or is about to)."""
+        return self in _RUNNING
+
+    @property
+    def busy(self) -> bool:
+        """On its way to another state (starting, loading, restarting, stopping)."""
+        return self in _BUSY
+
+
+_RUNNING = frozenset(
+    {
+        BackendState.STARTING,
+        BackendState.LOADING,
+        BackendState.READY,
+        BackendState.CRASHED,
+        BackendState.RESTARTING,
+    }
+)
+_BUSY = frozenset(
+    {
+        BackendState.STARTING,
+        BackendState.LOADING,
+        BackendState.RESTARTING,
+        BackendState.STOPPING,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +77,7 @@ class BackendStatus:
     url: str
     pid: int | None
     restarts: int
-    error: str | None
+    error: GbdeskError | None  # why it failed or crashed, as the child reported it
     log_file: str
 
 
@@ -57,39 +92,7 @@ def serve_command(options: ServeOptions) -> list[str]:
     """
     from gbdesk.bundle import gbdesk_command
 
-    command = [*gbdesk_command(), "serve", "--model", options.model, "--host", options.host]
-    command += ["--port", str(options.port), "--gpu-layers", options.gpu_layers]
-    command += ["--queue-size", str(options.queue_limit)]
-    for flag, value in (
-        ("--ctx", options.ctx),
-        ("--parallel", options.parallel),
-        ("--threads", options.threads),
-    ):
-        if value:
-            command += [flag, str(value)]
-    if options.alias:
-        command += ["--alias", options.alias]
-    if options.repack is not None:
-        command.append("--repack" if options.repack else "--no-repack")
-    return command
-
-
-def last_error(log_file: Path, *, max_bytes: int = 16384) -> str | None:
-    """The child's last ``error:`` message (with its ``fix:`` line) from the log's tail."""
-    try:
-        with open(log_file, "rb") as handle:
-            handle.seek(max(0, log_file.stat().st_size - max_bytes))
-            tail = handle.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    for index in range(len(tail) - 1, -1, -1):
-        if tail[index].startswith("error: "):
-            message = tail[index][len("error: ") :]
-            following = tail[index + 1].strip() if index + 1 < len(tail) else ""
-            return f"{message} ({following})" if following.startswith("fix:") else message
-    if any("Traceback" in line for line in tail):
-        return tail[-1]
-    return None
+    return [*gbdesk_command(), "serve", *serve_argv(asdict(options)), EVENTS_FLAG]
 
 
 class BackendSupervisor:
@@ -119,9 +122,11 @@ class BackendSupervisor:
         self.max_restarts = max_restarts
         self.health_timeout = health_timeout
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
         self._process: subprocess.Popen[bytes] | None = None
         self._state = BackendState.STOPPED
-        self._error: str | None = None
+        self._error: GbdeskError | None = None
+        self._reader: threading.Thread | None = None
         self.restarts = 0
         self._stopping = False
         self._watcher: threading.Thread | None = None
@@ -141,7 +146,7 @@ class BackendSupervisor:
             )
 
     def start(self, *, wait: bool = True) -> BackendStatus:
-        """Start the child; with ``wait``, return once /health answers 200.
+        """Start the child; with ``wait``, return once it says it is ready.
 
         Raises:
             BackendStartError: the child exited (bad model, taken port...) or stayed unhealthy.
@@ -156,27 +161,32 @@ class BackendSupervisor:
             self.wait_ready()
         return self.status()
 
-    def wait_ready(self, timeout: float | None = None) -> None:
-        """Block until /health is 200.
+    def wait_ready(
+        self, timeout: float | None = None, *, cancel: threading.Event | None = None
+    ) -> None:
+        """Block until the child says ``ready`` (or, quietly, until ``cancel`` is set).
 
         Raises:
             BackendStartError: the child exited first, or ``timeout`` passed.
         """
         deadline = time.monotonic() + (timeout or self.health_timeout)
-        while time.monotonic() < deadline:
-            with self._lock:
+        exited = False
+        with self._changed:
+            while time.monotonic() < deadline:
                 process = self._process
-            if process is None or process.poll() is not None:
-                self._fail_start(process)
-            if self._healthy():
-                self._set_state(BackendState.READY)
-                return
-            time.sleep(0.1)
+                if process is None or process.poll() is not None:
+                    exited = True
+                    break
+                if self._state is BackendState.READY or (cancel and cancel.is_set()):
+                    return
+                self._changed.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        if exited:
+            self._fail_start(process)
         message = f"the backend did not become ready within {timeout or self.health_timeout:.0f} s"
         self.stop()
-        self._error = message
+        self._error = BackendStartError(message, fix=f"see the log: {self.log_file}")
         self._set_state(BackendState.FAILED)
-        raise BackendStartError(message, fix=f"see the log: {self.log_file}")
+        raise self._error
 
     def stop(self, *, timeout: float = 10.0) -> None:
         """Ask the child to exit (SIGTERM), kill it after ``timeout`` seconds."""
@@ -209,36 +219,74 @@ class BackendSupervisor:
             env[API_KEY_ENV] = self.options.api_key
         env["PYTHONUNBUFFERED"] = "1"
         with open(self.log_file, "ab") as log_handle:
-            self._process = subprocess.Popen(
+            process = subprocess.Popen(
                 serve_command(self.options),
                 stdin=subprocess.DEVNULL,
-                stdout=log_handle,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE,
+                stderr=log_handle,
                 env=env,
             )
-        log.info("backend started (pid %d), log in %s", self._process.pid, self.log_file)
-        self._set_state(BackendState.STARTING)
+        self._process = process
+        log.info("backend started (pid %d), log in %s", process.pid, self.log_file)
+        self._set_state(BackendState.RESTARTING if self.restarts else BackendState.STARTING)
+        self._reader = threading.Thread(
+            target=self._read_events, args=(process,), name="gbdesk-backend-events", daemon=True
+        )
+        self._reader.start()
         self._watcher = threading.Thread(
-            target=self._watch, args=(self._process,), name="gbdesk-backend-watch", daemon=True
+            target=self._watch, args=(process,), name="gbdesk-backend-watch", daemon=True
         )
         self._watcher.start()
+
+    def _read_events(self, process: subprocess.Popen[bytes]) -> None:
+        """Turn the child's events into states; a stray line of output goes to the log."""
+        assert process.stdout is not None
+        with process.stdout, open(self.log_file, "ab") as log_handle:
+            for line in process.stdout:
+                event = decode(line)
+                if event is None:
+                    log_handle.write(line)
+                    log_handle.flush()
+                    continue
+                with self._lock:
+                    if process is not self._process:
+                        continue
+                    if event.type is EventType.ERROR:
+                        self._error = event.error
+                    elif event.type is EventType.LOADING and not self._stopping:
+                        self._set_state(BackendState.LOADING)
+                    elif event.type is EventType.READY and not self._stopping:
+                        self._set_state(BackendState.READY)
+
+    def _child_error(self, process: subprocess.Popen[bytes] | None) -> GbdeskError:
+        """The error the child reported before it exited, once its events are all read."""
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout=5)
+        code = process.poll() if process else None
+        with self._lock:
+            if self._error is not None:
+                return self._error
+        return GbdeskError(f"the backend exited with status {code}")
 
     def _watch(self, process: subprocess.Popen[bytes]) -> None:
         """Restart a backend that was ready and then exited on its own."""
         code = process.wait()
+        error = self._child_error(process)
         with self._lock:
             if self._stopping or process is not self._process:
                 return
             was_ready = self._state is BackendState.READY
-            self._error = last_error(self.log_file) or f"the backend exited with status {code}"
             if not was_ready:
                 return  # start() / wait_ready() report it
+            self._error = error
+            log.warning("backend exited with status %s: %s", code, error.message)
             self._set_state(BackendState.CRASHED)
             if self.restarts >= self.max_restarts:
                 self._set_state(BackendState.FAILED)
                 return
             self.restarts += 1
-            log.warning("backend exited with status %s; restart %d", code, self.restarts)
+            self._error = None
             self._spawn()
         try:
             self.wait_ready()
@@ -246,27 +294,22 @@ class BackendSupervisor:
             log.exception("backend restart failed")
 
     def _fail_start(self, process: subprocess.Popen[bytes] | None) -> None:
-        code = process.poll() if process else None
-        message = last_error(self.log_file) or f"the backend exited with status {code}"
+        cause = self._child_error(process)
         with self._lock:
-            self._error = message
+            self._error = cause
             self._process = None
             self._set_state(BackendState.FAILED)
         raise BackendStartError(
-            f"the backend could not start: {message}", fix=f"see the log: {self.log_file}"
+            f"the backend could not start: {cause.message}",
+            fix=cause.fix or f"see the log: {self.log_file}",
+            details={"cause": cause.to_json(), "log_file": str(self.log_file)},
         )
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                return response.status == 200 and json.load(response).get("status") == "ok"
-        except (OSError, ValueError, urllib.error.URLError):
-            return False
 
     def _set_state(self, state: BackendState) -> None:
         with self._lock:
             changed = state is not self._state
             self._state = state
+            self._changed.notify_all()
         if changed and self._on_state is not None:
             try:
                 self._on_state(self.status())

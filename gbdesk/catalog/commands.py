@@ -102,8 +102,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_refresh(args: argparse.Namespace) -> int:
+    from gbdesk.app.catalog_refresh import refresh_catalog
     from gbdesk.catalog.loader import load_catalog, user_catalog_path
-    from gbdesk.catalog.refresh import refresh_catalog
 
     changes = refresh_catalog(load_catalog(), args.repo)
     for change in changes:
@@ -160,9 +160,11 @@ def run_plan(args: argparse.Namespace) -> int:
     from gbdesk.catalog.presets import load_presets
     from gbdesk.fit.estimator import estimate_fit
     from gbdesk.fit.layout import layout_from_catalog
+    from gbdesk.options import parse_model_ref
 
-    model_id, _, quant_name = args.model.partition(":")
-    entry = load_catalog().require(model_id)
+    ref = parse_model_ref(args.model)
+    quant_name = ref.quant
+    entry = load_catalog().require(ref.id)
     quants = [entry.quant(quant_name)] if quant_name else list(entry.quants)
     if None in quants:
         raise CatalogError(

@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
+
+from gbdesk.errors import ExitCode
+
+if TYPE_CHECKING:
+    from gbdesk.download.job import Progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,12 +57,14 @@ class _ProgressBar:
         self.last_draw = 0.0
         self.last_tenth = -1
 
-    def __call__(self, progress) -> None:  # a gbdesk.download.job.Progress
+    def __call__(self, progress: Progress) -> None:
+        from gbdesk.download.job import Phase
+
         now = time.monotonic()
         if self.tty and now - self.last_draw < 0.1 and progress.done < progress.total:
             return
         self.last_draw = now
-        if progress.phase == "hash":
+        if progress.phase is Phase.HASH:
             line = f"checking the partial file {progress.filename}: {progress.fraction:4.0%}"
         else:
             width = 30
@@ -108,7 +116,7 @@ def run_download(args: argparse.Namespace) -> int:
                 "stopped; the bytes received are kept: run the same command to resume",
                 file=sys.stderr,
             )
-            return 130
+            return ExitCode.INTERRUPTED
         finally:
             if bar and job.state.finished:
                 bar.end()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from gbdesk.errors import GbdeskError
+from gbdesk.errors import ExitCode, GbdeskError
 
 
 class DownloadError(GbdeskError):
     """A download could not finish."""
 
-    exit_code = 3
+    exit_code = ExitCode.DOWNLOAD
 
 
 class HubAccessDeniedError(DownloadError):
@@ -42,10 +42,10 @@ class ChecksumMismatchError(DownloadError):
 class DownloadInterruptedError(DownloadError):
     """The job was cancelled or paused (not a failure: the partial file is kept)."""
 
-    exit_code = 130
+    exit_code = ExitCode.INTERRUPTED
 
 
 class LibraryError(GbdeskError):
     """A model cannot be imported, found or removed."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE

@@ -25,6 +25,7 @@ from gbdesk.download.transfer import (
     offline_cached,
     resolve_remote,
 )
+from gbdesk.enums import StrEnum
 from gbdesk.errors import GbdeskError
 
 log = logging.getLogger(__name__)
@@ -44,16 +45,21 @@ class JobState(enum.Enum):
         return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.PAUSED)
 
 
+class Phase(StrEnum):
+    """What a download is doing."""
+
+    DOWNLOAD = "download"  # bytes arriving; ``done``/``total`` over all parts
+    HASH = "hash"  # re-reading a partial file before resuming it; ``done``/``total`` of it
+
+
 @dataclass(frozen=True)
 class Progress:
-    """A snapshot of a job's progress.
+    """A snapshot of a job's progress (``phase``: see :class:`Phase`).
 
-    ``phase`` is ``"download"`` (bytes arriving; ``done``/``total`` over all parts), or
-    ``"hash"`` (re-reading a partial file before resuming it; ``done``/``total`` of that file).
     ``speed`` is bytes/s over this run; ``eta`` seconds, None while unknown.
     """
 
-    phase: str
+    phase: Phase
     done: int
     total: int
     speed: float
@@ -255,8 +261,8 @@ class _Meter:
 
     def bind(self, before: int, remote: RemoteFile) -> Callable[[str, int, int], None]:
         def on_file_progress(phase: str, done: int, total: int) -> None:
-            if phase == "hash":
-                self.job._report(Progress("hash", done, total, 0.0, None, remote.filename))
+            if phase == Phase.HASH:
+                self.job._report(Progress(Phase.HASH, done, total, 0.0, None, remote.filename))
             else:
                 self.report(phase, before + done, remote)
 
@@ -267,4 +273,4 @@ class _Meter:
         fresh = max(0, done - self.resumed)
         speed = fresh / elapsed if elapsed > 0 else 0.0
         eta = (self.total - done) / speed if speed > 0 else None
-        self.job._report(Progress(phase, done, self.total, speed, eta, remote.filename))
+        self.job._report(Progress(Phase(phase), done, self.total, speed, eta, remote.filename))

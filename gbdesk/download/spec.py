@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from gbdesk.errors import UsageError
 from gbdesk.gguf.split import parse_split_name
+from gbdesk.options import DEFAULT_QUANT, parse_model_ref
 
 _REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -54,9 +55,6 @@ def parse_spec(text: str, *, revision: str = "main") -> DownloadSpec:
     return with_split_parts("/".join(parts[:2]), "/".join(parts[2:]), revision)
 
 
-DEFAULT_QUANT = "Q4_K_M"
-
-
 def resolve_spec(text: str, *, revision: str = "main") -> DownloadSpec:
     """``owner/repo/file.gguf``, or a catalogue id with an optional quant (``id[:QUANT]``).
 
@@ -72,8 +70,9 @@ def resolve_spec(text: str, *, revision: str = "main") -> DownloadSpec:
         parse_spec(text)  # raises the usage message for "owner/repo" without a file
     from gbdesk.catalog.loader import load_catalog
 
-    model_id, _, quant_name = text.strip().partition(":")
-    entry = load_catalog().require(model_id)
+    ref = parse_model_ref(text)
+    quant_name = ref.quant
+    entry = load_catalog().require(ref.id)
     wanted = quant_name or DEFAULT_QUANT
     if not quant_name and entry.quant(DEFAULT_QUANT) is None and len(entry.quants) == 1:
         wanted = entry.quants[0].name  # the only quant the catalogue lists

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gbdesk.errors import GbdeskError, UsageError
+from gbdesk.errors import ExitCode, GbdeskError, UsageError
 
 
 class ShardError(GbdeskError):
@@ -16,13 +16,13 @@ class InvalidShardOptionError(UsageError):
 class DatabaseUnavailableError(ShardError):
     """The registry's PostgreSQL cannot be reached or refused the login."""
 
-    exit_code = 3
+    exit_code = ExitCode.DATABASE_UNAVAILABLE
 
 
 class ShardConflictError(ShardError):
     """The shard id, tenant range or tenant already belongs to another node or shard."""
 
-    exit_code = 4
+    exit_code = ExitCode.SHARD_CONFLICT
 
 
 class NotRegisteredError(ShardError):

@@ -255,6 +255,18 @@ def register(
     return registration, created
 
 
+@dataclass(frozen=True)
+class _ShardPlan:
+    """The shard row to write: the requested values over the registered ones, over defaults."""
+
+    shard_id: int
+    region: str
+    datacenter: str
+    low: int
+    high: int
+    stored_connection: str | None  # the encrypted string of an existing row; None: a new shard
+
+
 def _register_locked(
     conn: psycopg.Connection,
     node: NodeDescription,
@@ -262,18 +274,42 @@ def _register_locked(
     connection_string: str,
     paths: AppPaths | None,
 ) -> bool:
+    """Every statement of a registration, under the registry's advisory lock."""
+    registered_shard, shard_id = _claim_shard(conn, node, options)
+    plan = _plan_shard(conn, shard_id, options)
+    _check_overlap(conn, plan)
+    _write_shard(conn, plan, connection_string, paths)
+    _map_tenant(
+        conn,
+        options.tenant_slug or DEFAULT_TENANT_SLUG,
+        shard_id=shard_id,
+        region=plan.region,
+        low=plan.low,
+        high=plan.high,
+    )
+    return _write_node(conn, node, shard_id, exists=registered_shard is not None)
+
+
+def _claim_shard(
+    conn: psycopg.Connection, node: NodeDescription, options: ShardOptions
+) -> tuple[int | None, int]:
+    """(the shard this node is registered as, the shard to register it as).
+
+    Raises:
+        ShardConflictError: this node owns another shard, or another node owns this one.
+    """
     mine = conn.execute(
         "SELECT shard_id FROM gbdesk_nodes WHERE node_id = %s FOR UPDATE", (node.node_id,)
     ).fetchone()
+    registered = int(mine[0]) if mine else None
     shard_id = options.shard_id
     if shard_id is None:
-        shard_id = mine[0] if mine else DEFAULT_SHARD_ID
-    if mine and mine[0] != shard_id:
+        shard_id = registered if registered is not None else DEFAULT_SHARD_ID
+    if registered is not None and registered != shard_id:
         raise ShardConflictError(
-            f"this node is already registered as shard {mine[0]}, not shard {shard_id}",
+            f"this node is already registered as shard {registered}, not shard {shard_id}",
             fix="run `gbdesk shard unregister` first to move it to another shard",
         )
-
     owner = conn.execute(
         "SELECT node_id::text, host_name FROM gbdesk_nodes WHERE shard_id = %s", (shard_id,)
     ).fetchone()
@@ -283,32 +319,60 @@ def _register_locked(
             f"{owner[0]})",
             fix="pick another --shard-id, or unregister that node first",
         )
+    return registered, shard_id
 
-    shard = conn.execute(
-        """SELECT region_code, datacenter, connection_string, min_tenant_id, max_tenant_id
-           FROM shard_config WHERE shard_id = %s FOR UPDATE""",
-        (shard_id,),
-    ).fetchone()
-    region = options.region or (shard[0].strip() if shard else DEFAULT_REGION)
-    datacenter = options.datacenter or (shard[1] if shard else DEFAULT_DATACENTER)
-    low, high = options.tenant_range or (
-        (int(shard[3]), int(shard[4])) if shard else (1, MAX_TENANT_ID)
+
+def _plan_shard(conn: psycopg.Connection, shard_id: int, options: ShardOptions) -> _ShardPlan:
+    from psycopg.rows import dict_row
+
+    shard = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            """SELECT region_code, datacenter, connection_string, min_tenant_id, max_tenant_id
+               FROM shard_config WHERE shard_id = %s FOR UPDATE""",
+            (shard_id,),
+        )
+        .fetchone()
+    )
+    if shard is None:
+        low, high = options.tenant_range or (1, MAX_TENANT_ID)
+        region = options.region or DEFAULT_REGION
+        return _ShardPlan(
+            shard_id, region, options.datacenter or DEFAULT_DATACENTER, low, high, None
+        )
+    low, high = options.tenant_range or (int(shard["min_tenant_id"]), int(shard["max_tenant_id"]))
+    return _ShardPlan(
+        shard_id,
+        options.region or shard["region_code"].strip(),
+        options.datacenter or shard["datacenter"],
+        low,
+        high,
+        shard["connection_string"],
     )
 
+
+def _check_overlap(conn: psycopg.Connection, plan: _ShardPlan) -> None:
+    """Raises:
+    ShardConflictError: the tenant range overlaps another active shard's."""
     overlap = conn.execute(
         """SELECT shard_id, min_tenant_id, max_tenant_id FROM shard_config
            WHERE is_active AND shard_id <> %s AND min_tenant_id <= %s AND max_tenant_id >= %s
            ORDER BY shard_id LIMIT 1""",
-        (shard_id, high, low),
+        (plan.shard_id, plan.high, plan.low),
     ).fetchone()
     if overlap:
         raise ShardConflictError(
-            f"tenant range {low}:{high} overlaps active shard {overlap[0]} "
+            f"tenant range {plan.low}:{plan.high} overlaps active shard {overlap[0]} "
             f"({overlap[1]}:{overlap[2]})",
             fix="pass a --tenant-range that no active shard uses",
         )
 
-    if shard is None:
+
+def _write_shard(
+    conn: psycopg.Connection, plan: _ShardPlan, connection_string: str, paths: AppPaths | None
+) -> None:
+    """Insert the shard row, or update only what changed."""
+    if plan.stored_connection is None:
         conn.execute(
             """INSERT INTO shard_config (shard_id, region_code, datacenter, connection_string,
                    is_primary, is_active, min_tenant_id, max_tenant_id)
@@ -316,68 +380,51 @@ def _register_locked(
                    NOT EXISTS (SELECT 1 FROM shard_config WHERE is_primary AND is_active),
                    true, %s, %s)""",
             (
-                shard_id,
-                region,
-                datacenter,
+                plan.shard_id,
+                plan.region,
+                plan.datacenter,
                 crypto.encrypt(connection_string, paths=paths),
-                low,
-                high,
+                plan.low,
+                plan.high,
             ),
         )
-    else:
-        conn.execute(
-            """UPDATE shard_config SET region_code = %s, datacenter = %s, is_active = true,
-                   min_tenant_id = %s, max_tenant_id = %s
-               WHERE shard_id = %s AND (region_code, datacenter, is_active, min_tenant_id,
-                   max_tenant_id) IS DISTINCT FROM (%s::char(3), %s, true, %s, %s)""",
-            (region, datacenter, low, high, shard_id, region, datacenter, low, high),
-        )
-        # A fresh encryption of the same string differs (random IV): re-encrypt only changes.
-        if _decrypt_or_none(shard[2], paths) != connection_string:
-            conn.execute(
-                "UPDATE shard_config SET connection_string = %s WHERE shard_id = %s",
-                (crypto.encrypt(connection_string, paths=paths), shard_id),
-            )
-
-    _map_tenant(
-        conn,
-        options.tenant_slug or DEFAULT_TENANT_SLUG,
-        shard_id=shard_id,
-        region=region,
-        low=low,
-        high=high,
+        return
+    values = (plan.region, plan.datacenter, plan.low, plan.high)
+    conn.execute(
+        """UPDATE shard_config SET region_code = %s, datacenter = %s, is_active = true,
+               min_tenant_id = %s, max_tenant_id = %s
+           WHERE shard_id = %s AND (region_code, datacenter, is_active, min_tenant_id,
+               max_tenant_id) IS DISTINCT FROM (%s::char(3), %s, true, %s, %s)""",
+        (*values, plan.shard_id, *values),
     )
+    # A fresh encryption of the same string differs (random IV): re-encrypt only changes.
+    if _decrypt_or_none(plan.stored_connection, paths) != connection_string:
+        conn.execute(
+            "UPDATE shard_config SET connection_string = %s WHERE shard_id = %s",
+            (crypto.encrypt(connection_string, paths=paths), plan.shard_id),
+        )
 
+
+def _write_node(
+    conn: psycopg.Connection, node: NodeDescription, shard_id: int, *, exists: bool
+) -> bool:
+    """Insert or refresh this node's row; True when it was inserted."""
     profile = json.dumps(node.hardware_profile, sort_keys=True)
-    if mine:
+    described = (node.host_name, profile, node.llm_url, node.llm_model, node.gbdesk_version)
+    if exists:
         conn.execute(
             """UPDATE gbdesk_nodes SET last_seen_at = NOW(), host_name = %s,
                    hardware_profile = %s::jsonb, llm_url = %s, llm_model = %s,
                    gbdesk_version = %s
                WHERE node_id = %s""",
-            (
-                node.host_name,
-                profile,
-                node.llm_url,
-                node.llm_model,
-                node.gbdesk_version,
-                node.node_id,
-            ),
+            (*described, node.node_id),
         )
         return False
     conn.execute(
         """INSERT INTO gbdesk_nodes (node_id, shard_id, host_name, hardware_profile, llm_url,
                llm_model, gbdesk_version)
            VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s)""",
-        (
-            node.node_id,
-            shard_id,
-            node.host_name,
-            profile,
-            node.llm_url,
-            node.llm_model,
-            node.gbdesk_version,
-        ),
+        (node.node_id, shard_id, *described),
     )
     return True
 
@@ -486,19 +533,25 @@ def status(
     """This node's registration, or None when it is not registered here."""
     if conn.execute("SELECT to_regclass('gbdesk_nodes')").fetchone()[0] is None:
         return None
-    row = conn.execute(
-        """SELECT n.node_id::text, n.shard_id, n.host_name, s.region_code, s.datacenter,
-                  s.is_primary, s.is_active, s.min_tenant_id, s.max_tenant_id,
-                  s.connection_string, n.llm_url, n.llm_model, n.gbdesk_version,
-                  n.registered_at, n.last_seen_at
-           FROM gbdesk_nodes n JOIN shard_config s USING (shard_id)
-           WHERE n.node_id = %s""",
-        (node_id,),
-    ).fetchone()
+    from psycopg.rows import dict_row
+
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            """SELECT n.node_id::text AS node_id, n.shard_id, n.host_name, s.region_code,
+                      s.datacenter, s.is_primary, s.is_active, s.min_tenant_id,
+                      s.max_tenant_id, s.connection_string, n.llm_url, n.llm_model,
+                      n.gbdesk_version, n.registered_at, n.last_seen_at
+               FROM gbdesk_nodes n JOIN shard_config s USING (shard_id)
+               WHERE n.node_id = %s""",
+            (node_id,),
+        )
+        .fetchone()
+    )
     if row is None:
         return None
     try:
-        plain = crypto.decrypt(row[9], paths=paths)
+        plain = crypto.decrypt(row["connection_string"], paths=paths)
         _, password = parse(plain)
         connection = mask(plain, password)
     except (ShardError, InvalidShardOptionError):
@@ -509,7 +562,7 @@ def status(
             """SELECT m.tenant_id, t.slug, t.name, t.external_id::text
                FROM tenant_shard_map m LEFT JOIN tenants t ON t.id = m.tenant_id
                WHERE m.shard_id = %s ORDER BY m.tenant_id""",
-            (row[1],),
+            (row["shard_id"],),
         ).fetchall()
     else:
         tenant_rows = conn.execute(
@@ -517,27 +570,27 @@ def status(
                FROM tenant_shard_map m LEFT JOIN gbdesk_tenant_ids g ON g.tenant_id = m.tenant_id
                LEFT JOIN tenants t ON t.slug = g.slug
                WHERE m.shard_id = %s ORDER BY m.tenant_id""",
-            (row[1],),
+            (row["shard_id"],),
         ).fetchall()
     tenants = tuple(
         {"tenant_id": int(t[0]), "slug": t[1], "name": t[2], "uuid": t[3]} for t in tenant_rows
     )
     return Registration(
-        node_id=row[0],
-        shard_id=int(row[1]),
-        host_name=row[2],
-        region_code=row[3].strip(),
-        datacenter=row[4],
-        is_primary=bool(row[5]),
-        is_active=bool(row[6]),
-        min_tenant_id=int(row[7]),
-        max_tenant_id=int(row[8]),
+        node_id=row["node_id"],
+        shard_id=int(row["shard_id"]),
+        host_name=row["host_name"],
+        region_code=row["region_code"].strip(),
+        datacenter=row["datacenter"],
+        is_primary=bool(row["is_primary"]),
+        is_active=bool(row["is_active"]),
+        min_tenant_id=int(row["min_tenant_id"]),
+        max_tenant_id=int(row["max_tenant_id"]),
         connection=connection,
-        llm_url=row[10],
-        llm_model=row[11],
-        gbdesk_version=row[12],
-        registered_at=row[13],
-        last_seen_at=row[14],
+        llm_url=row["llm_url"],
+        llm_model=row["llm_model"],
+        gbdesk_version=row["gbdesk_version"],
+        registered_at=row["registered_at"],
+        last_seen_at=row["last_seen_at"],
         tenants=tenants,
         tenants_table=kind,
         schema_versions=tuple(applied_versions(conn)),

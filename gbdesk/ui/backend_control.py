@@ -1,50 +1,41 @@
 """The bot backend for the GUI: a Qt adapter around the core supervisor.
 
 :class:`BackendController` owns one :class:`gbdesk.backend.supervisor.BackendSupervisor` (the
-``gbdesk serve`` child process). Starting, waiting for health and stopping run in workers
+``gbdesk serve`` child process). Starting, waiting until ready and stopping run in workers
 (:mod:`gbdesk.ui.workers`); every change reaches the pages as one ``state_changed`` signal
 carrying a :class:`BackendView`:
 
-``stopped`` → ``starting`` (process up, port not answering yet) → ``loading`` (/health says 503
-while the model loads) → ``ready``; ``failed`` carries the child's error message and fix (a taken
-port, a damaged model); ``crashed`` → ``restarting`` → ``ready`` when a ready backend died and
-the supervisor restarts it; ``stopping`` → ``stopped``.
+The phases are the core's :class:`~gbdesk.backend.supervisor.BackendState`: ``stopped`` →
+``starting`` (process up) → ``loading`` (the child's ``loading`` event) → ``ready``; ``failed``
+carries the child's typed error's message and fix (a taken port, a damaged model);
+``crashed`` → ``restarting`` → ``ready`` when a ready backend died and the supervisor restarts it;
+``stopping`` → ``stopped``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from gbdesk.backend.supervisor import BackendState
+from gbdesk.errors import GbdeskError
+from gbdesk.options import STARTER
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 
 log = logging.getLogger(__name__)
 
-STOPPED = "stopped"
-STARTING = "starting"
-LOADING = "loading"
-READY = "ready"
-STOPPING = "stopping"
-FAILED = "failed"
-CRASHED = "crashed"
-RESTARTING = "restarting"
-
-# Phases in which a backend process exists (or is about to).
-RUNNING_PHASES = frozenset({STARTING, LOADING, READY, CRASHED, RESTARTING})
-
 PHASE_TEXT = {
-    STOPPED: "Stopped",
-    STARTING: "Starting…",
-    LOADING: "Loading the model…",
-    READY: "Ready",
-    STOPPING: "Stopping…",
-    FAILED: "Could not start",
-    CRASHED: "Stopped unexpectedly",
-    RESTARTING: "Restarting…",
+    BackendState.STOPPED: "Stopped",
+    BackendState.STARTING: "Starting…",
+    BackendState.LOADING: "Loading the model…",
+    BackendState.READY: "Ready",
+    BackendState.STOPPING: "Stopping…",
+    BackendState.FAILED: "Could not start",
+    BackendState.CRASHED: "Stopped unexpectedly",
+    BackendState.RESTARTING: "Restarting…",
 }
 
 
@@ -52,7 +43,7 @@ PHASE_TEXT = {
 class BackendView:
     """The backend as the pages show it."""
 
-    phase: str
+    phase: BackendState
     url: str = ""  # http://host:port, without /v1
     model: str = ""
     message: str = ""  # what went wrong (failed / crashed)
@@ -62,84 +53,41 @@ class BackendView:
 
     @property
     def text(self) -> str:
-        return PHASE_TEXT.get(self.phase, self.phase)
+        return PHASE_TEXT[self.phase]
 
     @property
     def running(self) -> bool:
-        return self.phase in RUNNING_PHASES
-
-
-def split_error(error: str) -> tuple[str, str]:
-    """The supervisor's "message (fix: ...)" as (message, fix)."""
-    head, sep, tail = error.rpartition(" (fix: ")
-    if sep and tail.endswith(")"):
-        return head, tail[:-1]
-    return error, ""
-
-
-def health_status(url: str, timeout_s: float = 1.0) -> int | None:
-    """The HTTP status of ``url``/health, or None when nothing answers."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout_s) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError):
-        return None
+        return self.phase.running
 
 
 def serve_options(settings: Any, model: str, api_key: str | None) -> Any:
     """The core's ServeOptions from the GUI's settings (0 means "let the estimator choose")."""
     from gbdesk.backend.serve import ServeOptions
 
-    return ServeOptions(
-        model=model,
-        host=settings.backend_host,
-        port=settings.backend_port,
-        ctx=settings.context_length,
-        parallel=settings.parallel,
-        gpu_layers=settings.gpu_layers or "auto",
-        threads=settings.threads,
-        api_key=api_key,
-    )
+    return ServeOptions.from_settings(settings, api_key=api_key, model=model)
 
 
 def start_and_wait(ctx: TaskContext, supervisor: Any) -> Any:
-    """Start the child and wait for /health; reports ``loading`` once the port answers 503.
+    """Start the child and wait until it is ready (the supervisor reports ``loading``).
 
     Raises:
         BackendStartError: the child exited (taken port, bad model) or stayed unhealthy.
     """
-    from gbdesk.backend.supervisor import BackendState
-    from gbdesk.ui.workers import TaskCancelledError
-
     supervisor.start(wait=False)
-    reported_loading = False
-    deadline = time.monotonic() + supervisor.health_timeout
-    while time.monotonic() < deadline:
-        if ctx.cancelled:
-            supervisor.stop()
-            raise TaskCancelledError
-        status = supervisor.status()
-        if status.pid is None or status.state is not BackendState.STARTING:
-            break  # exited (wait_ready reports why) or already ready
-        code = health_status(supervisor.url)
-        if code == 200:
-            break
-        if code == 503 and not reported_loading:
-            reported_loading = True
-            ctx.report(LOADING)
-        ctx.cancel_event.wait(0.1)
     try:
-        supervisor.wait_ready(timeout=max(1.0, deadline - time.monotonic()))
+        supervisor.wait_ready(cancel=ctx.cancel_event)
     finally:
         if ctx.cancelled:  # stopped while it loaded: no child may outlive the request
             supervisor.stop()
     ctx.check_cancelled()
     return supervisor.status()
+
+
+def _reason(error: GbdeskError | None, default: str) -> tuple[str, str]:
+    """(message, fix) of the child's own error."""
+    if error is None:
+        return default, ""
+    return error.message, error.fix or ""
 
 
 class BackendController(QObject):
@@ -154,7 +102,7 @@ class BackendController(QObject):
         self._supervisor: Any = None
         self._task: TaskHandle | None = None
         self._pending_start: str | None = None
-        self._view = BackendView(STOPPED)
+        self._view = BackendView(BackendState.STOPPED)
         self._status_from_thread.connect(self._on_supervisor_status)
 
     # --- what pages read ---------------------------------------------------------------
@@ -167,7 +115,7 @@ class BackendController(QObject):
         return self._view.running
 
     def is_ready(self) -> bool:
-        return self._view.phase == READY
+        return self._view.phase is BackendState.READY
 
     def is_busy(self) -> bool:
         """A start or stop is in progress."""
@@ -188,7 +136,7 @@ class BackendController(QObject):
         settings = self._state.settings
         api_key = self._state.backend_api_key()
         log_file = self._state.backend_log_path()
-        self._set_view(BackendView(STARTING, model=model))
+        self._set_view(BackendView(BackendState.STARTING, model=model))
 
         def work(ctx: TaskContext) -> Any:
             from gbdesk.backend.supervisor import BackendSupervisor
@@ -204,10 +152,9 @@ class BackendController(QObject):
         self._task = run_task(
             "start the backend",
             work,
-            on_progress=self._on_progress,
             on_done=self._on_started,
             on_failed=self._on_start_failed,
-            on_cancelled=lambda: self._set_view(BackendView(STOPPED)),
+            on_cancelled=lambda: self._set_view(BackendView(BackendState.STOPPED)),
             on_finished=self._on_task_finished,
         )
 
@@ -219,13 +166,13 @@ class BackendController(QObject):
             return
         supervisor = self._supervisor
         if supervisor is None:
-            self._set_view(BackendView(STOPPED))
+            self._set_view(BackendView(BackendState.STOPPED))
             return
-        self._set_view(replace(self._view, phase=STOPPING))
+        self._set_view(replace(self._view, phase=BackendState.STOPPING))
         self._task = run_task(
             "stop the backend",
             lambda _ctx: supervisor.stop(),
-            on_done=lambda _result: self._set_view(BackendView(STOPPED)),
+            on_done=lambda _result: self._set_view(BackendView(BackendState.STOPPED)),
             on_failed=self._on_start_failed,
             on_finished=self._on_task_finished,
         )
@@ -248,21 +195,17 @@ class BackendController(QObject):
         if supervisor is not None:
             supervisor.stop()
         self._supervisor = None
-        self._set_view(BackendView(STOPPED))
+        self._set_view(BackendView(BackendState.STOPPED))
 
     # --- internals -----------------------------------------------------------------------
 
     def _model(self) -> str:
-        return self._state.settings.model or "starter"
+        return self._state.settings.model or STARTER
 
     def _set_view(self, view: BackendView) -> None:
         if view != self._view:
             self._view = view
             self.state_changed.emit(view)
-
-    def _on_progress(self, phase: str) -> None:
-        if self._view.phase == STARTING:
-            self._set_view(replace(self._view, phase=phase))
 
     def _on_started(self, status: Any) -> None:
         self._set_view(self._view_of(status))
@@ -270,10 +213,10 @@ class BackendController(QObject):
     def _on_start_failed(self, message: str, fix: str) -> None:
         supervisor = self._supervisor
         error = supervisor.status().error if supervisor is not None else None
-        if error:  # the child's own message and fix (a taken port, a damaged model)
-            message, child_fix = split_error(error)
-            fix = child_fix or fix
-        self._set_view(replace(self._view, phase=FAILED, message=message, fix=fix, pid=None))
+        if error is not None:  # the child's own message and fix (a taken port, a damaged model)
+            message, fix = error.message, error.fix or fix
+        failed = replace(self._view, phase=BackendState.FAILED, message=message, fix=fix, pid=None)
+        self._set_view(failed)
 
     def _on_task_finished(self) -> None:
         self._task = None
@@ -282,25 +225,31 @@ class BackendController(QObject):
             self.start(pending)
 
     def _on_supervisor_status(self, status: Any) -> None:
-        """State changes the supervisor makes on its own: a crash and its restart."""
-        from gbdesk.backend.supervisor import BackendState
-
+        """State changes the supervisor makes on its own: loading, a crash and its restart."""
+        if status.state is BackendState.LOADING:
+            if self._view.phase in {BackendState.STARTING, BackendState.RESTARTING}:
+                self._set_view(replace(self._view, phase=BackendState.LOADING))
+            return
         if self._task is not None:
             return  # a start or stop in progress reports its own outcome
         if status.state is BackendState.CRASHED:
-            message, fix = split_error(status.error or "the backend exited")
-            self._set_view(replace(self._view, phase=CRASHED, message=message, fix=fix))
-        elif status.state is BackendState.STARTING and status.restarts:
-            self._set_view(replace(self._view, phase=RESTARTING, restarts=status.restarts))
+            message, fix = _reason(status.error, "the backend exited")
+            self._set_view(
+                replace(self._view, phase=BackendState.CRASHED, message=message, fix=fix)
+            )
+        elif status.state is BackendState.RESTARTING:
+            self._set_view(
+                replace(self._view, phase=BackendState.RESTARTING, restarts=status.restarts)
+            )
         elif status.state is BackendState.READY:
             self._set_view(self._view_of(status))
         elif status.state is BackendState.FAILED:
-            message, fix = split_error(status.error or "the backend could not restart")
-            self._set_view(replace(self._view, phase=FAILED, message=message, fix=fix))
+            message, fix = _reason(status.error, "the backend could not restart")
+            self._set_view(replace(self._view, phase=BackendState.FAILED, message=message, fix=fix))
 
     def _view_of(self, status: Any) -> BackendView:
         return BackendView(
-            READY,
+            BackendState.READY,
             url=status.url,
             model=self._view.model,
             pid=status.pid,

@@ -5,20 +5,24 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from gbdesk.ui.backend_control import FAILED, READY, BackendView
+from gbdesk.backend.supervisor import BackendState
+from gbdesk.ui.backend_control import BackendView
 from gbdesk.ui.theme import current_palette
 from gbdesk.ui.widgets import Banner, primary_button
 
 # Palette colour of the status dot per phase (anything else: muted).
-_PHASE_COLOURS = {READY: "success", FAILED: "error", "crashed": "error"}
-_BUSY_PHASES = {"starting", "loading", "restarting", "stopping"}
+_PHASE_COLOURS = {
+    BackendState.READY: "success",
+    BackendState.FAILED: "error",
+    BackendState.CRASHED: "error",
+}
 
 
-def phase_colour(phase: str) -> str:
+def phase_colour(phase: BackendState) -> str:
     palette = current_palette()
     if phase in _PHASE_COLOURS:
         return getattr(palette, _PHASE_COLOURS[phase])
-    return palette.warning if phase in _BUSY_PHASES else palette.muted
+    return palette.warning if phase.busy else palette.muted
 
 
 class BackendStatusLabel(QLabel):
@@ -32,7 +36,7 @@ class BackendStatusLabel(QLabel):
 
     def show_view(self, view: BackendView) -> None:
         parts = [view.text]
-        if view.phase == READY:
+        if view.phase is BackendState.READY:
             parts.append(view.url)
         if view.model:
             parts.append(view.model.replace("\\", "/").rsplit("/", 1)[-1])
@@ -60,10 +64,10 @@ class BackendNotice(QWidget):
         self._backend.start()
 
     def show_view(self, view: BackendView) -> None:
-        if view.phase == READY:
+        if view.phase is BackendState.READY:
             self.hide()
             return
-        if view.phase in (FAILED, "crashed"):
+        if view.phase in {BackendState.FAILED, BackendState.CRASHED}:
             self.banner.show_message(f"The bot backend stopped: {view.message}", view.fix)
         elif view.running or view.phase == "stopping":
             self.banner.show_message(f"The bot backend: {view.text}", level="info")
@@ -74,6 +78,6 @@ class BackendNotice(QWidget):
                 "Models page)",
                 level="warning",
             )
-        self.start_button.setEnabled(not view.running and view.phase != "stopping")
+        self.start_button.setEnabled(not view.running and view.phase is not BackendState.STOPPING)
         if self.parentWidget() is not None:  # never a window of its own
             self.show()

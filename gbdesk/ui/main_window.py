@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gbdesk.backend.supervisor import BackendState
 from gbdesk.ui.resources_access import app_icon, icon
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
@@ -206,7 +207,7 @@ class MainWindow(QMainWindow):
         self.tray_backend_action.setText(
             "Stop the backend" if view.running else "Start the backend"
         )
-        self.tray_backend_action.setEnabled(view.phase != "stopping")
+        self.tray_backend_action.setEnabled(view.phase is not BackendState.STOPPING)
 
     def _toggle_backend(self) -> None:
         backend = self.state.backend

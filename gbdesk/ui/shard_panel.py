@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gbdesk.ui.shard_actions import ShardResult, register_this_node
+from gbdesk.app.shard_actions import ShardResult, register_this_node
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, choose_env_file, muted, primary_button
 from gbdesk.ui.workers import TaskHandle, run_task

@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from gbdesk.backend.supervisor import BackendState
 from gbdesk.errors import GbdeskError
 from gbdesk.paths import app_paths
 from gbdesk.settings import Settings, load_settings, save_settings
@@ -59,12 +60,9 @@ class AppState(QObject):
 
     def backend_base_url(self) -> str:
         """The OpenAI-compatible base URL of the local backend (…/v1)."""
-        host = self._settings.backend_host
-        if host in {"", "0.0.0.0", "::"}:  # listening everywhere: talk to it locally
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self._settings.backend_port}/v1"
+        from gbdesk.backend.botserver_link import backend_url
+
+        return backend_url(self._settings.backend_host, self._settings.backend_port) + "/v1"
 
     def backend_api_key(self) -> str | None:
         """The backend's API key when one is set (required off 127.0.0.1)."""
@@ -105,7 +103,7 @@ class AppState(QObject):
             self.heartbeat.start()
 
     def _follow_backend(self, view: Any) -> None:
-        if view.phase == "ready":
+        if view.phase is BackendState.READY:
             self.heartbeat.start()
         elif not view.running and self._heartbeat is not None:
             self._heartbeat.stop()

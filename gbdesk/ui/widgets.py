@@ -20,10 +20,12 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSizePolicy,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from gbdesk.options import option
 from gbdesk.ui.theme import current_palette
 
 SPACING = 12
@@ -100,6 +102,28 @@ def section_title(text: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName("SectionTitle")
     return label
+
+
+def option_spin(
+    name: str, value: int, *, minimum: int | None = None, automatic: bool = True
+) -> QSpinBox:
+    """A spin box for the integer setting ``name``: range, tooltip and "Automatic" (0) from
+    :mod:`gbdesk.options`. ``minimum`` raises the schema's floor (the wizard asks for a real
+    number of chats, a port above the privileged ones); ``automatic=False`` drops the 0 choice.
+    """
+    item = option(name)
+    low = item.minimum if item.minimum is not None else 0
+    if minimum is not None:
+        low = max(low, minimum)
+    elif not automatic and item.auto_text and low == 0:
+        low = 1
+    spin = QSpinBox()
+    spin.setRange(low, item.maximum if item.maximum is not None else 2**31 - 1)
+    if item.auto_text and low == 0:
+        spin.setSpecialValueText(item.auto_text)
+    spin.setToolTip(item.help)
+    spin.setValue(value)
+    return spin
 
 
 def primary_button(text: str) -> QPushButton:

@@ -63,8 +63,9 @@ def test_start_health_crash_restart_stop(starter_model: Path, tmp_path: Path) ->
     assert supervisor.status().state is BackendState.STOPPED
     assert supervisor.status().pid is None
     seen = [s.state for s in states]
-    assert seen[:2] == [BackendState.STARTING, BackendState.READY]
+    assert seen[:3] == [BackendState.STARTING, BackendState.LOADING, BackendState.READY]
     assert BackendState.CRASHED in seen
+    assert seen.index(BackendState.RESTARTING) > seen.index(BackendState.CRASHED)
     assert seen[-2:] == [BackendState.STOPPING, BackendState.STOPPED]
     log_text = (tmp_path / "backend.log").read_text()
     assert "sk-supervised-key-123" not in log_text
@@ -91,6 +92,11 @@ def test_corrupt_model_is_reported(tmp_path: Path) -> None:
         supervisor.start()
     assert "Traceback" not in (tmp_path / "b.log").read_text()
     assert "broken.gguf" in caught.value.message
+    # The child's own typed error travelled as JSON, class and fix included.
+    cause = caught.value.details["cause"]
+    assert cause["kind"] == "ModelLoadError" and cause["exit_code"] == 3
+    assert supervisor.status().error is not None
+    assert type(supervisor.status().error).__name__ == "ModelLoadError"
 
 
 def test_the_child_command_runs_gbdesk_itself_in_an_installed_bundle(monkeypatch) -> None:
@@ -100,6 +106,7 @@ def test_the_child_command_runs_gbdesk_itself_in_an_installed_bundle(monkeypatch
 
     options = ServeOptions(model="/models/m.gguf", port=8123)
     assert serve_command(options)[:4] == [sys.executable, "-m", "gbdesk", "serve"]
+    assert serve_command(options)[-1] == "--events"  # typed events, not prose, come back
     # In a PyInstaller bundle sys.executable is gbdesk's own program, not a Python.
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     command = serve_command(options)

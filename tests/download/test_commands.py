@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gbdesk.cli import main
+from gbdesk.errors import ExitCode
 from tests.download.conftest import FILENAME, REPO
 from tests.support.hub_server import HubServer
 
@@ -36,7 +37,7 @@ def test_download_then_list_and_remove(
 def test_download_failures_exit_non_zero_with_a_fix(
     hub: HubServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["download", f"{REPO}/missing.gguf"]) == 3
+    assert main(["download", f"{REPO}/missing.gguf"]) == ExitCode.DOWNLOAD
     err = capsys.readouterr().err
     assert "error: " in err and "has no file 'missing.gguf'" in err and "fix: " in err
     assert main(["download", "just-a-name/"]) == 2
@@ -54,7 +55,7 @@ def test_gated_download_via_the_stored_token(
     hub_server.add_repo("test-org/gated", gated_token=secret)
     hub_server.add_file("test-org/gated", FILENAME, starter_model)
 
-    assert main(["download", "--quiet", f"test-org/gated/{FILENAME}"]) == 3
+    assert main(["download", "--quiet", f"test-org/gated/{FILENAME}"]) == ExitCode.DOWNLOAD
     assert "accept the licence at" in capsys.readouterr().err
 
     monkeypatch.setattr("sys.stdin", io.StringIO(secret + "\n"))

@@ -14,6 +14,7 @@ import pytest
 
 from gbdesk.botserver import read_env_file
 from gbdesk.cli import main
+from gbdesk.errors import ExitCode
 from gbdesk.paths import app_paths
 from tests.shard.helpers import DISTINCT_PASSWORD, free_port
 
@@ -105,7 +106,7 @@ def test_database_down_is_a_clear_error_and_writes_nothing(
     env_file = tmp_path / ".env"
     url = f"postgresql://bot:{DISTINCT_PASSWORD}@127.0.0.1:{port}/botserver"
     code = main(["-v", "shard", "register", "--database-url", url, "--env-file", str(env_file)])
-    assert code == 3
+    assert code == ExitCode.DATABASE_UNAVAILABLE
     err = capsys.readouterr().err
     assert f"cannot connect to PostgreSQL at 127.0.0.1:{port}" in err
     assert "Connection refused" in err and "fix:" in err
@@ -120,7 +121,10 @@ def test_wrong_password_is_a_clear_error_and_writes_nothing(
     caplog.set_level(logging.DEBUG, logger="gbdesk")
     wrong = "Wrong-pw-7Qz"
     bad_url = fresh_db.replace(DISTINCT_PASSWORD, wrong)
-    assert main(["-v", "shard", "register", "--database-url", bad_url]) == 3
+    assert (
+        main(["-v", "shard", "register", "--database-url", bad_url])
+        == ExitCode.DATABASE_UNAVAILABLE
+    )
     err = capsys.readouterr().err
     assert "password authentication failed" in err
     assert "check the user name and password" in err
@@ -160,7 +164,7 @@ def test_a_database_that_never_answers_times_out(
     silent_server: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"postgresql://bot:{DISTINCT_PASSWORD}@127.0.0.1:{silent_server}/botserver"
-    assert main(["shard", "register", "--database-url", url]) == 3
+    assert main(["shard", "register", "--database-url", url]) == ExitCode.DATABASE_UNAVAILABLE
     err = capsys.readouterr().err
     assert f"127.0.0.1:{silent_server}" in err and "timeout" in err
     assert DISTINCT_PASSWORD not in err

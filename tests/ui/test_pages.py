@@ -70,6 +70,34 @@ def test_settings_page_saves_and_masks_the_token(qtbot, state) -> None:
     assert "--background" in autostart_file().read_text()
 
 
+def test_settings_page_reaches_every_backend_option_with_the_schema_ranges(
+    qtbot, qapp, monkeypatch
+) -> None:
+    from gbdesk.options import option
+    from gbdesk.settings import load_settings
+    from gbdesk.ui.pages.settings import SettingsPage
+    from gbdesk.ui.state import AppState
+
+    monkeypatch.setenv("GBDESK_BACKEND_PORT", "9999")  # an override the page must not save
+    state = AppState()  # reads the settings with the environment, as the app does
+    assert state.settings.backend_port == 9999
+    page = SettingsPage(state)
+    qtbot.addWidget(page)
+    assert page.parallel.maximum() == option("parallel").maximum
+    assert page.parallel.specialValueText() == "Automatic"
+    assert page.queue_limit.toolTip() == option("queue_limit").help
+    page.queue_limit.setValue(48)
+    page.alias.setText("my-bot")
+    page.repack.setCurrentIndex(page.repack.findData(False))
+    page.save()
+    assert page.banner.level == "success", page.banner.text()
+    monkeypatch.delenv("GBDESK_BACKEND_PORT")
+    saved = load_settings()
+    assert (saved.queue_limit, saved.alias, saved.repack) == (48, "my-bot", False)
+    assert saved.backend_port != 9999
+    state.shutdown()
+
+
 def test_logs_page_tails_the_log(qtbot, state) -> None:
     import logging
 
@@ -93,7 +121,7 @@ def test_logs_page_tails_the_log(qtbot, state) -> None:
 
 
 def test_conversations_survive_a_restart(tmp_path) -> None:
-    from gbdesk.ui.chat_store import ChatMessage, Conversation, ConversationStore
+    from gbdesk.app.chat_store import ChatMessage, Conversation, ConversationStore
 
     store = ConversationStore(tmp_path)
     conversation = Conversation.new("hello")

@@ -1,6 +1,6 @@
 """Chat: conversations with the local backend, streamed, rendered as markdown, kept on disk.
 
-Replies stream in a worker (see :mod:`gbdesk.ui.chat_client`); the transcript is re-rendered at
+Replies stream in a worker (see :mod:`gbdesk.app.chat_client`); the transcript is re-rendered at
 most every 40 ms while tokens arrive, so a fast model cannot flood the event loop.
 Ctrl+Enter sends, Esc stops.
 """
@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gbdesk.ui.chat_client import stream_chat
-from gbdesk.ui.chat_store import ChatMessage, Conversation, ConversationStore
+from gbdesk.app.chat_client import stream_chat
+from gbdesk.app.chat_store import ChatMessage, Conversation, ConversationStore
 from gbdesk.ui.resources_access import icon
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette

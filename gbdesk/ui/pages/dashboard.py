@@ -9,7 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QPushButton, QWidget
 
-from gbdesk.ui.backend_control import READY, BackendView
+from gbdesk.backend.supervisor import BackendState
+from gbdesk.ui.backend_control import BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
@@ -118,14 +119,14 @@ class DashboardPage(QWidget):
         self.state.backend.start()
 
     def _on_backend(self, view: BackendView) -> None:
-        busy = view.phase in {"starting", "loading", "restarting", "stopping"}
+        busy = view.phase.busy
         self.start_button.setEnabled(not view.running and not busy)
-        self.stop_button.setEnabled(view.running and view.phase != "stopping")
-        if view.phase in {"failed", "crashed"}:
+        self.stop_button.setEnabled(view.running and view.phase is not BackendState.STOPPING)
+        if view.phase in {BackendState.FAILED, BackendState.CRASHED}:
             self.backend_banner.show_message(view.message, view.fix)
         else:
             self.backend_banner.clear()
-        if view.phase != READY:
+        if view.phase is not BackendState.READY:
             for tile in (self.tokens_tile, self.requests_tile, self.queue_tile):
                 tile.set_value("-")
         elif self.isVisible():
@@ -135,7 +136,7 @@ class DashboardPage(QWidget):
         """Read the backend's /metrics in a worker (only while it is ready)."""
         if self._metrics_busy or not self.state.backend.is_ready():
             return
-        from gbdesk.ui.backend_metrics import fetch_metrics
+        from gbdesk.app.metrics import fetch_metrics
 
         self._metrics_busy = True
         url = self.state.backend.view.url

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
-from gbdesk.ui.shard_actions import (
+from gbdesk.app.shard_actions import (
     ShardResult,
     heartbeat,
     registration_status,

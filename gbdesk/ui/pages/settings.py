@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QWidget,
 )
 
 from gbdesk.errors import GbdeskError
+from gbdesk.options import OPTIONS, option
 from gbdesk.paths import app_paths
+from gbdesk.settings import Settings
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, Card, muted, page_layout, primary_button
+from gbdesk.ui.widgets import Banner, Card, muted, option_spin, page_layout, primary_button
 
 
 class SettingsPage(QWidget):
@@ -69,18 +71,26 @@ class SettingsPage(QWidget):
         form = QFormLayout()
         form.setHorizontalSpacing(16)
         form.setVerticalSpacing(10)
-        self.port = QSpinBox()
-        self.port.setRange(1024, 65535)
+        self.port = option_spin("backend_port", 8081, minimum=1024)
         form.addRow("Port", self.port)
-        self.context = QSpinBox()
-        self.context.setRange(0, 1_048_576)
+        self.context = option_spin("context_length", 0)
         self.context.setSingleStep(1024)
-        self.context.setSpecialValueText("Automatic")
         form.addRow("Context length (tokens)", self.context)
-        self.parallel = QSpinBox()
-        self.parallel.setRange(0, 64)
-        self.parallel.setSpecialValueText("Automatic")
+        self.parallel = option_spin("parallel", 0)
         form.addRow("Parallel chats", self.parallel)
+        self.threads = option_spin("threads", 0)
+        form.addRow("CPU threads", self.threads)
+        self.queue_limit = option_spin("queue_limit", 16)
+        form.addRow("Waiting requests", self.queue_limit)
+        self.alias = QLineEdit()
+        self.alias.setToolTip(option("alias").help)
+        self.alias.setPlaceholderText("the model's file name")
+        form.addRow("Model name for clients", self.alias)
+        self.repack = QComboBox()
+        for label, value in (("Automatic", None), ("On", True), ("Off", False)):
+            self.repack.addItem(label, value)
+        self.repack.setToolTip(option("repack").help)
+        form.addRow("Repacked weights", self.repack)
         self.start_at_login = QCheckBox("Start the backend when I log in")
         form.addRow("", self.start_at_login)
         backend.body.addLayout(form)
@@ -109,6 +119,10 @@ class SettingsPage(QWidget):
         self.port.setValue(settings.backend_port)
         self.context.setValue(settings.context_length)
         self.parallel.setValue(settings.parallel)
+        self.threads.setValue(settings.threads)
+        self.queue_limit.setValue(settings.queue_limit)
+        self.alias.setText(settings.alias)
+        self.repack.setCurrentIndex(max(0, self.repack.findData(settings.repack)))
         self.start_at_login.setChecked(settings.start_backend_at_login)
         self.banner.clear()
 
@@ -129,6 +143,7 @@ class SettingsPage(QWidget):
             )
             return
         token = self.hub_token.text().strip()
+        before = self.state.settings
         try:
             if token:
                 set_secret(HUB_TOKEN_SECRET, token)
@@ -140,6 +155,10 @@ class SettingsPage(QWidget):
                 backend_port=self.port.value(),
                 context_length=self.context.value(),
                 parallel=self.parallel.value(),
+                threads=self.threads.value(),
+                queue_limit=self.queue_limit.value(),
+                alias=self.alias.text().strip(),
+                repack=self.repack.currentData(),
                 start_backend_at_login=self.start_at_login.isChecked(),
             )
             self._apply_login_item()
@@ -151,7 +170,22 @@ class SettingsPage(QWidget):
                 f"Cannot save the settings: {exc}", "check that the config folder is writable"
             )
             return
+        if self._needs_restart(before) and self.state.backend.is_running():
+            self.banner.show_message(
+                "Settings saved. The backend uses them after a restart.",
+                "restart it on the Dashboard",
+                level="success",
+            )
+            return
         self.banner.show_message("Settings saved.", level="success")
+
+    def _needs_restart(self, before: Settings) -> bool:
+        """A changed option that the running backend only reads when it starts."""
+        after = self.state.settings
+        return any(
+            item.restart and getattr(before, item.name) != getattr(after, item.name)
+            for item in OPTIONS
+        )
 
     def _apply_login_item(self) -> None:
         from gbdesk.ui.autostart import set_start_at_login

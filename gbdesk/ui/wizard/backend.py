@@ -15,14 +15,22 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QWidget,
 )
 
-from gbdesk.ui.backend_control import READY, BackendView
+from gbdesk.backend.supervisor import BackendState
+from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL, STARTER
+from gbdesk.ui.backend_control import BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, Card, choose_env_file, muted, primary_button
+from gbdesk.ui.widgets import (
+    Banner,
+    Card,
+    choose_env_file,
+    muted,
+    option_spin,
+    primary_button,
+)
 from gbdesk.ui.wizard.base import WizardPage
 from gbdesk.ui.workers import run_task
 
@@ -61,18 +69,16 @@ class BackendPage(WizardPage):
         settings_card = Card("How it runs")
         controls = QHBoxLayout()
         controls.setSpacing(10)
-        self.port = QSpinBox()
-        self.port.setRange(1024, 65535)
-        self.port.setValue(state.settings.backend_port)
-        self.context = QSpinBox()
-        self.context.setRange(512, 1_048_576)
+        settings = state.settings
+        self.port = option_spin("backend_port", settings.backend_port, minimum=1024)
+        self.context = option_spin(
+            "context_length", settings.context_length or DEFAULT_CTX, minimum=512
+        )
         self.context.setSingleStep(1024)
         self.context.setSuffix(" tokens")
-        self.context.setValue(state.settings.context_length or 4096)
-        self.context.setToolTip("shared by all parallel chats")
-        self.parallel = QSpinBox()
-        self.parallel.setRange(1, 64)
-        self.parallel.setValue(state.settings.parallel or 1)
+        self.parallel = option_spin(
+            "parallel", settings.parallel or DEFAULT_PARALLEL, automatic=False
+        )
         for caption, widget in (
             ("Port", self.port),
             ("Context", self.context),
@@ -175,18 +181,18 @@ class BackendPage(WizardPage):
         self.state.backend.restart(self.state.settings.model or None)
 
     def _on_backend(self, view: BackendView) -> None:
-        busy = view.phase in {"starting", "loading", "restarting", "stopping"}
+        busy = view.phase.busy
         self.start_button.setEnabled(not busy)
-        self.start_button.setText("Restart" if view.phase == READY else "Start")
-        self.stop_button.setEnabled(view.running and view.phase != "stopping")
+        self.start_button.setText("Restart" if view.phase is BackendState.READY else "Start")
+        self.stop_button.setEnabled(view.running and view.phase is not BackendState.STOPPING)
         for widget in (self.port, self.context, self.parallel):
             widget.setEnabled(not busy)
-        if view.phase in {"failed", "crashed"}:
+        if view.phase in {BackendState.FAILED, BackendState.CRASHED}:
             self.banner.show_message(view.message, view.fix)
-        elif view.phase == READY:
+        elif view.phase is BackendState.READY:
             self.banner.clear()
             self._load_values()
-        if view.phase != READY:
+        if view.phase is not BackendState.READY:
             self.botserver_card.setVisible(False)
         self.complete_changed.emit()
 
@@ -194,7 +200,7 @@ class BackendPage(WizardPage):
         if self._values_busy:
             return
         self._values_busy = True
-        model = self.state.settings.model or "starter"
+        model = self.state.settings.model or STARTER
         api_key = self.state.backend_api_key()
         run_task(
             "botserver settings",
@@ -285,6 +291,6 @@ class BackendPage(WizardPage):
 
     def summary_line(self) -> str:
         view = self.state.backend.view
-        if view.phase == READY:
+        if view.phase is BackendState.READY:
             return f"Bot backend: ready at {view.url} (keeps running in the tray)."
         return "Bot backend: not started (start it from the Chat page or the Dashboard)."

@@ -17,10 +17,10 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QSpinBox,
     QWidget,
 )
 
+from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
     Banner,
@@ -29,6 +29,7 @@ from gbdesk.ui.widgets import (
     VerdictBadge,
     human_bytes,
     muted,
+    option_spin,
 )
 from gbdesk.ui.wizard.base import WizardPage
 from gbdesk.ui.workers import TaskHandle, run_task
@@ -123,14 +124,15 @@ class ChooseModelPage(WizardPage):
         self.use_case = QComboBox()
         for key, label in USE_CASES:
             self.use_case.addItem(label, key)
-        self.context = QSpinBox()
-        self.context.setRange(512, 131_072)
+        settings = state.settings
+        self.context = option_spin(
+            "context_length", settings.context_length or DEFAULT_CTX, minimum=512
+        )
         self.context.setSingleStep(1024)
-        self.context.setValue(state.settings.context_length or 4096)
         self.context.setSuffix(" tokens")
-        self.parallel = QSpinBox()
-        self.parallel.setRange(1, 16)
-        self.parallel.setValue(state.settings.parallel or 1)
+        self.parallel = option_spin(
+            "parallel", settings.parallel or DEFAULT_PARALLEL, automatic=False
+        )
         controls.addWidget(QLabel("Use"))
         controls.addWidget(self.use_case, 1)
         controls.addSpacing(8)

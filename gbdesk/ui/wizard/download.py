@@ -11,6 +11,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton
 
+from gbdesk.download.job import Phase
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, human_bytes, human_duration, muted, primary_button
 from gbdesk.ui.wizard.base import WizardPage
@@ -228,7 +229,7 @@ class DownloadPage(WizardPage):
     def _on_progress(self, progress: Any) -> None:
         self.progress_updates += 1
         self.progress.setValue(round(progress.fraction * 1000))
-        if progress.phase == "hash":
+        if progress.phase is Phase.HASH:
             self.detail.setText(f"Checking the part already downloaded… {progress.fraction:.0%}")
             return
         eta = f", {human_duration(progress.eta)} left" if progress.eta is not None else ""

@@ -1,20 +1,18 @@
 """A streaming client for an OpenAI-compatible chat endpoint (the local backend, or any other).
 
-Plain urllib, so the chat needs nothing beyond the standard library. It runs inside a worker
-(see :mod:`gbdesk.ui.workers`): each text delta goes to ``on_text``, and ``cancel`` (a
-``threading.Event``) stops the stream between two chunks, closing the connection so the server
-stops generating.
+It runs inside a worker (see :mod:`gbdesk.ui.workers`) or a CLI: each text delta goes to
+``on_text``, and ``cancel`` (a ``threading.Event``) stops the stream between two chunks, closing
+the connection so the server stops generating. The HTTP goes through
+:class:`gbdesk.backend.client.BackendClient`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
-from http.client import HTTPException
 
+from gbdesk.backend.client import BackendClient, BackendHTTPError, BackendUnreachableError
 from gbdesk.errors import GbdeskError
 
 
@@ -40,40 +38,23 @@ def stream_chat(
     Raises:
         ChatError: the server is unreachable, answers with an HTTP error, or sends garbage.
     """
-    body = json.dumps(
-        {"model": model, "messages": list(messages), "stream": True, "max_tokens": max_tokens}
-    ).encode("utf-8")
-    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    url = base_url.rstrip("/") + "/chat/completions"
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    client = BackendClient(base_url, api_key=api_key, timeout_s=timeout_s)
+    body = {"model": model, "messages": list(messages), "stream": True, "max_tokens": max_tokens}
     parts: list[str] = []
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            for raw_line in response:
-                if cancel is not None and cancel.is_set():
-                    break
-                line = raw_line.decode("utf-8", errors="replace").strip()
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
-                text = _delta_text(payload)
-                if text:
-                    parts.append(text)
-                    on_text(text)
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", errors="replace")[:300]
+        for payload in client.stream_events("/chat/completions", body, cancel=cancel):
+            text = _delta_text(payload)
+            if text:
+                parts.append(text)
+                on_text(text)
+    except BackendHTTPError as exc:
         raise ChatError(
-            f"the chat server at {base_url} answered HTTP {exc.code}: {detail or exc.reason}",
+            exc.message.replace("the server at", "the chat server at", 1),
             fix="check the backend's log on the Logs page",
         ) from exc
-    except (urllib.error.URLError, ConnectionError, TimeoutError, HTTPException) as exc:
-        reason = getattr(exc, "reason", exc)
+    except BackendUnreachableError as exc:
         raise ChatError(
-            f"cannot reach the chat server at {base_url}: {reason}",
+            exc.message.replace("the server at", "the chat server at", 1),
             fix="start the backend (the Start button on this page or the Dashboard), "
             "or check its port in Settings",
         ) from exc

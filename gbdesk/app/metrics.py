@@ -1,15 +1,14 @@
 """The backend's figures for the Dashboard, read from its ``GET /metrics`` (Prometheus text).
 
-Plain Python (no Qt): :func:`fetch_metrics` runs in a worker while the Dashboard is visible.
+No Qt: :func:`fetch_metrics` runs in a worker while the Dashboard is visible.
 """
 
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
+from gbdesk.backend.client import BackendClient, BackendUnreachableError
 from gbdesk.errors import GbdeskError
 
 # The generation routes: what a person calls "requests" (not /health or /metrics polls).
@@ -75,19 +74,16 @@ def fetch_metrics(
     Raises:
         MetricsError: the backend cannot be reached or answers with an error.
     """
-    request = urllib.request.Request(base_url.rstrip("/") + "/metrics")
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            text = response.read().decode("utf-8", errors="replace")
-    except urllib.error.HTTPError as exc:
+        response = BackendClient(base_url, api_key=api_key, timeout_s=timeout_s).get("/metrics")
+    except BackendUnreachableError as exc:
         raise MetricsError(
-            f"the backend's /metrics answered HTTP {exc.code}", fix="check the backend's log"
-        ) from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise MetricsError(
-            f"cannot read the backend's figures: {getattr(exc, 'reason', exc)}",
+            exc.message.replace("cannot reach the server", "cannot read the backend's figures"),
             fix="start the backend",
         ) from exc
-    return parse_metrics(text)
+    if response.status != 200:
+        raise MetricsError(
+            f"the backend's /metrics answered HTTP {response.status}",
+            fix="check the backend's log",
+        )
+    return parse_metrics(response.text)

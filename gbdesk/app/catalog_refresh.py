@@ -61,11 +61,11 @@ def refresh_entry(
 
     api = HfApi(endpoint=endpoint, token=token)
     try:
-        listing = {
-            item.path: int(item.size)
-            for item in api.list_repo_tree(entry.repo, recursive=True)
-            if item.path.endswith(".gguf") and getattr(item, "size", None) is not None
-        }
+        listing: dict[str, int] = {}
+        for item in api.list_repo_tree(entry.repo, recursive=True):
+            size = getattr(item, "size", None)  # folders have none
+            if item.path.endswith(".gguf") and size is not None:
+                listing[item.path] = int(size)
     except (HfHubHTTPError, OSError) as exc:
         raise CatalogError(
             f"cannot list {entry.repo} on {endpoint}: {exc}",
