@@ -128,13 +128,18 @@ def run_recommend(args: argparse.Namespace) -> int:
     from gbdesk.fit.recommend import recommend
 
     profile = _hardware(args.hardware)
-    results = recommend(
-        load_catalog(),
-        profile,
-        _settings(args),
-        use_case=args.use_case,
-        calibration=load_calibration(),
-    )
+    if args.hardware:  # another machine: only the calibration (it names its CPU) may apply
+        results = recommend(
+            load_catalog(),
+            profile,
+            _settings(args),
+            use_case=args.use_case,
+            calibration=load_calibration(),
+        )
+    else:  # this machine: its models on disk and measured speeds too
+        from gbdesk.app.recommendation import recommend_here
+
+        results = recommend_here(profile, _settings(args), use_case=args.use_case)
     if args.json:
         print(json.dumps({"hardware": profile.source, "results": [r.to_json() for r in results]}))
         return 0

@@ -191,7 +191,9 @@ def recommend_for_machine(
     online: bool = True,
 ) -> tuple[Recommendation, ...]:
     """:func:`recommend` with what this machine has stored: the catalogue (user file included),
-    `gbdesk bench`'s calibration, the speeds measured here, and the starter model on disk.
+    `gbdesk bench`'s calibration and the speeds measured here. ``on_disk``: the GGUF file names
+    already here (:func:`gbdesk.app.recommendation.recommend_here` adds the starter and the
+    model library's files).
 
     Raises:
         CatalogError: the user's catalogue file is invalid.
@@ -201,12 +203,8 @@ def recommend_for_machine(
     from gbdesk.catalog.loader import load_catalog
     from gbdesk.fit.calibration import load_calibration
     from gbdesk.fit.measured import load_measured
-    from gbdesk.starter import starter_model_path
 
     names = {PurePosixPath(name).name for name in on_disk}
-    starter = starter_model_path()
-    if starter is not None:
-        names.add(starter.name)
     return recommend(
         load_catalog(),
         profile,

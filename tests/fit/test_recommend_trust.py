@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from gbdesk.app.recommendation import recommend_here
 from gbdesk.catalog import load_catalog
 from gbdesk.fit.bench import SpeedPoint, fit_speed_model
 from gbdesk.fit.calibration import Calibration, save_calibration
 from gbdesk.fit.measured import load_measured, record_measured
-from gbdesk.fit.recommend import recommend, recommend_for_machine
+from gbdesk.fit.recommend import recommend
 from gbdesk.hardware.probe import probe
 from gbdesk.starter import STARTER_FILE, STARTER_ID
 
@@ -90,7 +91,7 @@ def test_offline_the_first_pick_is_on_disk() -> None:
     assert offline[0].fit.download_bytes == 0
 
 
-def test_recommend_for_machine_finds_the_starter_calibration_and_measurements(
+def test_recommend_here_finds_the_starter_calibration_and_measurements(
     starter_model: Path,
 ) -> None:
     profile = probe()
@@ -102,7 +103,7 @@ def test_recommend_for_machine_finds_the_starter_calibration_and_measurements(
         cpu_brand=profile.cpu.brand,
         physical_cores=profile.cpu.physical_cores,
     )
-    results = recommend_for_machine(profile, online=False)
+    results = recommend_here(profile, online=False)
     assert results[0].model_id == STARTER_ID and results[0].speed_basis == "measured"
     assert {r.speed_basis for r in results[1:]} == {"calibrated"}
 
@@ -166,5 +167,5 @@ def test_a_served_model_keeps_its_measured_speed(starter_model: Path) -> None:
         backend.thread.join(30)
     record = load_measured()[starter_model.name]
     assert record.source == "serve" and record.generation_tps > 0
-    first = recommend_for_machine(probe(), online=False)[0]
+    first = recommend_here(probe(), online=False)[0]
     assert first.model_id == STARTER_ID and first.speed_basis == "measured"
