@@ -31,13 +31,21 @@ if TYPE_CHECKING:
 
 BENCH_CTX = 2048
 N_GEN = 48
-# Two shapes that pull the fit apart: many thin layers (fixed cost) and few wide ones (bytes).
+# Two shapes that pull the fit apart: many thin layers (the fixed cost; their bytes are few) and
+# few wide ones (bytes; 150 MB, more than a CPU's last-level cache, so DRAM is what is timed).
 BENCH_SHAPES = (
     SyntheticSpec(
         "bench-deep", "llama", n_layers=24, n_embd=128, n_ff=384, n_head=2, n_head_kv=1, tied=True
     ),
     SyntheticSpec(
-        "bench-wide", "llama", n_layers=2, n_embd=1024, n_ff=4096, n_head=8, n_head_kv=8, tied=True
+        "bench-wide",
+        "llama",
+        n_layers=2,
+        n_embd=1536,
+        n_ff=6144,
+        n_head=12,
+        n_head_kv=12,
+        tied=True,
     ),
 )
 

@@ -10,7 +10,7 @@ tune it on. Each model is a few MB.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -323,6 +323,21 @@ SPECS: tuple[SyntheticSpec, ...] = (
         rope_dim=16,
     ),
 )
+
+
+def scaled(item: SyntheticSpec, factor: int) -> SyntheticSpec:
+    """``item`` with every width times ``factor`` (same layers, heads and features): a model
+    larger than a CPU's cache, for timing generation from DRAM."""
+    return replace(
+        item,
+        name=f"{item.name}-x{factor}",
+        n_embd=item.n_embd * factor,
+        n_ff=item.n_ff * factor,
+        n_ff_expert=item.n_ff_expert * factor,
+        q_lora_rank=item.q_lora_rank * factor,
+        kv_lora_rank=item.kv_lora_rank * factor,
+        rope_dim=item.rope_dim * factor,
+    )
 
 
 def spec(name: str) -> SyntheticSpec:
