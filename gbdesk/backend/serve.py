@@ -23,6 +23,7 @@ from gbdesk.options import (
     DEFAULT_CTX,
     DEFAULT_PARALLEL,
     STARTER,
+    option,
     parse_model_ref,
     serve_options_schema,
 )
@@ -45,16 +46,16 @@ class ServeOptions:
     """How to run the backend. Zero or "auto" means "choose for this machine"."""
 
     model: str
-    host: str = "127.0.0.1"
-    port: int = 8081
-    ctx: int = 0
-    parallel: int = 0
-    gpu_layers: str = "auto"
-    threads: int = 0
+    host: str = option("backend_host").default
+    port: int = option("backend_port").default
+    ctx: int = option("context_length").default
+    parallel: int = option("parallel").default
+    gpu_layers: str = option("gpu_layers").default
+    threads: int = option("threads").default
     api_key: str | None = field(default=None, repr=False)
-    queue_limit: int = 16
-    alias: str = ""  # the model id clients see; the file name by default
-    repack: bool | None = None  # llama.cpp's extra weight layouts; None: see cpu_has_amx
+    queue_limit: int = option("queue_limit").default
+    alias: str = option("alias").default  # the model id clients see; the file name by default
+    repack: bool | None = option("repack").default  # None: off on AMX CPUs (cpu_has_amx)
 
     @classmethod
     def from_settings(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     catalog = subparsers.add_parser("catalog", help="list, show or refresh the model catalogue")
@@ -39,8 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fit_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ctx", type=int, default=4096, help="total context (default 4096)")
-    parser.add_argument("--parallel", type=int, default=1, help="parallel sequences (slots)")
+    parser.add_argument(
+        "--ctx", type=int, default=DEFAULT_CTX, help=f"total context (default {DEFAULT_CTX})"
+    )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL,
+        help=f"parallel sequences (slots; default {DEFAULT_PARALLEL}, as `gbdesk serve`)",
+    )
     parser.add_argument(
         "--cache-type", default="f16", choices=("f16", "q8_0", "q4_0"), help="KV cache type"
     )

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
     Banner,
@@ -230,7 +231,11 @@ class ModelsPage(QWidget):
 
     def refresh_catalogue(self) -> None:
         settings = self.state.settings
-        args = (self.state.profile, settings.context_length or 4096, settings.parallel or 1)
+        args = (
+            self.state.profile,
+            settings.context_length or DEFAULT_CTX,
+            settings.parallel or DEFAULT_PARALLEL,
+        )
         run_task(
             "recommend models",
             lambda _ctx: _probe_and_recommend(*args),
