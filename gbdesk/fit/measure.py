@@ -5,8 +5,8 @@ parallel, n_batch 512), feeds every sequence a prompt of up to 512 tokens (so th
 buffer is really used), then generates a few tokens for all sequences together. It reports
 resident memory (RSS) after ``import llama_cpp`` and after the run, and the tokens/s of prompt
 processing and generation (from the 20th-percentile step: what the machine does when other
-programs leave it the cores; on a shared machine preempted steps would otherwise dominate). RSS counts the model file's mmap'd pages once they are
-touched.
+programs leave it the cores; on a shared machine preempted steps would otherwise dominate).
+RSS counts the model file's mmap'd pages once they are touched.
 
 Weight repacking (llama.cpp's "extra buffer types") is off: on this project's machine the AMX
 repack path crashes in llama_decode, and with it on, weights would be held twice.
