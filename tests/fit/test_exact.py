@@ -25,7 +25,7 @@ __all__ = ["hub_server"]
 pytestmark = pytest.mark.model
 
 MiB = 1024 * 1024
-LOG_RESOLUTION = 0.005 * MiB  # llama.cpp logs sizes with two decimals of MiB
+LOG_RESOLUTION = 0.0051 * MiB  # llama.cpp logs sizes with two decimals of MiB
 
 
 def _kv_bytes(path: Path, n_ctx: int, bytes_per_element: float) -> int:
