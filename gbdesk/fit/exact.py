@@ -145,10 +145,10 @@ def exact_memory(
     for name, value in (("n_ctx", n_ctx), ("n_parallel", n_parallel), ("n_batch", n_batch)):
         if value < 1:
             raise UsageError(f"{name} must be at least 1, not {value}")
-    for name, value in (("type_k", type_k), ("type_v", type_v)):
-        if value not in _CACHE_TYPES:
+    for name, cache_type in (("type_k", type_k), ("type_v", type_v)):
+        if cache_type not in _CACHE_TYPES:
             raise UsageError(
-                f"{name} {value!r} is not a KV cache type",
+                f"{name} {cache_type!r} is not a KV cache type",
                 fix=f"use one of {', '.join(_CACHE_TYPES)}",
             )
     path = Path(path)

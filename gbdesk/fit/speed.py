@@ -148,7 +148,11 @@ def estimate_speed(
     calibrated = calibration is not None and calibration.matches(
         profile.cpu.brand, profile.cpu.physical_cores
     )
-    pp_eff = calibration.cpu_prompt_efficiency if calibrated else DEFAULT_CPU_PROMPT_EFFICIENCY
+    pp_eff = (
+        calibration.cpu_prompt_efficiency
+        if calibration is not None and calibrated
+        else DEFAULT_CPU_PROMPT_EFFICIENCY
+    )
     gpus = {gpu.index: gpu for gpu in profile.gpus}
     cpu_time = cpu_generation_seconds(
         profile, cpu_bytes_per_token, cpu_layers, calibration if calibrated else None
