@@ -43,6 +43,10 @@ def test_every_reason_says_what_the_speed_rests_on() -> None:
     guesses = recommend(CATALOG, profile)
     assert all(r.speed_basis == "guess" for r in guesses)
     assert all("a guess" in r.reason for r in guesses if r.fit.runs)
+    # A guess counts as running well only at twice the bar (it was 2x optimistic here).
+    assert all(r.fit.speed.generation_tps >= 10 for r in guesses if r.runs_well)
+    slow_guesses = [r for r in guesses if r.fit.runs and not r.runs_well]
+    assert all("may be slow" in r.reason for r in slow_guesses if r.fit.fits_disk)
     calibrated = recommend(CATALOG, profile, calibration=_calibration())
     assert all(r.speed_basis == "calibrated" for r in calibrated)
     assert all("calibrated estimate" in r.reason for r in calibrated if r.fit.runs)
