@@ -8,8 +8,15 @@
    Download page fetches the starter model from a local Hub server, and while the Chat page
    streams an answer from the real backend (the starter model in a `gbdesk serve` child process
    started by the GUI's controller); target: under 50 ms.
+3. The Hub model browser (Models page) against a local Hub serving 20 GGUF repos (the real
+   starter, whole and split, and synthetic headers of 1B-70B models padded to their real file
+   sizes): time from typing a query to the first verdict row (the 400 ms typing pause
+   included), the header bytes read for all 20 results (scrolled through) against the bytes of
+   the files themselves (what downloading them to look would cost), and the largest event-loop
+   gap meanwhile (target < 50 ms). Peer in the same run: one bare ``HfApi.list_models``
+   round trip, and huggingface_hub's ``get_hf_file_metadata`` + a 2 MiB Range GET per file.
 
-    python bench/gui_bench.py [--runs 7]
+    python bench/gui_bench.py [--runs 7] [--only cold|download|chat|hub]
 """
 
 from __future__ import annotations
@@ -219,12 +226,165 @@ def bench_chat_stall() -> dict[str, float]:
     }
 
 
+def _hub_with_twenty_repos(hub) -> None:
+    """The search tests' repos plus synthetic ones, 20 GGUF repos in all."""
+    from gbdesk.starter import require_starter_model
+    from tests.support import hub_repos
+    from tests.support.gguf_split import split_gguf
+
+    split_dir = Path(tempfile.mkdtemp(prefix="gbdesk-bench-split-"))
+    hub_repos.populate(hub, require_starter_model(), split_gguf(require_starter_model(), split_dir))
+    hub.add_file(hub_repos.GATED_REPO, "README.md", b"gated")
+    shapes = [(16, 2048, 8192), (24, 2560, 6912), (28, 3584, 18944), (32, 4096, 14336)]
+    for index in range(14):
+        layers, width, ff = shapes[index % len(shapes)]
+        repo = f"bench/Model-{index:02d}-GGUF"
+        for name in ("Q4_K_M", "Q8_0"):
+            hub_repos.add_synthetic(
+                hub,
+                repo,
+                f"Model-{index:02d}-{name}.gguf",
+                n_layers=layers,
+                n_embd=width,
+                n_ff=ff,
+                n_head=width // 128,
+                n_head_kv=8,
+                ggml_type=hub_repos.QUANT_TYPES[name],
+            )
+        hub.set_meta(repo, downloads=1000 - index, likes=index, license="apache-2.0")
+
+
+def bench_hub_browser() -> dict[str, float]:
+    """Typing to the first verdict, header bytes for 20 results, and the largest GUI gap."""
+    home = Path(tempfile.mkdtemp(prefix="gbdesk-bench-hub-"))
+    os.environ.update(
+        {
+            "QT_QPA_PLATFORM": "offscreen",
+            "GBDESK_HOME": str(home),
+            "HF_HOME": str(home / "hf"),
+            "HF_HUB_DISABLE_XET": "1",
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        }
+    )
+    from huggingface_hub import HfApi, constants
+    from PySide6.QtWidgets import QApplication
+
+    from gbdesk.catalog.presets import load_hardware
+    from gbdesk.gguf.remote import read_remote_gguf
+    from gbdesk.ui.hub_browser import HubBrowser
+    from gbdesk.ui.state import AppState
+    from gbdesk.ui.theme import apply_theme
+    from tests.support.hub_server import HubServer
+    from tests.ui.stall import StallMonitor
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    apply_theme(app, dark=False)
+    with HubServer() as hub:
+        os.environ["HF_ENDPOINT"] = hub.url
+        constants.ENDPOINT = hub.url
+        _hub_with_twenty_repos(hub)
+        listed = list(HfApi(endpoint=hub.url).list_models(filter="gguf", limit=100))
+        assert len(listed) == 20, len(listed)
+
+        # The peer: a bare listing round trip, and one header read per file without gbdesk's UI.
+        began = time.perf_counter()
+        list(HfApi(endpoint=hub.url).list_models(search="", filter="gguf", limit=20))
+        listing_s = time.perf_counter() - began
+        state = AppState()
+        state.set_profile(load_hardware("rtx-3060-12gb"))
+        browser = HubBrowser(state)
+        browser.resize(1000, 800)
+        browser.show()
+        _wait(app, browser.isVisible)
+        with StallMonitor() as monitor:
+            started = time.perf_counter()
+            browser.query.setText("GGUF")
+            browser.query.textEdited.emit("GGUF")  # as typing does
+            _wait(app, lambda: browser.first_verdict_s is not None)
+            first_verdict_s = time.perf_counter() - started
+            bar = browser.results_area.verticalScrollBar()
+            while True:  # scroll through every result so each header is read
+                _wait(app, lambda: bool(browser.cards) and not browser.is_busy())
+                if not browser._unread():
+                    break
+                bar.setValue(bar.value() + browser.results_area.viewport().height())
+                browser._visible_timer.start()
+            total_s = time.perf_counter() - started
+        rows = browser.rows()
+        header_bytes = sum(
+            hub.bytes_sent(row.repo.repo, name) for row in rows for name in row.quant.files
+        )
+        file_bytes = sum(row.quant.size_bytes for row in rows)
+        checked = sum(1 for row in rows if row.result is not None)
+        cards = len(browser.cards)
+        browser.close()
+        state.shutdown()
+        # Peer 2: the same headers read one after another, no GUI, no cache.
+        began = time.perf_counter()
+        for row in rows:
+            if row.repo.gated:
+                continue
+            read_remote_gguf(f"{hub.url}/{row.repo.repo}/resolve/main/{row.quant.files[0]}")
+        sequential_s = time.perf_counter() - began
+    return {
+        "first_verdict_s": first_verdict_s,
+        "all_verdicts_s": total_s,
+        "listing_s": listing_s,
+        "sequential_headers_s": sequential_s,
+        "header_bytes": header_bytes,
+        "file_bytes": file_bytes,
+        "cards": cards,
+        "rows": len(rows),
+        "checked": checked,
+        "largest_gap_ms": monitor.largest_ms,
+        "ticks": monitor.ticks,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="gbdesk desktop app benchmarks")
     parser.add_argument("--runs", type=int, default=7, help="interleaved cold starts of each")
+    parser.add_argument(
+        "--only", choices=("cold", "download", "chat", "hub"), help="run only this case"
+    )
     args = parser.parse_args()
-    start = bench_cold_start(args.runs)
-    print(f"cold start to first window, median of {args.runs} interleaved runs:")
+    if args.only in (None, "cold"):
+        _print_cold_start(bench_cold_start(args.runs), args.runs)
+    if args.only in (None, "download"):
+        _print_download(bench_download_stall())
+    if args.only in (None, "chat"):
+        _print_chat(bench_chat_stall())
+    if args.only in (None, "hub"):
+        _print_hub(bench_hub_browser())
+    return 0
+
+
+def _print_hub(hub: dict[str, float]) -> None:
+    print(
+        f"Hub model browser, {hub['cards']:.0f} results ({hub['rows']:.0f} files, "
+        f"{hub['checked']:.0f} with a verdict) from a local Hub:"
+    )
+    print(
+        f"  typing to the first verdict row   {hub['first_verdict_s'] * 1000:6.0f} ms "
+        f"(400 ms typing pause included); every verdict after {hub['all_verdicts_s']:.1f} s"
+    )
+    print(
+        f"  peer: one bare list_models        {hub['listing_s'] * 1000:6.0f} ms; the same headers "
+        f"read one by one without the GUI: {hub['sequential_headers_s']:.1f} s"
+    )
+    print(
+        f"  header bytes read                 {hub['header_bytes'] / (1 << 20):6.1f} MiB of "
+        f"{hub['file_bytes'] / (1 << 30):.1f} GiB of files (ratio "
+        f"{hub['header_bytes'] / max(1, hub['file_bytes']):.5f})"
+    )
+    print(
+        f"  largest event-loop gap            {hub['largest_gap_ms']:6.1f} ms over "
+        f"{hub['ticks']:.0f} ticks of 5 ms (target < 50 ms)"
+    )
+
+
+def _print_cold_start(start: dict[str, float], runs: int) -> None:
+    print(f"cold start to first window, median of {runs} interleaved runs:")
     print(f"  bare PySide6 window        {start['bare_s'] * 1000:6.0f} ms")
     print(
         f"  gbdesk (CLI, main window)  {start['gbdesk_s'] * 1000:6.0f} ms   ratio "
@@ -238,20 +398,23 @@ def main() -> int:
         f"  gbdesk, first page built   {start['gbdesk_page_s'] * 1000:6.0f} ms   ratio "
         f"{start['page_ratio']:.2f}  (the Dashboard, built right after the first paint)"
     )
-    stall = bench_download_stall()
+
+
+def _print_download(stall: dict[str, float]) -> None:
     print("event-loop stall during a download of the starter model from a local Hub:")
     print(
         f"  largest gap {stall['largest_gap_ms']:.1f} ms over {stall['ticks']} ticks of 5 ms "
         f"(target < 50 ms); {stall['mb_per_s']:.0f} MB/s, "
         f"{stall['progress_updates']} progress updates in {stall['download_s']:.1f} s"
     )
-    chat = bench_chat_stall()
+
+
+def _print_chat(chat: dict[str, float]) -> None:
     print("event-loop stall while the Chat page streams a reply from the real backend:")
     print(
         f"  largest gap {chat['largest_gap_ms']:.1f} ms over {chat['ticks']} ticks of 5 ms "
         f"(target < 50 ms); {chat['reply_chars']} characters in {chat['stream_s']:.1f} s"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ code  name                  raised as
 6     DOWNLOAD              download.errors.DownloadError and its kinds
 7     DATABASE_UNAVAILABLE  shard.errors.DatabaseUnavailableError
 8     SHARD_CONFLICT        shard.errors.ShardConflictError
+9     HUB_SEARCH            catalog.hub_search.HubSearchError (the Hub's listing failed or
+                            cannot be reached)
 130   INTERRUPTED           Ctrl+C, download.errors.DownloadInterruptedError
 ====  ====================  ===========================================================
 """
@@ -42,6 +44,7 @@ class ExitCode(enum.IntEnum):
     DOWNLOAD = 6
     DATABASE_UNAVAILABLE = 7
     SHARD_CONFLICT = 8
+    HUB_SEARCH = 9
     INTERRUPTED = 130
 
 

@@ -46,11 +46,42 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _shoot_hub_browser(app, window, shoot) -> None:
+    """The Models page's Hub browser searching a local Hub (the test suite's server, on
+    127.0.0.1, with the real starter GGUF and synthetic headers of bigger models)."""
+    from gbdesk.starter import require_starter_model
+    from tests.support import hub_repos
+    from tests.support.gguf_split import split_gguf
+    from tests.support.hub_server import HubServer
+
+    with HubServer() as hub:
+        split_dir = Path(tempfile.mkdtemp(prefix="gbdesk-shots-split-"))
+        starter = require_starter_model()
+        hub_repos.populate(hub, starter, split_gguf(starter, split_dir))
+        offline = os.environ.pop("HF_HUB_OFFLINE", None)
+        os.environ["HF_ENDPOINT"] = hub.url
+        try:
+            page = window.show_page("models")
+            page.tabs.setCurrentWidget(page.hub_browser)
+            browser = page.hub_browser
+            browser.query.setText("llama")
+            browser.search()
+            _wait(app, lambda: bool(browser.cards) and not browser.is_busy())
+            shoot(window, "main-models-hub")
+        finally:
+            os.environ.pop("HF_ENDPOINT", None)
+            if offline is not None:
+                os.environ["HF_HUB_OFFLINE"] = offline
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dark", action="store_true", help="render the dark theme")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--no-shard", action="store_true", help="skip the PostgreSQL step")
+    parser.add_argument(
+        "--only-hub", action="store_true", help="only the Models page's Hub browser"
+    )
     args = parser.parse_args()
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     home = Path(tempfile.mkdtemp(prefix="gbdesk-shots-"))
@@ -79,6 +110,20 @@ def main() -> int:
         path = args.out / f"{name}{suffix}.png"
         widget.grab().save(str(path))
         saved.append(path.name)
+
+    if args.only_hub:
+        from gbdesk.hardware.probe import probe
+        from gbdesk.ui.main_window import MainWindow
+
+        state.set_profile(probe())
+        window = MainWindow(state)
+        window.show()
+        _shoot_hub_browser(app, window, shoot)
+        window.quit_app()
+        state.shutdown()
+        cancel_all_and_wait()
+        print("\n".join(f"{args.out / name}" for name in saved))
+        return 0
 
     from gbdesk.starter import STARTER_ID
     from gbdesk.ui.wizard import FirstRunWizard
@@ -152,6 +197,7 @@ def main() -> int:
         elif spec.key == "logs":
             _settle(app, 0.5)
         shoot(window, f"main-{spec.key}")
+    _shoot_hub_browser(app, window, shoot)
 
     window.quit_app()
     state.shutdown()

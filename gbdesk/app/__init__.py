@@ -8,4 +8,5 @@ No Qt and no argparse here: a function takes plain values and callbacks (progres
 - :mod:`~gbdesk.app.metrics`: the backend's figures for the Dashboard
 - :mod:`~gbdesk.app.shard_actions`: register, check and unregister this node
 - :mod:`~gbdesk.app.catalog_refresh`: refresh catalogue entries from the Hub's headers
+- :mod:`~gbdesk.app.hub_search`: search the Hub for GGUF models, a fit verdict per quant
 """

@@ -7,17 +7,14 @@ key-values; the refreshed entries are written to the user catalogue file.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gbdesk.catalog.hub_search import quant_name
 from gbdesk.catalog.loader import Catalog, CatalogError, write_user_entries
 from gbdesk.catalog.model import CatalogEntry
 from gbdesk.fit.layout import architecture_from_gguf
-
-_QUANT = re.compile(r"[-.]((?:I?Q\d[\w]*?)|F16|BF16|F32)(?:-\d{5}-of-\d{5})?\.gguf$", re.IGNORECASE)
-_SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
 
 
 @dataclass(frozen=True)
@@ -35,9 +32,9 @@ def _quant_files(listing: dict[str, int]) -> dict[str, list[str]]:
     """GGUF files grouped by quantization name; split parts in order."""
     groups: dict[str, list[str]] = {}
     for path in sorted(listing):
-        match = _QUANT.search(path)
-        if match:
-            groups.setdefault(match.group(1).upper(), []).append(path)
+        name = quant_name(path)
+        if name:
+            groups.setdefault(name, []).append(path)
     return groups
 
 

@@ -65,6 +65,7 @@ _TYPE_NAMES = {
 _MIN_KV_BYTES = 8 + 4 + 1  # empty key, value type, smallest value
 _MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # empty name, n_dims (0), type, offset
 _MIN_ARRAY_BYTES = 4 + 8
+_U64 = struct.Struct("<Q")
 
 
 class ByteSource(Protocol):
@@ -192,6 +193,34 @@ class _HeaderParser:
         self._pos = end
         return text
 
+    def _strings(self, key: str, count: int) -> tuple[str, ...]:
+        """``count`` strings (a vocabulary: often 150 000 of them, so this loop is kept tight).
+
+        A string already in the buffer is decoded in place; anything else (more bytes to fetch,
+        a length past the end) goes through :meth:`_string`, which fetches or raises.
+        """
+        what = f"an element of {key!r}"
+        unpack = _U64.unpack_from
+        values: list[str] = []
+        append = values.append
+        buf, pos = self._buf, self._pos
+        size = len(buf)
+        for _ in range(count):
+            if pos + 8 <= size:
+                (length,) = unpack(buf, pos)
+                start = pos + 8
+                end = start + length
+                if end <= size:
+                    append(buf[start:end].decode("utf-8", "replace"))
+                    pos = end
+                    continue
+            self._pos = pos
+            append(self._string(what))
+            buf, pos = self._buf, self._pos
+            size = len(buf)
+        self._pos = pos
+        return tuple(values)
+
     # --- values -----------------------------------------------------------------------------
 
     def _value(self, value_type: int, key: str, at: int, depth: int = 0) -> Any:
@@ -225,7 +254,7 @@ class _HeaderParser:
             return values
         if elem_type == _STRING:
             self._check_fits(count, 8, f"the element count of {key!r}", at)
-            return tuple(self._string(f"an element of {key!r}") for _ in range(count))
+            return self._strings(key, count)
         if elem_type == _ARRAY:
             self._check_fits(count, _MIN_ARRAY_BYTES, f"the element count of {key!r}", at)
             return tuple(self._array(key, depth + 1) for _ in range(count))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.client import HTTPResponse
 
 from gbdesk.gguf.assemble import assemble
@@ -22,28 +22,41 @@ from gbdesk.logs import redact
 MAX_REMOTE_HEADER_BYTES = 64 * 1024 * 1024
 _CONTENT_RANGE = re.compile(r"^bytes\s+(?:(?P<start>\d+)-(?P<end>\d+)|\*)/(?P<total>\d+|\*)$")
 _SKIP_CHUNK = 1024 * 1024
+_PIECE = 64 * 1024
 _USER_AGENT = "gbdesk (GGUF header reader)"
 
 
 def _http_error(url: str, status: int, reason: str) -> GGUFError:
+    """The error for an HTTP status; ``details["http_status"]`` carries the status itself."""
+    details = {"http_status": status}
     if status in (401, 403):
         return GGUFError(
             f"{url}: access denied (HTTP {status} {reason})",
             fix="the repository may be gated: accept its licence on the Hub and set a token "
             "(gbdesk stores it in the keyring)",
+            details=details,
         )
     if status == 404:
         return GGUFError(
-            f"{url}: not found (HTTP 404)", fix="check the repository id, revision and file name"
+            f"{url}: not found (HTTP 404)",
+            fix="check the repository id, revision and file name",
+            details=details,
         )
-    return GGUFError(f"{url}: the server answered HTTP {status} {reason}")
+    return GGUFError(f"{url}: the server answered HTTP {status} {reason}", details=details)
 
 
 class _HttpSource:
     """Byte ranges of one remote file, fetched with Range requests (or one plain stream)."""
 
-    def __init__(self, url: str, headers: Mapping[str, str], timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
         self._url = url
+        self._on_bytes = on_bytes
         self.name = redact(url)
         self._headers = {"User-Agent": _USER_AGENT, **headers}
         self._timeout = timeout
@@ -121,11 +134,14 @@ class _HttpSource:
         remaining = size
         try:
             while remaining > 0:
-                chunk = response.read(remaining)
+                # Pieces of at most 64 KiB, so ``on_bytes`` hears of progress on a slow line.
+                chunk = response.read(min(remaining, _PIECE))
                 if not chunk:
                     break
                 chunks.append(chunk)
                 remaining -= len(chunk)
+                if self._on_bytes is not None:
+                    self._on_bytes(len(chunk))
         except (TimeoutError, OSError) as exc:
             raise GGUFError(f"{self.name}: the connection failed while reading ({exc})") from None
         return b"".join(chunks)
@@ -150,12 +166,15 @@ def read_remote_gguf(
     headers: Mapping[str, str] | None = None,
     timeout: float = 30,
     max_header_bytes: int = MAX_REMOTE_HEADER_BYTES,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> GGUFMetadata:
     """Read a remote GGUF file's key-values and tensor infos with HTTP Range requests.
 
     Only the header is fetched. For part 1 of a split model (``...-00001-of-0000N.gguf``) the
     other parts' headers are fetched too, from the URLs with the same naming, and merged.
     ``headers`` go with every request (e.g. ``Authorization: Bearer hf_...`` for gated repos).
+    ``on_bytes(n)`` is called with every piece of body received (at most 64 KiB), to count
+    what a read cost; an exception it raises (a cancel) ends the read and is passed on.
 
     Raises:
         GGUFError: an HTTP error (with its status), an unreachable server, a header larger than
@@ -163,7 +182,7 @@ def read_remote_gguf(
     """
 
     def read_one(part_url: str, index: int) -> ParsedHeader:
-        source = _HttpSource(part_url, headers or {}, timeout)
+        source = _HttpSource(part_url, headers or {}, timeout, on_bytes)
         try:
             return parse_header(source, max_header_bytes=max_header_bytes, file_index=index)
         finally:

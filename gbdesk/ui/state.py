@@ -42,6 +42,7 @@ class AppState(QObject):
         self.profile: Any = None  # gbdesk.hardware.profile.HardwareProfile once probed
         self._backend: Any = None
         self._heartbeat: Any = None
+        self._downloads: Any = None
 
     @property
     def settings(self) -> Settings:
@@ -89,6 +90,15 @@ class AppState(QObject):
         return self._backend
 
     @property
+    def downloads(self):
+        """The app's download queue (gbdesk.download.manager.DownloadManager, one at a time)."""
+        if self._downloads is None:
+            from gbdesk.download.manager import DownloadManager
+
+            self._downloads = DownloadManager()
+        return self._downloads
+
+    @property
     def heartbeat(self):
         """The shard heartbeat, which runs while the backend is ready and the node registered."""
         if self._heartbeat is None:
@@ -116,4 +126,7 @@ class AppState(QObject):
             self._backend.stop_and_wait()
         if self._heartbeat is not None:
             self._heartbeat.stop(wait=True)
+        if self._downloads is not None:
+            self._downloads.shutdown()
+            self._downloads = None
         cancel_all_and_wait()

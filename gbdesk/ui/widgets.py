@@ -233,6 +233,9 @@ VERDICT_STYLES: dict[str, tuple[str, str]] = {
     "partial": ("Partly on GPU", "accent"),
     "cpu": ("Runs on CPU", "warning"),
     "no_fit": ("Does not fit", "error"),
+    "cannot_load": ("Cannot load", "error"),
+    "pending": ("Checking…", "muted"),
+    "unknown": ("No verdict", "muted"),
 }
 
 

@@ -13,6 +13,7 @@ from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
+    HfHubHTTPError,
     RepositoryNotFoundError,
 )
 
@@ -91,3 +92,48 @@ def test_faults(hub_server: HubServer) -> None:
         urllib.request.urlopen(hub_server.url + "/test-org/none/resolve/main/x")
     assert missing.value.headers["X-Error-Code"] == "RepoNotFound"
     missing.value.close()
+
+
+def test_model_listing_in_the_hubs_shapes(hub_server: HubServer) -> None:
+    hub_server.add_file("a/Alpha-GGUF", "alpha-Q4_K_M.gguf", b"GGUF" + b"\0" * 28, pad_to=1 << 30)
+    hub_server.set_meta("a/Alpha-GGUF", downloads=7, likes=3, license="mit", trending_score=1)
+    hub_server.add_file("b/beta-alpha-GGUF", "b.Q8_0.gguf", b"GGUF")
+    hub_server.set_meta("b/beta-alpha-GGUF", downloads=70, likes=1, trending_score=9)
+    hub_server.add_file("c/alpha-weights", "model.safetensors", b"x")
+    api = HfApi(endpoint=hub_server.url)
+
+    found = list(api.list_models(search="ALPHA", filter="gguf", sort="downloads", limit=5))
+    assert [m.id for m in found] == ["b/beta-alpha-GGUF", "a/Alpha-GGUF"]
+    assert [m.id for m in api.list_models(search="alpha", sort="trending_score")] == [
+        "b/beta-alpha-GGUF",
+        "a/Alpha-GGUF",
+        "c/alpha-weights",
+    ]
+    assert [m.id for m in api.list_models(search="alpha", sort="likes", limit=1)] == [
+        "a/Alpha-GGUF"
+    ]
+    # Without expand or full: the Hub's default fields, no siblings, no sha.
+    plain = next(iter(api.list_models(search="a/Alpha")))
+    assert plain.downloads == 7 and plain.likes == 3 and "gguf" in plain.tags
+    assert plain.siblings is None and plain.sha is None and plain.card_data is None
+    # expand: only what was asked for (plus the ids).
+    (expanded,) = api.list_models(search="a/Alpha", expand=["downloads", "cardData", "sha"])
+    assert expanded.downloads == 7 and expanded.likes is None
+    assert expanded.card_data is not None and expanded.card_data.license == "mit"
+    assert expanded.sha == hub_server.commit("a/Alpha-GGUF")
+    # full: siblings by name only (sizes come from model info with blobs=true).
+    (full,) = api.list_models(search="a/Alpha", full=True)
+    assert [s.rfilename for s in full.siblings] == ["alpha-Q4_K_M.gguf"]
+    assert full.siblings[0].size is None and full.gated is False
+    info = api.model_info("a/Alpha-GGUF", files_metadata=True)
+    assert info.siblings[0].size == 1 << 30 and info.siblings[0].lfs is not None
+    assert api.model_info("a/Alpha-GGUF").siblings[0].size is None
+    # The padded file: the header, then zeros, up to the advertised size.
+    url = hf_hub_url("a/Alpha-GGUF", "alpha-Q4_K_M.gguf", endpoint=hub_server.url)
+    request = urllib.request.Request(url, headers={"Range": "bytes=0-63"})
+    with urllib.request.urlopen(request) as response:
+        assert response.headers["Content-Range"] == f"bytes 0-63/{1 << 30}"
+        assert response.read() == b"GGUF" + b"\0" * 60
+    with pytest.raises(HfHubHTTPError, match="Invalid sort: stars") as info:
+        list(api.list_models(sort="stars"))  # type: ignore[arg-type]
+    assert info.value.response.status_code == 400

@@ -6,8 +6,16 @@ It speaks enough of the Hub's protocol for huggingface_hub (``hf_hub_download``,
 - ``HEAD``/``GET /{repo}/resolve/{revision}/{filename}`` with ``Range`` (206, ``Content-Range``,
   ``Accept-Ranges``), ``X-Repo-Commit``, ``ETag`` and ``X-Linked-Etag`` (the quoted sha256, as the
   Hub sends for LFS files), ``X-Linked-Size`` and ``Content-Length``;
-- ``GET /api/models/{repo}`` and ``/api/models/{repo}/revision/{revision}`` (model info with
-  siblings), ``GET /api/models/{repo}/tree/{revision}[/{path}]`` (listing with size and LFS info);
+- ``GET /api/models`` (``HfApi.list_models``): ``search`` (a substring of the repo id, any case),
+  ``filter`` (tags, e.g. ``gguf``; all must match), ``sort`` (``downloads``, ``likes``,
+  ``trendingScore``, ``lastModified``, ``createdAt``; largest first), ``limit``, ``expand``
+  (only those fields, plus ``_id`` and ``id``), ``full`` (siblings without sizes, sha, gated...),
+  ``cardData``; items in the Hub's shape (``downloads``, ``likes``, ``trendingScore``,
+  ``tags``, ``createdAt``, ``lastModified``, ``gated``: ``false`` / ``"auto"`` / ``"manual"``);
+- ``GET /api/models/{repo}`` and ``/api/models/{repo}/revision/{revision}`` (model info:
+  ``sha``, ``gated``, ``cardData.license``, ``lastModified``; siblings, with ``size`` and
+  ``lfs`` only when ``blobs=true``, as the Hub does), ``GET /api/models/{repo}/tree/{revision}
+  [/{path}]`` (listing with size and LFS info);
 - gated repos: 401 without ``Authorization: Bearer <token>``, 403 with a wrong one, both with the
   Hub's ``X-Error-Code: GatedRepo``; 404 with ``RepoNotFound`` / ``RevisionNotFound`` /
   ``EntryNotFound``.
@@ -16,7 +24,10 @@ It never sends Xet headers, so huggingface_hub downloads over plain HTTP.
 
 Faults, set per file: drop the connection after N body bytes (once, a few times or always),
 corrupt one byte of the served content, throttle to B bytes/s. ``bytes_sent`` counts the body
-bytes sent per file so a test can tell how much was sent twice.
+bytes sent per file so a test can tell how much was sent twice (or, for a header read, that only
+the header was sent). ``add_file(..., pad_to=N)`` serves a GGUF header followed by zeros up to N
+bytes, so a "7B" file costs only its header in memory (its sha256 is of the header alone: such a
+file is for header reads and listings, not for downloads).
 
 Usage::
 
@@ -73,8 +84,11 @@ class HubFile:
     def read(self, start: int, end: int) -> Iterator[bytes]:
         """The content from ``start`` to ``end`` (exclusive), in chunks."""
         if isinstance(self.source, bytes):
+            stored = len(self.source)
             for pos in range(start, end, _CHUNK):
-                yield self.source[pos : min(end, pos + _CHUNK)]
+                stop = min(end, pos + _CHUNK)
+                chunk = self.source[pos:stop] if pos < stored else b""
+                yield chunk + b"\0" * (stop - pos - len(chunk))  # padding past the header
             return
         with open(self.source, "rb") as handle:
             handle.seek(start)
@@ -88,11 +102,38 @@ class HubFile:
 
 
 @dataclass
+class RepoMeta:
+    """What the Hub's listings say about a repo besides its files."""
+
+    downloads: int = 0
+    likes: int = 0
+    trending_score: int = 0
+    license: str | None = None
+    created_at: str = "2025-01-02T03:04:05.000Z"
+    last_modified: str = "2025-01-02T03:04:05.000Z"
+    pipeline_tag: str | None = "text-generation"
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
 class _Repo:
     repo: str
     commits: dict[str, str] = field(default_factory=dict)  # revision name -> commit sha
     token: str | None = None  # set: gated, this bearer token is let in
     files: dict[tuple[str, str], HubFile] = field(default_factory=dict)  # (commit, name) -> file
+    meta: RepoMeta = field(default_factory=RepoMeta)
+
+    @property
+    def gated(self) -> str | bool:
+        return "manual" if self.token else False
+
+    def tags(self, commit: str) -> list[str]:
+        tags = list(self.meta.tags)
+        if any(c == commit and n.endswith(".gguf") for c, n in self.files):
+            tags.insert(0, "gguf")
+        if self.meta.license:
+            tags.append(f"license:{self.meta.license}")
+        return tags
 
 
 def _commit_for(repo: str, revision: str) -> str:
@@ -166,6 +207,17 @@ class HubServer:
             entry.token = gated_token
             entry.commits.setdefault("main", _commit_for(repo, "main"))
 
+    def set_meta(self, repo: str, **fields: object) -> None:
+        """Set what the listings say about ``repo`` (see :class:`RepoMeta`: downloads, likes,
+        trending_score, license, created_at, last_modified, pipeline_tag, tags)."""
+        with self._lock:
+            entry = self._repos.setdefault(repo, _Repo(repo))
+            entry.commits.setdefault("main", _commit_for(repo, "main"))
+            for name, value in fields.items():
+                if not hasattr(entry.meta, name):
+                    raise TypeError(f"RepoMeta has no field {name!r}")
+                setattr(entry.meta, name, value)
+
     def add_file(
         self,
         repo: str,
@@ -174,14 +226,20 @@ class HubServer:
         *,
         revision: str = "main",
         advertised_size: int | None = None,
+        pad_to: int | None = None,
     ) -> HubFile:
         """Serve ``source`` (a path or bytes) as ``filename`` in ``repo`` at ``revision``.
 
         ``advertised_size`` makes ``X-Linked-Size`` and the listings claim another size (for
-        disk-space tests); the body is still the real content.
+        disk-space tests); the body is still the real content. ``pad_to`` (bytes sources only)
+        serves the bytes followed by zeros up to that size.
         """
         sha256 = _sha256_of(source)
         size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+        if pad_to is not None:
+            if not isinstance(source, bytes) or pad_to < size:
+                raise ValueError("pad_to needs bytes no longer than pad_to")
+            size = pad_to
         with self._lock:
             entry = self._repos.setdefault(repo, _Repo(repo))
             entry.commits.setdefault("main", _commit_for(repo, "main"))
@@ -283,7 +341,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.hub.requests.append((self.command, path))
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         try:
-            if path.startswith("/api/models/"):
+            if path.rstrip("/") == "/api/models":
+                self._list_models(parse_qs(parts.query))
+            elif path.startswith("/api/models/"):
                 self._api(path[len("/api/models/") :], query, head=head)
             elif "/resolve/" in path:
                 repo, _, rest = path.lstrip("/").partition("/resolve/")
@@ -444,10 +504,11 @@ class _Handler(BaseHTTPRequestHandler):
         if entry is None:
             self._error(404, "RepoNotFound", "Repository not found")
             return
+        blobs = query.get("blobs", "false").lower() in {"1", "true"}
         if not tail:
-            self._model_info(entry, "main")
+            self._model_info(entry, "main", blobs=blobs)
         elif tail[0] == "revision" and len(tail) >= 2:
-            self._model_info(entry, "/".join(tail[1:]))
+            self._model_info(entry, "/".join(tail[1:]), blobs=blobs)
         elif tail[0] == "tree" and len(tail) >= 2:
             if not self._authorised(entry):
                 return
@@ -456,41 +517,58 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, "EntryNotFound", "Not found")
 
-    def _model_info(self, entry: _Repo, revision: str) -> None:
+    def _model_info(self, entry: _Repo, revision: str, *, blobs: bool) -> None:
         commit = _resolve_commit(entry, revision)
         if commit is None:
             self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
             return
-        files = [f for (c, _), f in sorted(entry.files.items()) if c == commit]
-        self._json(
-            {
-                "_id": entry.repo,
-                "id": entry.repo,
-                "modelId": entry.repo,
-                "author": entry.repo.split("/")[0],
-                "sha": commit,
-                "private": False,
-                "gated": "manual" if entry.token else False,
-                "disabled": False,
-                "downloads": 0,
-                "likes": 0,
-                "tags": ["gguf"],
-                "library_name": "gguf",
-                "siblings": [
-                    {
-                        "rfilename": f.filename,
-                        "size": f.advertised_size,
-                        "blobId": _blob_id(f),
-                        "lfs": {
-                            "sha256": f.sha256,
-                            "size": f.advertised_size,
-                            "pointerSize": 135,
-                        },
-                    }
-                    for f in files
-                ],
-            }
-        )
+        self._json(_info(entry, commit, siblings=True, blobs=blobs))
+
+    def _list_models(self, query: dict[str, list[str]]) -> None:
+        """``GET /api/models``: the Hub's search, as ``HfApi.list_models`` calls it."""
+
+        def values(name: str) -> list[str]:
+            return [v for key in (name, f"{name}[]") for v in query.get(key, [])]
+
+        def last(name: str, default: str = "") -> str:
+            found = values(name)
+            return found[-1] if found else default
+
+        search = last("search").lower()
+        filters = values("filter")
+        with self.hub._lock:
+            repos = list(self.hub._repos.values())
+        items = []
+        for entry in repos:
+            commit = entry.commits["main"]
+            if search and search not in entry.repo.lower():
+                continue
+            if not set(filters) <= set(entry.tags(commit)):
+                continue
+            items.append(_info(entry, commit, siblings=True, blobs=False))
+        sort = last("sort")
+        if sort:
+            if sort not in _SORTS:
+                self._error(400, "BadRequest", f"Invalid sort: {sort}")
+                return
+            items.sort(key=lambda item: item[sort], reverse=last("direction", "-1") == "-1")
+        limit = last("limit")
+        if limit:
+            items = items[: int(limit)]
+        expand = values("expand")
+        full = last("full").lower() in {"1", "true"}
+        card = last("cardData").lower() in {"1", "true"}
+        shaped = []
+        for item in items:
+            if expand:
+                keep = {"_id", "id", *expand}
+            elif full:
+                keep = set(item) - {"cardData"} | ({"cardData"} if card else set())
+                item["siblings"] = [{"rfilename": s["rfilename"]} for s in item["siblings"]]
+            else:
+                keep = set(_LISTING_FIELDS) | ({"cardData"} if card else set())
+            shaped.append({k: v for k, v in item.items() if k in keep})
+        self._json(shaped)
 
     def _tree(self, entry: _Repo, revision: str, folder: str, *, recursive: bool) -> None:
         commit = _resolve_commit(entry, revision)
@@ -527,6 +605,61 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "EntryNotFound", f"{folder} does not exist on {revision}")
             return
         self._json(listing)
+
+
+# What ``/api/models`` returns per repo when neither ``expand`` nor ``full`` is given.
+_LISTING_FIELDS = (
+    "_id",
+    "id",
+    "likes",
+    "trendingScore",
+    "private",
+    "downloads",
+    "tags",
+    "pipeline_tag",
+    "library_name",
+    "createdAt",
+    "modelId",
+)
+_SORTS = {"downloads", "likes", "trendingScore", "lastModified", "createdAt"}
+
+
+def _info(entry: _Repo, commit: str, *, siblings: bool, blobs: bool) -> dict[str, object]:
+    """A repo in the Hub's model-info shape (``/api/models/{repo}`` and the listing)."""
+    meta = entry.meta
+    files = [f for (c, _), f in sorted(entry.files.items()) if c == commit]
+    info: dict[str, object] = {
+        "_id": hashlib.sha1(entry.repo.encode()).hexdigest()[:24],
+        "id": entry.repo,
+        "modelId": entry.repo,
+        "author": entry.repo.split("/")[0],
+        "sha": commit,
+        "lastModified": meta.last_modified,
+        "createdAt": meta.created_at,
+        "private": False,
+        "gated": entry.gated,
+        "disabled": False,
+        "downloads": meta.downloads,
+        "likes": meta.likes,
+        "trendingScore": meta.trending_score,
+        "tags": entry.tags(commit),
+        "pipeline_tag": meta.pipeline_tag,
+        "library_name": "gguf" if "gguf" in entry.tags(commit) else None,
+        "cardData": {"license": meta.license} if meta.license else {},
+    }
+    if siblings:
+        info["siblings"] = [
+            {
+                "rfilename": f.filename,
+                "size": f.advertised_size,
+                "blobId": _blob_id(f),
+                "lfs": {"sha256": f.sha256, "size": f.advertised_size, "pointerSize": 135},
+            }
+            if blobs
+            else {"rfilename": f.filename}
+            for f in files
+        ]
+    return info
 
 
 def _blob_id(item: HubFile | str) -> str:

@@ -1,4 +1,5 @@
-"""Models: what is installed (use, import a GGUF, delete) and the catalogue with verdicts.
+"""Models: what is installed (use, import a GGUF, delete), the Hub search (any GGUF, a verdict
+per quant, download) and the handbook's catalogue with verdicts.
 
 The library scan, imports (a copy that can take minutes), deletions and the recommender all run
 in workers.
@@ -55,7 +56,10 @@ class ModelsPage(QWidget):
         super().__init__(parent)
         self.state = state
         layout = page_layout(
-            self, "Models", "Models on this computer, and the catalogue ranked for it."
+            self,
+            "Models",
+            "Models on this computer, any GGUF model on the Hub, and the handbook's catalogue, "
+            "each with a verdict for this computer.",
         )
         self.banner = Banner()
         layout.addWidget(self.banner)
@@ -86,6 +90,12 @@ class ModelsPage(QWidget):
         inst_layout.addLayout(buttons)
         self.tabs.addTab(installed, "Installed")
 
+        from gbdesk.ui.hub_browser import HubBrowser
+
+        self.hub_browser = HubBrowser(state)
+        self.hub_browser.downloaded.connect(lambda _result: self.refresh_installed())
+        self.tabs.addTab(self.hub_browser, "Search the Hub")
+
         catalogue = QWidget()
         cat_layout = QVBoxLayout(catalogue)
         cat_layout.setContentsMargins(0, 10, 0, 0)
@@ -93,7 +103,7 @@ class ModelsPage(QWidget):
         cat_layout.addWidget(self.catalogue_status)
         self.catalogue_table = self._table(["Model", "Quant", "Verdict", "Speed", "Download"])
         cat_layout.addWidget(self.catalogue_table, 1)
-        self.tabs.addTab(catalogue, "Catalogue")
+        self.tabs.addTab(catalogue, "From the handbook")
 
         self.installed: list = []
         self.recommendations: tuple = ()
@@ -268,6 +278,7 @@ class ModelsPage(QWidget):
         table.resizeRowsToContents()
         fitting = sum(1 for r in recommendations if r.fit.runs)
         self.catalogue_status.setText(
-            f"{fitting} of {len(recommendations)} catalogue models run on this computer. Hover "
-            "a row for the reason; download one from the setup wizard (File menu)."
+            f"{fitting} of {len(recommendations)} handbook models run on this computer. Hover "
+            "a row for the reason; download one from the setup wizard (File menu), or find any "
+            "model on the Search the Hub tab."
         )

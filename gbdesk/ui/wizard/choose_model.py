@@ -152,6 +152,11 @@ class ChooseModelPage(WizardPage):
         self.list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
         self.list.currentRowChanged.connect(lambda _row: self.complete_changed.emit())
         self.body.addWidget(self.list, 1)
+        from gbdesk.ui.hub_browser import WizardHubPanel
+
+        self.hub_panel = WizardHubPanel(state, self.list)
+        self.hub_panel.changed.connect(self.complete_changed.emit)
+        self.body.addWidget(self.hub_panel)
         self.recommendations: tuple = ()
         self._task: TaskHandle | None = None
         self._stale = False
@@ -237,6 +242,8 @@ class ChooseModelPage(WizardPage):
         return False
 
     def is_complete(self) -> bool:
+        if self.hub_panel.toggle.isChecked():
+            return self.hub_panel.chosen_path() is not None
         chosen = self.chosen()
         return chosen is not None and chosen.fit.runs
 
@@ -248,5 +255,7 @@ class ChooseModelPage(WizardPage):
             )
 
     def summary_line(self) -> str:
+        if (hub_model := self.hub_panel.chosen_path()) is not None:
+            return f"Model: {hub_model.name} (from the Hub)."
         chosen = self.chosen()
         return f"Model: {chosen.model_name} {chosen.quant}." if chosen else ""

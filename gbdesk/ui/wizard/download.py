@@ -145,7 +145,18 @@ class DownloadPage(WizardPage):
         self.repo_label.setText(f"from {spec.repo}")
         self.bundled_button.setVisible(self._is_starter() and self.model_path is None)
 
+    def _hub_model(self) -> Path | None:
+        """A model the choose step downloaded from the Hub browser (then nothing to do here)."""
+        from gbdesk.ui.wizard.choose_model import ChooseModelPage
+
+        if self.wizard is None:
+            return None
+        return self.wizard.page_of(ChooseModelPage).hub_panel.chosen_path()
+
     def should_be_skipped(self) -> bool:
+        if (hub_model := self._hub_model()) is not None:
+            self._complete(hub_model)
+            return True
         chosen = self._chosen()
         if chosen is None:
             return False
