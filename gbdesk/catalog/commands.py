@@ -182,12 +182,15 @@ def run_plan(args: argparse.Namespace) -> int:
     ref = parse_model_ref(args.model)
     quant_name = ref.quant
     entry = load_catalog().require(ref.id)
-    quants = [entry.quant(quant_name)] if quant_name else list(entry.quants)
-    if None in quants:
-        raise CatalogError(
-            f"{entry.id} has no quant {quant_name!r}",
-            fix=f"use one of {', '.join(q.name for q in entry.quants)}",
-        )
+    quants = list(entry.quants)
+    if quant_name:
+        chosen = entry.quant(quant_name)
+        if chosen is None:
+            raise CatalogError(
+                f"{entry.id} has no quant {quant_name!r}",
+                fix=f"use one of {', '.join(q.name for q in entry.quants)}",
+            )
+        quants = [chosen]
     settings = _settings(args)
     rows = []
     for quant in quants:
