@@ -52,18 +52,15 @@ VERDICTS = {
 
 
 def recommend_for(profile: Any, n_ctx: int, n_parallel: int, use_case: str) -> tuple:
-    """The recommender's ranking (runs in a worker)."""
-    from gbdesk.catalog.loader import load_catalog
-    from gbdesk.fit.calibration import load_calibration
+    """The recommender's ranking with this machine's calibration, measured speeds and the
+    starter on disk (runs in a worker)."""
+    from gbdesk.app.recommendation import recommend_here
     from gbdesk.fit.estimator import FitSettings
-    from gbdesk.fit.recommend import recommend
 
-    return recommend(
-        load_catalog(),
+    return recommend_here(
         profile,
         FitSettings(n_ctx=n_ctx, n_parallel=n_parallel),
         use_case=use_case or None,
-        calibration=load_calibration(),
     )
 
 
