@@ -51,9 +51,11 @@ VERDICTS = {
 }
 
 
-def recommend_for(profile: Any, n_ctx: int, n_parallel: int, use_case: str) -> tuple:
+def recommend_for(
+    profile: Any, n_ctx: int, n_parallel: int, use_case: str, *, online: bool = True
+) -> tuple:
     """The recommender's ranking with this machine's calibration, measured speeds and the
-    starter on disk (runs in a worker)."""
+    starter on disk (runs in a worker); offline, what is on disk comes first."""
     from gbdesk.app.recommendation import recommend_here
     from gbdesk.fit.estimator import FitSettings
 
@@ -61,6 +63,7 @@ def recommend_for(profile: Any, n_ctx: int, n_parallel: int, use_case: str) -> t
         profile,
         FitSettings(n_ctx=n_ctx, n_parallel=n_parallel),
         use_case=use_case or None,
+        online=online,
     )
 
 
@@ -197,7 +200,7 @@ class ChooseModelPage(WizardPage):
             from gbdesk.download.hub import hub_endpoint, hub_reachable
 
             reachable = known if known is not None else hub_reachable(hub_endpoint(endpoint))
-            return recommend_for(*args), reachable
+            return recommend_for(*args, online=reachable), reachable
 
         self._task = run_task(
             "recommend models",
@@ -217,15 +220,10 @@ class ChooseModelPage(WizardPage):
         recommendations, self.hub_reachable = result
         self._show(recommendations)
 
-    def first_pick(self, recommendations: tuple) -> int:
-        """The row to pre-select: the ranking's first model that runs here, or the starter
-        (bundled, works offline) when the Hub cannot be reached."""
-        from gbdesk.starter import STARTER_ID
-
-        if self.hub_reachable is False:
-            for row, rec in enumerate(recommendations):
-                if rec.model_id == STARTER_ID:
-                    return row
+    @staticmethod
+    def first_pick(recommendations: tuple) -> int:
+        """The row to pre-select: the ranking's first model that runs here (offline, the
+        ranking puts what is on disk first, so the bundled starter)."""
         return next((row for row, rec in enumerate(recommendations) if rec.fit.runs), 0)
 
     def _show(self, recommendations: tuple) -> None:
