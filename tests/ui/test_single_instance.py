@@ -34,6 +34,9 @@ def test_a_second_launch_raises_the_running_window(qtbot, configured_state) -> N
         assert time.monotonic() - started < 60
     finally:
         server.close()
+        if "second" in locals() and second.poll() is None:  # it did not hand over: no orphan
+            second.kill()
+            second.wait(10)
     # Nothing listening (the first app quit): a launch starts normally.
     assert not hand_over([], name=server_name())
 
