@@ -172,7 +172,7 @@ class ModelsPage(QWidget):
             "list installed models",
             list_installed,
             on_done=self._show_installed,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
         )
 
     def _show_installed(self, models: list) -> None:
@@ -286,7 +286,7 @@ class ModelsPage(QWidget):
             on_done=lambda model: self.banner.show_message(
                 f"Imported {model.name} ({human_bytes(model.size)}).", level="success"
             ),
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._after_change,
         )
         self._update_buttons()
@@ -310,7 +310,7 @@ class ModelsPage(QWidget):
             on_done=lambda freed: self.banner.show_message(
                 f"Deleted {model.name}; {human_bytes(freed)} freed.", level="success"
             ),
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._after_change,
         )
         self._update_buttons()
@@ -333,7 +333,7 @@ class ModelsPage(QWidget):
             "recommend models",
             lambda _ctx: _probe_and_recommend(*args),
             on_done=self._show_catalogue,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
         )
 
     def _show_catalogue(self, result: tuple[Any, tuple]) -> None:

@@ -218,7 +218,7 @@ class BackendPage(WizardPage):
             "botserver settings",
             lambda _ctx: botserver_values(model, api_key),
             on_done=self._show_values,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=lambda: setattr(self, "_values_busy", False),
         )
 
@@ -282,7 +282,7 @@ class BackendPage(WizardPage):
             "write botserver's settings",
             lambda _ctx: write_values(values, bot_dir, env_file),
             on_done=self._on_written,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._on_write_finished,
         )
 

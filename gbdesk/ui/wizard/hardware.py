@@ -127,7 +127,7 @@ class HardwarePage(WizardPage):
             "probe",
             _probe,
             on_done=self._on_profile,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._on_finished,
         )
 
