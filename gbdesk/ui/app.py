@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from types import TracebackType
+from typing import cast
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QWidget
@@ -101,7 +102,8 @@ def create_first_window(state, *, force_wizard: bool = False) -> QWidget:
 def main(argv: Sequence[str] | None = None) -> int:
     """Open the wizard or the main window and run the Qt event loop until Quit."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    # instance() is typed as the QCoreApplication base; gbdesk only ever makes a QApplication.
+    app = cast(QApplication, QApplication.instance() or QApplication([sys.argv[0], *argv]))
     app.setApplicationName("gbdesk")
     app.setApplicationDisplayName("gbdesk")
     app.setDesktopFileName("gbdesk")

@@ -200,10 +200,10 @@ class ChatPage(QWidget):
         splitter.setSizes([220, 700])
         outer.addWidget(splitter, 1)
 
-        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.send)
-        QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.send)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
-        QShortcut(QKeySequence("Ctrl+M"), self, activated=self.model_picker.setFocus)
+        QShortcut(QKeySequence("Ctrl+Return"), self, self.send)
+        QShortcut(QKeySequence("Ctrl+Enter"), self, self.send)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
+        QShortcut(QKeySequence("Ctrl+M"), self, self.model_picker.setFocus)
         self.model_picker.setToolTip(self.model_picker.toolTip() + " (Ctrl+M)")
 
         self._render_timer = QTimer(self)

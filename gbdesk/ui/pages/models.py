@@ -357,7 +357,9 @@ class ModelsPage(QWidget):
             table.setItem(row, 3, speed)
             table.setItem(row, 4, QTableWidgetItem(human_bytes(fit.download_bytes)))
             for column in (0, 1, 3, 4):
-                table.item(row, column).setToolTip(rec.reason)
+                cell = table.item(row, column)
+                if cell is not None:  # every one was set above
+                    cell.setToolTip(rec.reason)
         table.resizeRowsToContents()
         fitting = sum(1 for r in recommendations if r.fit.runs)
         self.catalogue_status.setText(
