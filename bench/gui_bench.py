@@ -15,8 +15,12 @@
    the files themselves (what downloading them to look would cost), and the largest event-loop
    gap meanwhile (target < 50 ms). Peer in the same run: one bare ``HfApi.list_models``
    round trip, and huggingface_hub's ``get_hf_file_metadata`` + a 2 MiB Range GET per file.
+4. Switching the model: "Serve this model" (the GUI's controller restarting its backend with a
+   second model) until the new model has answered a chat request, against `gbdesk serve`
+   stopped and started by hand with the second model (the same request); medians of N runs
+   each, interleaved.
 
-    python bench/gui_bench.py [--runs 7] [--only cold|download|chat|hub]
+    python bench/gui_bench.py [--runs 7] [--switch-runs 3] [--only cold|download|chat|hub|switch]
 """
 
 from __future__ import annotations
@@ -226,6 +230,130 @@ def bench_chat_stall() -> dict[str, float]:
     }
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answer(port: int, timeout_s: float = 120) -> str:
+    """Ask the backend on ``port`` for a few tokens, retrying until it answers; the model id."""
+    import urllib.request
+
+    body = json.dumps(
+        {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "stream": False}
+    ).encode()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.load(response)["model"]
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _serve_by_hand(model: Path, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gbdesk",
+            "serve",
+            "--model",
+            str(model),
+            "--port",
+            str(port),
+            "--ctx",
+            "1024",
+            "--parallel",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+
+
+def _switch_in_gui(app, first: Path, second: Path) -> float:
+    """A ready backend with ``first``, then "Serve this model" with ``second``: seconds until
+    the second one has answered."""
+    from gbdesk.ui.pages.models import serve_model
+    from gbdesk.ui.state import AppState
+
+    port = _free_port()
+    state = AppState()
+    state.update_settings(model=str(first), backend_port=port, context_length=1024, parallel=1)
+    backend = state.backend
+    try:
+        backend.start()
+        _wait(app, lambda: backend.view.phase in {"ready", "failed"})
+        if not backend.is_ready():
+            raise RuntimeError(f"the backend did not start: {backend.view}")
+        started = time.perf_counter()
+        serve_model(state, str(second))
+        _wait(
+            app,
+            lambda: (
+                not backend.is_busy()
+                and backend.view.phase in {"ready", "failed"}
+                and backend.view.model == str(second)
+            ),
+        )
+        model = _answer(port)
+        seconds = time.perf_counter() - started
+        assert "second-model" in model, model
+    finally:
+        state.shutdown()
+    return seconds
+
+
+def bench_model_switch(runs: int) -> dict[str, float]:
+    """Seconds from "switch to the second model" until it answers: the GUI's "Serve this
+    model" against stopping and starting `gbdesk serve` by hand."""
+    import shutil
+
+    from PySide6.QtWidgets import QApplication
+
+    from gbdesk.starter import require_starter_model
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    home = Path(tempfile.mkdtemp(prefix="gbdesk-bench-switch-"))
+    os.environ["GBDESK_HOME"] = str(home)
+    first = require_starter_model()
+    second = home / "second-model.Q4_1.gguf"
+    shutil.copyfile(first, second)
+    gui: list[float] = []
+    by_hand: list[float] = []
+    for _ in range(runs):
+        gui.append(_switch_in_gui(app, first, second))
+        # By hand: the same switch with `gbdesk serve` stopped (SIGTERM) and started again.
+        port = _free_port()
+        process = _serve_by_hand(first, port)
+        try:
+            _answer(port)
+            started = time.perf_counter()
+            process.terminate()
+            process.wait(30)
+            process = _serve_by_hand(second, port)
+            model = _answer(port)
+            by_hand.append(time.perf_counter() - started)
+            assert "second-model" in model, model
+        finally:
+            process.terminate()
+            process.wait(30)
+    gui_s, hand_s = statistics.median(gui), statistics.median(by_hand)
+    return {"gui_s": gui_s, "hand_s": hand_s, "ratio": gui_s / hand_s, "runs": runs}
+
+
 def _hub_with_twenty_repos(hub) -> None:
     """The search tests' repos plus synthetic ones, 20 GGUF repos in all."""
     from gbdesk.starter import require_starter_model
@@ -344,8 +472,9 @@ def bench_hub_browser() -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description="gbdesk desktop app benchmarks")
     parser.add_argument("--runs", type=int, default=7, help="interleaved cold starts of each")
+    parser.add_argument("--switch-runs", type=int, default=3, help="model switches of each")
     parser.add_argument(
-        "--only", choices=("cold", "download", "chat", "hub"), help="run only this case"
+        "--only", choices=("cold", "download", "chat", "hub", "switch"), help="run only this case"
     )
     args = parser.parse_args()
     if args.only in (None, "cold"):
@@ -356,7 +485,18 @@ def main() -> int:
         _print_chat(bench_chat_stall())
     if args.only in (None, "hub"):
         _print_hub(bench_hub_browser())
+    if args.only in (None, "switch"):
+        _print_switch(bench_model_switch(args.switch_runs))
     return 0
+
+
+def _print_switch(switch: dict[str, float]) -> None:
+    print(f"switching the model until the new one answers, median of {switch['runs']} runs:")
+    print(f"  `gbdesk serve` stopped and started by hand  {switch['hand_s']:6.2f} s   peer")
+    print(
+        f"  Serve this model (the GUI)                  {switch['gui_s']:6.2f} s   ratio "
+        f"{switch['ratio']:.2f}"
+    )
 
 
 def _print_hub(hub: dict[str, float]) -> None:

@@ -52,6 +52,8 @@ def setup_logging(
     file_handler.setFormatter(logging.Formatter(_FORMAT))
     file_handler.addFilter(redactor)
     root.addHandler(file_handler)
+    # llama.cpp reports every tensor it loads: its debug lines only when asked for (-v).
+    logging.getLogger("gbdesk.llama_cpp").setLevel(logging.DEBUG if verbose else logging.INFO)
     if to_stderr:
         console = logging.StreamHandler()
         console.setLevel(logging.DEBUG if verbose else logging.WARNING)

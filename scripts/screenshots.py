@@ -174,6 +174,7 @@ def main() -> int:
     window.show()
     # A real streamed answer first, so the Dashboard has figures to show.
     chat = window.show_page("chat")
+    chat.system_prompt.setText("You are a concise assistant for a small business.")
     chat.composer.setPlainText("What can a small local language model do? Answer in two sentences.")
     chat.send()
     _wait(app, lambda: not chat.is_streaming())
@@ -188,10 +189,16 @@ def main() -> int:
             )
         elif spec.key == "models":
             _wait(app, lambda page=page: bool(page.recommendations))
+            # A second model, imported: the list shows it next to the served starter.
+            import shutil
+
             from gbdesk.starter import starter_model_path
 
-            page.import_file(str(starter_model_path()))
-            _wait(app, lambda page=page: bool(page.installed) and page._task is None)
+            second = home / "second-model.Q4_1.gguf"
+            shutil.copyfile(starter_model_path(), second)
+            page.import_file(str(second))
+            _wait(app, lambda page=page: len(page.installed) == 2 and page._task is None)
+            _wait(app, lambda page=page: page.serving_row() >= 0)
         elif spec.key == "node":
             _wait(app, lambda page=page: not page._busy)
         elif spec.key == "logs":

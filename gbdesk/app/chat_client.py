@@ -29,21 +29,34 @@ def stream_chat(
     model: str = "local",
     api_key: str | None = None,
     max_tokens: int = 512,
+    temperature: float | None = None,
+    on_finish: Callable[[str], None] | None = None,
     timeout_s: float = 120.0,
 ) -> str:
     """Send ``messages`` to ``base_url``/chat/completions with ``stream: true``.
 
     Returns the whole reply (what was received before a cancel, when cancelled).
+    ``on_finish`` gets the server's ``finish_reason`` ("stop", or "length" when the reply was
+    cut by ``max_tokens``).
 
     Raises:
         ChatError: the server is unreachable, answers with an HTTP error, or sends garbage.
     """
     client = BackendClient(base_url, api_key=api_key, timeout_s=timeout_s)
-    body = {"model": model, "messages": list(messages), "stream": True, "max_tokens": max_tokens}
+    body: dict[str, object] = {
+        "model": model,
+        "messages": list(messages),
+        "stream": True,
+        "max_tokens": max_tokens,
+    }
+    if temperature is not None:
+        body["temperature"] = temperature
     parts: list[str] = []
     try:
         for payload in client.stream_events("/chat/completions", body, cancel=cancel):
-            text = _delta_text(payload)
+            text, finish = _delta_text(payload)
+            if finish and on_finish is not None:
+                on_finish(finish)
             if text:
                 parts.append(text)
                 on_text(text)
@@ -61,7 +74,8 @@ def stream_chat(
     return "".join(parts)
 
 
-def _delta_text(payload: str) -> str:
+def _delta_text(payload: str) -> tuple[str, str]:
+    """(text, finish_reason) of one streamed chunk."""
     try:
         event = json.loads(payload)
     except json.JSONDecodeError as exc:
@@ -74,6 +88,6 @@ def _delta_text(payload: str) -> str:
         raise ChatError(f"the chat server reported an error: {message}")
     choices = event.get("choices") or []
     if not choices:
-        return ""
+        return "", ""
     delta = choices[0].get("delta") or {}
-    return delta.get("content") or ""
+    return delta.get("content") or "", choices[0].get("finish_reason") or ""

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 class ChatMessage:
     role: str  # "user", "assistant" or "system"
     content: str
+    model: str = ""  # the model that wrote an assistant message
+    finish: str = ""  # the server's finish_reason: "stop", "length" (token limit), "" unknown
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Conversation:
     title: str
     created: float
     messages: list[ChatMessage] = field(default_factory=list)
+    system_prompt: str = ""  # empty: the default one
 
     @classmethod
     def new(cls, title: str = "New chat") -> Conversation:
@@ -47,7 +50,16 @@ class Conversation:
             id=str(data["id"]),
             title=str(data.get("title") or "Chat"),
             created=float(data.get("created", 0.0)),
-            messages=[ChatMessage(str(m["role"]), str(m["content"])) for m in data["messages"]],
+            messages=[
+                ChatMessage(
+                    str(m["role"]),
+                    str(m["content"]),
+                    model=str(m.get("model", "")),
+                    finish=str(m.get("finish", "")),
+                )
+                for m in data["messages"]
+            ],
+            system_prompt=str(data.get("system_prompt", "")),
         )
 
 

@@ -68,7 +68,7 @@ def registration_status(settings: Settings) -> ShardResult | None:
     return ShardResult(registration, False, embedded, state.env_file if state else "")
 
 
-def heartbeat(settings: Settings) -> datetime:
+def heartbeat(settings: Settings, llm_model: str | None = None) -> datetime:
     """Update this node's last-seen time once.
 
     Raises:
@@ -77,7 +77,7 @@ def heartbeat(settings: Settings) -> datetime:
     """
     from gbdesk.shard import service
 
-    return service.beat_once(settings.database_url or None)
+    return service.beat_once(settings.database_url or None, llm_model=llm_model)
 
 
 def unregister_this_node(settings: Settings) -> int:

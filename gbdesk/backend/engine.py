@@ -159,6 +159,13 @@ class EngineStats:
     queued: int
     slots: int
     queue_limit: int
+    single_steps: int = 0  # decode steps of one generating sequence alone
+    single_seconds: float = 0.0
+
+    @property
+    def single_sequence_tps(self) -> float:
+        """Tokens/s of one sequence generating alone (0 before any such step)."""
+        return self.single_steps / self.single_seconds if self.single_seconds > 0 else 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -229,6 +236,9 @@ class Engine:
         self._prompt_tokens = 0
         self._completion_tokens = 0
         self._generation_seconds = 0.0
+        # Steps that decoded one generating sequence and nothing else: its tokens/s on its own.
+        self._single_steps = 0
+        self._single_seconds = 0.0
         self._thread = threading.Thread(target=self._run, name="gbdesk-engine", daemon=True)
         self._thread.start()
 
@@ -307,6 +317,8 @@ class Engine:
             prompt_tokens=self._prompt_tokens,
             completion_tokens=self._completion_tokens,
             generation_seconds=self._generation_seconds,
+            single_steps=self._single_steps,
+            single_seconds=self._single_seconds,
             active=sum(1 for slot in self._slots if slot.generation is not None),
             queued=len(self._pending),
             slots=len(self._slots),
@@ -508,7 +520,11 @@ class Engine:
                 self._sample(slot)
                 slot.batch_index = -1
         if generating:
-            self._generation_seconds += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self._generation_seconds += elapsed
+            if n == 1:
+                self._single_steps += 1
+                self._single_seconds += elapsed
 
     def _sample(self, slot: _Slot) -> None:
         model = self.model

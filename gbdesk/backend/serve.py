@@ -32,6 +32,7 @@ from gbdesk.settings import Settings
 if TYPE_CHECKING:
     from gbdesk.backend.chat_template import ChatTemplate
     from gbdesk.backend.embeddings import EmbeddingEngine
+    from gbdesk.backend.engine import EngineStats
     from gbdesk.backend.model import LlamaModel
 
 log = logging.getLogger(__name__)
@@ -307,10 +308,33 @@ def run_serve(
         server.server_close()
         if engine is not None:
             engine.close()
+            _record_speed(resolved, engine.stats())
         if embedder is not None:
             embedder.close()
         restore()
     return 0
+
+
+def _record_speed(resolved: ResolvedSettings, stats: EngineStats) -> None:
+    """Keep this model's measured tokens/s for the recommender (gbdesk.fit.measured)."""
+    from gbdesk.fit.measured import MIN_STEPS, record_measured
+    from gbdesk.hardware.probe import probe
+
+    if stats.single_steps < MIN_STEPS:
+        return
+    try:
+        cpu = probe().cpu
+        record_measured(
+            resolved.model_path.name,
+            generation_tps=stats.single_sequence_tps,
+            prompt_tps=0.0,
+            cpu_brand=cpu.brand,
+            physical_cores=cpu.physical_cores,
+            gpu_layers=resolved.gpu_layers,
+            source="serve",
+        )
+    except (GbdeskError, OSError, ValueError) as exc:
+        log.warning("could not keep the measured speed of %s: %s", resolved.model_path, exc)
 
 
 def _load_model(

@@ -140,13 +140,21 @@ def run_recommend(args: argparse.Namespace) -> int:
     from gbdesk.fit.recommend import recommend
 
     profile = _hardware(args.hardware)
-    results = recommend(
-        load_catalog(),
-        profile,
-        _settings(args),
-        use_case=args.use_case,
-        calibration=load_calibration(),
-    )
+    if args.hardware:  # another machine: only the calibration (it names its CPU) may apply
+        results = recommend(
+            load_catalog(),
+            profile,
+            _settings(args),
+            use_case=args.use_case,
+            calibration=load_calibration(),
+        )
+    else:  # this machine: its models on disk and measured speeds too
+        from gbdesk.app.recommendation import hub_is_reachable, recommend_here
+
+        online = hub_is_reachable()
+        results = recommend_here(profile, _settings(args), use_case=args.use_case, online=online)
+        if not online and not args.json:
+            print("the Hub cannot be reached: models already on this computer come first")
     if args.json:
         print(json.dumps({"hardware": profile.source, "results": [r.to_json() for r in results]}))
         return 0
@@ -155,7 +163,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     for item in results:
         fit = item.fit
         mark = "+" if item.runs_well else "~" if fit.runs else "x"
-        calibrated = " (calibrated)" if fit.speed.calibrated else ""
+        calibrated = f" ({fit.speed.basis})"
         name = f"{item.model_id}:{item.quant}"
         print(
             f"{mark} {name:{name_width}}  {fit.verdict:13} "
@@ -177,12 +185,15 @@ def run_plan(args: argparse.Namespace) -> int:
     ref = parse_model_ref(args.model)
     quant_name = ref.quant
     entry = load_catalog().require(ref.id)
-    quants = [entry.quant(quant_name)] if quant_name else list(entry.quants)
-    if None in quants:
-        raise CatalogError(
-            f"{entry.id} has no quant {quant_name!r}",
-            fix=f"use one of {', '.join(q.name for q in entry.quants)}",
-        )
+    quants = list(entry.quants)
+    if quant_name:
+        chosen = entry.quant(quant_name)
+        if chosen is None:
+            raise CatalogError(
+                f"{entry.id} has no quant {quant_name!r}",
+                fix=f"use one of {', '.join(q.name for q in entry.quants)}",
+            )
+        quants = [chosen]
     settings = _settings(args)
     rows = []
     for quant in quants:

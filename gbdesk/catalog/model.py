@@ -13,7 +13,7 @@ from typing import Any
 FIGURE_SOURCES = ("guide", "config", "gguf-header", "estimate")
 # How a file size is known: read from the file or the Hub, rounded by a guide, or guessed.
 SIZE_SOURCES = ("gguf-header", "hub", "guide-rounded", "estimate")
-SWA_PATTERNS = ("none", "even", "all")
+SWA_PATTERNS = ("none", "even", "all", "five-of-six")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class Architecture:
     ffn_gated: bool = True
     tied_embeddings: bool = False
     sliding_window: int = 0
-    swa_layers: str = "none"  # none, even (layers 0, 2, 4... as Gemma 2), all
+    # none, even (layers 0, 2, 4... as Gemma 2), all, five-of-six (all but every 6th: Gemma 3)
+    swa_layers: str = "none"
     n_expert: int = 0
     n_expert_used: int = 0
     n_expert_shared: int = 0
@@ -60,6 +61,8 @@ class Architecture:
             return False
         if self.swa_layers == "all":
             return True
+        if self.swa_layers == "five-of-six":
+            return (layer + 1) % 6 != 0
         return layer % 2 == 0
 
     def to_json(self) -> dict[str, Any]:

@@ -54,6 +54,25 @@ def hub_endpoint(setting: str = "") -> str:
     return value.rstrip("/")
 
 
+def hub_reachable(endpoint: str, *, timeout_s: float = 2.0) -> bool:
+    """Whether a TCP connection to the Hub ``endpoint`` opens within ``timeout_s`` (False in
+    offline mode). A quick test before offering a download; the download itself reports why."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if offline_mode():
+        return False
+    parts = urlsplit(endpoint)
+    if not parts.hostname:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def offline_mode() -> bool:
     """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set."""
     raw = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""

@@ -33,6 +33,10 @@ class Calibration:
     measured_rss_growth_bytes: int
     model: str
     created: str
+    # The speed model's fixed costs (seconds per generated token), fitted from several models.
+    seconds_per_layer: float = 0.0
+    seconds_per_token: float = 0.0
+    points: int = 1  # how many measured runs the fit rests on
 
     def matches(self, cpu_brand: str, physical_cores: int) -> bool:
         """Whether this calibration was measured on a machine with this CPU."""
@@ -57,7 +61,14 @@ def load_calibration(path: Path | None = None) -> Calibration | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Calibration(**data)
+        known = {f.name for f in dataclasses.fields(Calibration)}
+        if not isinstance(data, dict) or set(data) - known:
+            raise ValueError("unexpected fields")
+        calibration = Calibration(**data)
+        numbers = (calibration.cpu_generation_efficiency, calibration.cpu_prompt_efficiency)
+        if not all(isinstance(n, (int, float)) and n > 0 for n in numbers):
+            raise ValueError("efficiencies must be positive numbers")
+        return calibration
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(
             f"cannot read the calibration file {path}: {exc}",

@@ -27,7 +27,9 @@ def run_bench(args: argparse.Namespace) -> int:
         f"{calibration.measured_rss_growth_bytes / (1 << 20):.0f} MiB resident"
     )
     print(
-        f"efficiency: generation {calibration.cpu_generation_efficiency:.3f}, "
-        f"prompt {calibration.cpu_prompt_efficiency:.3f} of the model's peak; saved to {where}"
+        f"speed model from {calibration.points} models: "
+        f"{calibration.seconds_per_layer * 1e6:.0f} us per layer and token + bytes at "
+        f"{calibration.cpu_generation_efficiency:.3f} of the bandwidth peak; prompt at "
+        f"{calibration.cpu_prompt_efficiency:.3f} of the compute peak; saved to {where}"
     )
     return 0

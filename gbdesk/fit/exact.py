@@ -3,16 +3,20 @@
 llama.cpp's model parameter ``no_alloc`` ("only load metadata and simulate memory allocations")
 builds the model and context as for a real run, places every layer, sizes the KV cache and
 reserves the compute graphs, but allocates zero-sized dummy buffers instead of the weights. The
-sizes it *would* allocate are then read from ``llama_get_memory_breakdown`` (per buffer type:
-model weights, context = KV cache, compute buffers) and from the log (the host output buffer).
+sizes it *would* allocate are read from public figures: ``llama_model_size`` (the weights) and
+llama.cpp's own log lines (``llama_kv_cache: size = ...``, ``... compute buffer size = ...``,
+``... output buffer size = ...``, two decimals of MiB). Only a build that can offload to a GPU
+needs the split per device, which the log does not give in a dry run; there the sizes come
+from ``llama_get_memory_breakdown``.
 
 Two things make it run in a child process (``python -m gbdesk.fit.exact``): llama.cpp aborts the
 whole process on an internal assertion (no_alloc with mmap is one), and its log callback is
 global, so it must not be swapped under a backend running in the same process.
 
-``llama_get_memory_breakdown`` returns a C++ ``std::map`` (llama-ext.h, not the C API), read here
-through ctypes with libstdc++'s layout. So exact mode works on Linux only; elsewhere
-:func:`exact_memory` raises :class:`ExactModeUnavailableError` and callers use the estimator.
+``llama_get_memory_breakdown`` returns a C++ ``std::map`` (llama-ext.h, not the C API), read
+through ctypes with libstdc++'s layout, so a GPU build's exact mode works on Linux only and its
+totals are checked against the log; elsewhere :func:`exact_memory` raises
+:class:`ExactModeUnavailableError` saying why, and callers use the estimate.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,8 @@ from gbdesk.errors import GbdeskError
 MiB = 1024 * 1024
 _BREAKDOWN_SYMBOL = "_Z26llama_get_memory_breakdownPK13llama_context"  # Itanium C++ ABI
 _OUTPUT_LINE = re.compile(r"(?P<buft>\S+)\s+output buffer size =\s+(?P<mib>[\d.]+) MiB")
+_COMPUTE_LINE = re.compile(r"(?P<buft>\S+)\s+compute buffer size =\s+(?P<mib>[\d.]+) MiB")
+_KV_LINE = re.compile(r"llama_kv_cache: size =\s+(?P<mib>[\d.]+) MiB")
 _CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
 
@@ -73,6 +79,9 @@ class ExactMemory:
     buffers: tuple[BufferMemory, ...]
     output_bytes: int  # host buffer for logits/embeddings of one batch (outside the breakdown)
     probe_peak_rss: int  # peak resident memory of the child that asked, bytes
+    # "log": public figures (llama_model_size and log lines, 0.01 MiB resolution);
+    # "breakdown": the per-device C++ breakdown of a GPU build (bytes).
+    source: str = "log"
 
     @property
     def weights_bytes(self) -> int:
@@ -127,24 +136,19 @@ def exact_memory(
     weights; the child process reads the header and vocabulary only.
 
     Raises:
-        ExactModeUnavailableError: not on Linux, or this llama.cpp build lacks the breakdown API.
+        ExactModeUnavailableError: a GPU build off Linux, or one whose breakdown cannot be read.
         ExactModeError: the file is missing or llama.cpp refused the model or the settings.
         UsageError: an argument is out of range.
     """
     from gbdesk.errors import UsageError
 
-    if not sys.platform.startswith("linux"):
-        raise ExactModeUnavailableError(
-            "exact mode reads a C++ structure of llama.cpp that gbdesk can only read on Linux",
-            fix="use the estimate, which needs no llama.cpp",
-        )
     for name, value in (("n_ctx", n_ctx), ("n_parallel", n_parallel), ("n_batch", n_batch)):
         if value < 1:
             raise UsageError(f"{name} must be at least 1, not {value}")
-    for name, value in (("type_k", type_k), ("type_v", type_v)):
-        if value not in _CACHE_TYPES:
+    for name, cache_type in (("type_k", type_k), ("type_v", type_v)):
+        if cache_type not in _CACHE_TYPES:
             raise UsageError(
-                f"{name} {value!r} is not a KV cache type",
+                f"{name} {cache_type!r} is not a KV cache type",
                 fix=f"use one of {', '.join(_CACHE_TYPES)}",
             )
     path = Path(path)
@@ -175,6 +179,54 @@ def exact_memory(
     if done.returncode != 0:
         raise _child_error(path, done.returncode, done.stdout, done.stderr)
     return ExactMemory.from_json(json.loads(done.stdout))
+
+
+def write_stand_in(
+    url: str,
+    folder: Path,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> Path:
+    """A stand-in for a remote GGUF before download: a sparse file of the real size holding the
+    real header (a dry run reads no tensor bytes). Returns its path in ``folder``.
+
+    Raises:
+        ExactModeUnavailableError: a split model (the dry run would need every part's stand-in).
+        GGUFError: the header cannot be fetched or is not valid GGUF.
+        OSError: the folder cannot be written.
+    """
+    from gbdesk.gguf import read_remote_bytes, read_remote_gguf
+
+    meta = read_remote_gguf(url, headers=headers, timeout=timeout)
+    if len(meta.file_sizes) != 1 or not meta.data_offsets:
+        raise ExactModeUnavailableError(
+            f"{url}: a model split in {len(meta.file_sizes)} parts has no single stand-in file",
+            fix="use the estimate from its header, or download it and ask again",
+        )
+    header = read_remote_bytes(url, meta.data_offsets[0], headers=headers, timeout=timeout)
+    path = folder / url.rsplit("/", 1)[-1].split("?", 1)[0]
+    with path.open("wb") as out:
+        out.write(header)
+        out.truncate(meta.file_sizes[0])  # the tensor data is a hole: no disk, no download
+    return path
+
+
+def exact_memory_remote(
+    url: str, *, headers: dict[str, str] | None = None, **settings: Any
+) -> ExactMemory:
+    """:func:`exact_memory` for a GGUF not yet downloaded, run on :func:`write_stand_in`'s file.
+
+    Raises:
+        ExactModeUnavailableError, ExactModeError, UsageError: as :func:`exact_memory`.
+        GGUFError: the header cannot be fetched.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gbdesk-stand-in-") as folder:
+        path = write_stand_in(url, Path(folder), headers=headers)
+        result = exact_memory(path, **settings)
+    return replace(result, path=url)
 
 
 def _child_error(path: Path, returncode: int, stdout: str, stderr: str) -> GbdeskError:
@@ -225,20 +277,42 @@ def _read_breakdown(lib: ctypes.CDLL, ggml: ctypes.CDLL, ctx: int) -> list[Buffe
     return sorted(buffers, key=lambda buffer: buffer.buffer_type)
 
 
+def _mib_lines(pattern: re.Pattern[str], lines: list[str]) -> dict[str, int]:
+    """Bytes per buffer type from llama.cpp's "<buft> ... size = N MiB" log lines."""
+    sizes: dict[str, int] = {}
+    for line in lines:
+        match = pattern.search(line)
+        if match:
+            buft = match.groupdict().get("buft") or "CPU"
+            sizes[buft] = sizes.get(buft, 0) + round(float(match["mib"]) * MiB)
+    return sizes
+
+
+def _from_log(lib: object, model: int, lines: list[str]) -> list[BufferMemory]:
+    """A CPU build's figures from public sources: the weights from ``llama_model_size``, the
+    KV cache and compute buffers from the log lines."""
+    import llama_cpp
+
+    weights = int(llama_cpp.llama_model_size(model))
+    kv = sum(_mib_lines(_KV_LINE, lines).values())
+    compute = sum(_mib_lines(_COMPUTE_LINE, lines).values())
+    return [BufferMemory("CPU", weights, kv, compute)]
+
+
 def _measure(request: dict[str, Any]) -> dict[str, Any]:
     import llama_cpp
     from gguf import GGMLQuantizationType
     from llama_cpp import llama_cpp as bindings
 
     lib = bindings._lib
-    if not hasattr(lib, _BREAKDOWN_SYMBOL):
+    gpu_build = bool(llama_cpp.llama_supports_gpu_offload())
+    if gpu_build and not (sys.platform.startswith("linux") and hasattr(lib, _BREAKDOWN_SYMBOL)):
         return {
-            "error": "this llama.cpp build does not export llama_get_memory_breakdown",
+            "error": "this GPU build gives the memory per device only through a C++ structure "
+            "that gbdesk can read on Linux alone",
             "unavailable": True,
             "fix": "use the estimate, which needs no llama.cpp",
         }
-    ggml_path = Path(lib._name).with_name(Path(lib._name).name.replace("libllama", "libggml-base"))
-    ggml = ctypes.CDLL(str(ggml_path))
 
     lines: list[str] = []
 
@@ -274,17 +348,29 @@ def _measure(request: dict[str, Any]) -> dict[str, Any]:
             "error": "llama.cpp refused these context settings: " + _last_error(lines),
             "fix": "a quantized V cache needs flash attention; lower n_ctx or n_parallel",
         }
-    buffers = _read_breakdown(lib, ggml, ctx)
-    output_bytes = 0
-    for line in lines:
-        match = _OUTPUT_LINE.search(line)
-        if match:
-            output_bytes += round(float(match["mib"]) * MiB)
+    if gpu_build:
+        ggml_name = Path(lib._name).name.replace("libllama", "libggml-base")
+        ggml = ctypes.CDLL(str(Path(lib._name).with_name(ggml_name)))
+        buffers = _read_breakdown(lib, ggml, ctx)
+        logged_kv = sum(_mib_lines(_KV_LINE, lines).values())
+        if abs(sum(b.context for b in buffers) - logged_kv) > 0.01 * MiB:
+            return {
+                "error": "llama.cpp's memory breakdown disagrees with its log (the C++ "
+                "structure changed in this build)",
+                "unavailable": True,
+                "fix": "use the estimate, which needs no llama.cpp",
+            }
+        source = "breakdown"
+    else:
+        buffers = _from_log(lib, model, lines)
+        source = "log"
+    output_bytes = sum(_mib_lines(_OUTPUT_LINE, lines).values())
     return {
         **{key: request[key] for key in request if key != "use_extra_bufts"},
         "buffers": [asdict(buffer) for buffer in buffers],
         "output_bytes": output_bytes,
         "probe_peak_rss": _peak_rss(),
+        "source": source,
     }
 
 

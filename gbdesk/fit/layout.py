@@ -50,6 +50,7 @@ class ModelLayout:
     # The output head is a separate tensor in the file (False: tied to the embeddings).
     has_output_tensor: bool = True
     output_params: int = 0
+    n_merges: int = 0  # BPE merges of the vocabulary (SentencePiece has none)
 
     def active_params_per_token(self) -> int:
         """Parameters one token multiplies through (used experts only)."""
@@ -118,11 +119,9 @@ def architecture_from_gguf(meta: GGUFMetadata) -> Architecture:
         head_k = value("attention.key_length", head_dim)
         head_v = value("attention.value_length", head_dim)
     window = value("attention.sliding_window")
-    swa = (
-        "even"
-        if window and arch == "gemma2"
-        else ("all" if window and arch == "mistral" else "none")
-    )
+    swa = {"gemma2": "even", "gemma3": "five-of-six", "mistral": "all"}.get(arch, "none")
+    if not window:
+        swa = "none"
     has_output = meta.tensor("output.weight") is not None
     return Architecture(
         arch=arch,
@@ -192,7 +191,21 @@ def layout_from_gguf(meta: GGUFMetadata, name: str = "") -> ModelLayout:
         exact=True,
         has_output_tensor=has_output,
         output_params=arch.n_vocab * arch.n_embd,
+        n_merges=_count(meta.get("tokenizer.ggml.merges")),
     )
+
+
+def _count(value: Any) -> int:
+    return len(value) if isinstance(value, (list, tuple)) else 0
+
+
+def guess_merges(arch: Architecture) -> int:
+    """BPE merges before the header is known: byte-level BPE vocabularies (Llama 3, Qwen, GLM,
+    DeepSeek, Phi-2, SmolLM: more than 32,768 tokens) have about one merge per token;
+    SentencePiece ones (Llama 2, Mistral, Gemma) none."""
+    if arch.arch.startswith("gemma") or arch.n_vocab <= 32768:
+        return 0
+    return arch.n_vocab
 
 
 def layer_parameters(arch: Architecture, layer: int) -> tuple[int, int]:
@@ -247,4 +260,5 @@ def layout_from_catalog(entry: CatalogEntry, quant: Quant) -> ModelLayout:
         exact=False,
         has_output_tensor=not arch.tied_embeddings,
         output_params=embd_params,
+        n_merges=guess_merges(arch),
     )

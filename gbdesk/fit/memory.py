@@ -16,12 +16,15 @@ MIB = 1 << 20
 CACHE_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 KV_PAD = 256  # llama.cpp pads each sequence's cells to a multiple of 256
 
-# Measured here (SmolLM2-135M, bench/fit_accuracy.py): anonymous memory the model load adds
-# beyond the mapped file (vocabulary tables, model structs): 18.4 MiB for 49,152 tokens.
+# Measured here (RSS after loading the model, less the mapped file; synthetic models of 4,096,
+# 65,536 and 262,144 SentencePiece tokens and SmolLM2-135M's 49,152 BPE tokens with 48,900
+# merges): the vocabulary tables cost ~123 bytes a token and ~200 bytes a BPE merge.
 MODEL_FIXED_BYTES = 2 * MIB
-MODEL_BYTES_PER_VOCAB_TOKEN = 350
-# Measured here: a context adds its KV cache, its output buffer and about 1 MiB more.
-CONTEXT_FIXED_BYTES = 1 * MIB
+MODEL_BYTES_PER_VOCAB_TOKEN = 123
+MODEL_BYTES_PER_MERGE = 200
+# Measured here (the synthetic models of every architecture and SmolLM2-135M): a context adds
+# its KV cache, its output buffer, the activations and about 3 MiB more.
+CONTEXT_FIXED_BYTES = 3 * MIB
 # Measured here: RSS of a Python process right after `import llama_cpp` (CPU build).
 RUNTIME_BASELINE_BYTES = 41 * MIB
 # Estimate, not measured here (no GPU): a CUDA context plus cuBLAS workspace per device.
@@ -74,8 +77,12 @@ def kv_cells(
 
 
 def kv_bytes_per_layer(arch: Architecture, cells: KvCells, layer: int, cache_type: str) -> int:
-    """KV cache bytes of one layer: (K width + V width) x cells x bytes per element."""
-    width = arch.n_head_kv * (arch.head_dim_k + arch.head_dim_v)
+    """KV cache bytes of one layer: (K width + V width) x cells x bytes per element.
+
+    A latent (MLA) cache holds K only: llama.cpp reads V as a view of the latent K (measured
+    with its dry run on a synthetic deepseek2: 160 bytes a cell and layer for a 64 + 16 latent).
+    """
+    width = arch.n_head_kv * (arch.head_dim_k + (0 if arch.mla_cache else arch.head_dim_v))
     n_cells = cells.total_swa if arch.is_swa_layer(layer) else cells.total
     return int(width * n_cells * CACHE_TYPE_BYTES[cache_type])
 
@@ -88,7 +95,17 @@ def activation_bytes(arch: Architecture, n_ubatch: int) -> int:
     """
     ff = max(arch.n_ff, arch.n_ff_expert * (arch.n_expert_used + arch.n_expert_shared))
     kv_width = arch.n_head_kv * (arch.head_dim_k + arch.head_dim_v)
-    return n_ubatch * 4 * (4 * arch.n_embd + 3 * ff + kv_width)
+    ff_tensors = 3 if arch.ffn_gated else 2  # gate, up and their product; up and its activation
+    return n_ubatch * 4 * (4 * arch.n_embd + ff_tensors * ff + kv_width)
+
+
+def swa_mask_bytes(arch: Architecture, cells: KvCells, n_ubatch: int) -> int:
+    """The sliding-window cache's attention mask the CPU touches on a full prompt batch: one F16
+    value per cell and token (measured here on synthetic gemma2 and gemma3 models: 4 MiB more
+    at 4096 cells than the same shapes without a window)."""
+    if not any(arch.is_swa_layer(il) for il in range(arch.n_layers)):
+        return 0
+    return cells.per_sequence_swa * n_ubatch * 2
 
 
 def compute_buffer_bytes(
@@ -116,9 +133,13 @@ def output_buffer_bytes(arch: Architecture, n_outputs: int) -> int:
     return n_outputs * arch.n_vocab * 4
 
 
-def model_overhead_bytes(arch: Architecture) -> int:
+def model_overhead_bytes(arch: Architecture, n_merges: int) -> int:
     """Host memory of a loaded model beyond its weights (vocabulary tables and structs)."""
-    return MODEL_FIXED_BYTES + MODEL_BYTES_PER_VOCAB_TOKEN * arch.n_vocab
+    return (
+        MODEL_FIXED_BYTES
+        + MODEL_BYTES_PER_VOCAB_TOKEN * arch.n_vocab
+        + (MODEL_BYTES_PER_MERGE * n_merges)
+    )
 
 
 def llama_python_host_bytes(arch: Architecture, n_ctx: int, n_batch: int, logits_all: bool) -> int:

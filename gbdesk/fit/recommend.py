@@ -1,8 +1,16 @@
-"""Recommender: every catalogue model x quant on one machine, best quality that runs well first."""
+"""Recommender: every catalogue model x quant on one machine, best quality that runs well first.
+
+A speed figure is trusted in this order: measured (the model ran here, `gbdesk.fit.measured`),
+calibrated (the speed model with `gbdesk bench`'s figures), guess (the speed model's
+defaults). The first pick runs well by a measured or calibrated figure where one exists, fits
+the disk, and, when the Hub cannot be reached, is a model already on disk.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
 from typing import Any
 
 from gbdesk.catalog.loader import Catalog
@@ -10,10 +18,15 @@ from gbdesk.catalog.model import EMBEDDINGS_USE_CASE, CatalogEntry, Quant
 from gbdesk.fit.calibration import Calibration
 from gbdesk.fit.estimator import Fit, FitSettings, estimate_fit
 from gbdesk.fit.layout import layout_from_catalog
+from gbdesk.fit.measured import MeasuredSpeed
+from gbdesk.fit.speed import SpeedEstimate
 from gbdesk.hardware.profile import HardwareProfile
 
 # Generation speed below which a model "runs" but not "well" (tokens/s, a reading pace).
 RUNS_WELL_TPS = 5.0
+# An uncalibrated guess must clear the bar by this factor: on this project's 2-core machine the
+# guess was about 2x optimistic for the starter (99.6 predicted, 49.7 measured in the app).
+GUESS_MARGIN = 2.0
 # How much a quantization costs in quality, on the catalogue's quality-tier scale.
 QUANT_QUALITY = {
     "Q2_K": -0.6,
@@ -39,6 +52,13 @@ class Recommendation:
     runs_well: bool
     fit: Fit
     reason: str
+    on_disk: bool = False
+    model_file: str = ""
+
+    @property
+    def speed_basis(self) -> str:
+        """measured, calibrated or guess."""
+        return self.fit.speed.basis
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +68,8 @@ class Recommendation:
             "quality": round(self.quality, 2),
             "runs_well": self.runs_well,
             "reason": self.reason,
+            "speed_basis": self.speed_basis,
+            "on_disk": self.on_disk,
             "fit": self.fit.to_json(),
         }
 
@@ -56,16 +78,46 @@ def quality_score(entry: CatalogEntry, quant: Quant) -> float:
     return entry.quality_tier + QUANT_QUALITY.get(quant.name.upper(), 0.0)
 
 
-def _sentence(fit: Fit, runs_well: bool) -> str:
-    speed = f"~{fit.speed.generation_tps:.1f} tokens/s"
+_BASIS_WORDS = {
+    "measured": "measured here",
+    "calibrated": "calibrated estimate",
+    "guess": "a guess: run gbdesk bench to calibrate",
+}
+# Trust order of speed figures (lower ranks first).
+BASIS_RANK = {"measured": 0, "calibrated": 1, "guess": 2}
+
+
+def _sentence(fit: Fit, runs_well: bool, on_disk: bool) -> str:
+    speed = f"~{fit.speed.generation_tps:.1f} tokens/s ({_BASIS_WORDS[fit.speed.basis]})"
     if not fit.runs:
         return fit.reasons[0]
     text = f"{fit.reasons[0]}; {speed}"
-    if not runs_well:
-        text += f" (below {RUNS_WELL_TPS:g} tokens/s: slow)"
-    if not fit.fits_disk:
+    if not runs_well and fit.speed.basis == "guess":
+        text += f"; may be slow (a guess needs {RUNS_WELL_TPS * GUESS_MARGIN:g} tokens/s to count)"
+    elif not runs_well:
+        text += f"; below {RUNS_WELL_TPS:g} tokens/s: slow"
+    if on_disk:
+        text += "; already on disk"
+    elif not fit.fits_disk:
         text += "; the download does not fit the free disk space"
     return text
+
+
+def _measured_speed(
+    fit: Fit, record: MeasuredSpeed | None, profile: HardwareProfile
+) -> SpeedEstimate | None:
+    """The stored figure for this placement on this machine, if any."""
+    if record is None or not fit.runs:
+        return None
+    if not record.matches(profile.cpu.brand, profile.cpu.physical_cores, fit.gpu_layers):
+        return None
+    return replace(
+        fit.speed,
+        generation_tps=record.generation_tps,
+        prompt_tps=record.prompt_tps or fit.speed.prompt_tps,
+        calibrated=True,
+        basis="measured",
+    )
 
 
 def recommend(
@@ -75,15 +127,25 @@ def recommend(
     *,
     use_case: str | None = None,
     calibration: Calibration | None = None,
+    measured: Mapping[str, MeasuredSpeed] | None = None,
+    on_disk: Collection[str] = (),
+    online: bool = True,
 ) -> tuple[Recommendation, ...]:
     """Rank every entry x quant for ``profile``.
 
-    Order: runs well (best quality first, then faster), then runs slowly, then does not fit.
+    ``measured`` maps GGUF file names to speeds timed here; ``on_disk`` holds the file names
+    already downloaded (or bundled, as the starter). Order: fits and runs well by a measured or
+    calibrated figure; runs well by a guess (which must reach twice the bar, GUESS_MARGIN); runs
+    slowly; does not fit. Offline (``online``
+    False) what is on disk comes first within each group, and what is not cannot be fetched.
+    Within a group: best quality first, then the more trusted figure, then faster.
 
     Raises:
         UsageError: the settings are out of range.
     """
     settings = settings or FitSettings()
+    measured = measured or {}
+    disk_names = {PurePosixPath(name).name for name in on_disk}
     results = []
     for entry in catalog.entries:
         if use_case and use_case not in entry.use_cases:
@@ -94,7 +156,15 @@ def recommend(
             layout = layout_from_catalog(entry, quant)
             fit = estimate_fit(layout, profile, settings, calibration=calibration)
             fit = replace(fit, model=f"{entry.id}:{quant.name}")
-            well = fit.runs and fit.fits_disk and fit.speed.generation_tps >= RUNS_WELL_TPS
+            model_file = PurePosixPath(quant.files[0]).name if quant.files else ""
+            here = model_file in disk_names
+            if here:  # nothing to download
+                fit = replace(fit, download_bytes=0)
+            speed = _measured_speed(fit, measured.get(model_file), profile)
+            if speed is not None:
+                fit = replace(fit, speed=speed)
+            bar = RUNS_WELL_TPS * (GUESS_MARGIN if fit.speed.basis == "guess" else 1.0)
+            well = fit.runs and fit.fits_disk and fit.speed.generation_tps >= bar
             results.append(
                 Recommendation(
                     model_id=entry.id,
@@ -103,12 +173,54 @@ def recommend(
                     quality=quality_score(entry, quant),
                     runs_well=well,
                     fit=fit,
-                    reason=_sentence(fit, well),
+                    reason=_sentence(fit, well, here),
+                    on_disk=here,
+                    model_file=model_file,
                 )
             )
 
-    def rank(item: Recommendation) -> tuple[int, float, float]:
-        group = 0 if item.runs_well else 1 if item.fit.runs else 2
-        return (group, -item.quality, -item.fit.speed.generation_tps)
+    def rank(item: Recommendation) -> tuple[int, int, float, int, float]:
+        basis = BASIS_RANK[item.speed_basis]
+        if item.runs_well:
+            group = 0 if basis < BASIS_RANK["guess"] else 1
+        else:
+            group = 2 if item.fit.runs else 3
+        unreachable = 0 if online or item.on_disk else 1
+        return (unreachable, group, -item.quality, basis, -item.fit.speed.generation_tps)
 
     return tuple(sorted(results, key=rank))
+
+
+def recommend_for_machine(
+    profile: HardwareProfile,
+    settings: FitSettings | None = None,
+    *,
+    use_case: str | None = None,
+    on_disk: Collection[str] = (),
+    online: bool = True,
+) -> tuple[Recommendation, ...]:
+    """:func:`recommend` with what this machine has stored: the catalogue (user file included),
+    `gbdesk bench`'s calibration and the speeds measured here. ``on_disk``: the GGUF file names
+    already here (:func:`gbdesk.app.recommendation.recommend_here` adds the starter and the
+    model library's files).
+
+    Raises:
+        CatalogError: the user's catalogue file is invalid.
+        ConfigError: the calibration or measured-speed file is damaged.
+        UsageError: the settings are out of range.
+    """
+    from gbdesk.catalog.loader import load_catalog
+    from gbdesk.fit.calibration import load_calibration
+    from gbdesk.fit.measured import load_measured
+
+    names = {PurePosixPath(name).name for name in on_disk}
+    return recommend(
+        load_catalog(),
+        profile,
+        settings,
+        use_case=use_case,
+        calibration=load_calibration(),
+        measured=load_measured(),
+        on_disk=names,
+        online=online,
+    )

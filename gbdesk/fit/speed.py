@@ -1,9 +1,11 @@
-"""Speed model: generation is memory-bound, prompt processing is compute-bound.
+"""Speed model: generation is memory-bound plus a fixed cost per layer, prompt is compute-bound.
 
-Generating a token reads every active weight once, so tokens/s = effective bandwidth / bytes
-read per token (only the used experts of a MoE model). Prompt processing does 2 FLOPs per
-active parameter per token, so tokens/s = effective FLOP/s / (2 x active parameters). Effective
-means peak x efficiency; `gbdesk bench` measures the efficiency of this machine's CPU.
+Generating a token reads every active weight once (only the used experts of a MoE model) and
+runs every layer's kernels, so seconds per token = fixed cost x layers + bytes read / effective
+bandwidth; a small model is dominated by the first term, a large one by the second. Prompt
+processing does 2 FLOPs per active parameter per token, so tokens/s = effective FLOP/s / (2 x
+active parameters). Effective means peak x efficiency; `gbdesk bench` fits the fixed cost and
+the efficiencies of this machine's CPU.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ DEFAULT_GPU_PROMPT_EFFICIENCY = 0.35
 # What one core can stream through quantized dot products (GB/s): a CPU with few cores cannot
 # use all of its DRAM bandwidth (estimate).
 PER_CORE_STREAM_GBPS = 8.0
+# Fixed cost per layer and generated token (thread barriers, graph work), uncalibrated guesses:
+# `gbdesk bench` measures the CPU's on this machine.
+DEFAULT_CPU_SECONDS_PER_LAYER = 40e-6
+DEFAULT_GPU_SECONDS_PER_LAYER = 10e-6
 # Dense FP16 tensor TFLOPS of GPUs the presets name (vendor specifications).
 GPU_TFLOPS = {
     "RTX 3050": 18.2,
@@ -35,7 +41,7 @@ GPU_TFLOPS = {
 
 def default_dram_bandwidth_gbps(profile: HardwareProfile) -> float:
     """DRAM bandwidth when the probe does not know it: by platform (estimates)."""
-    if profile.memory.bandwidth_gbps:
+    if profile.memory.bandwidth_gbps > 0:
         return profile.memory.bandwidth_gbps
     if profile.os == "Darwin" and profile.cpu.arch in {"arm64", "aarch64"}:
         return 100.0  # Apple M-series base chips: 68-120 GB/s
@@ -54,28 +60,72 @@ def cpu_peak_flops(cpu: CpuInfo) -> float:
     return max(cpu.physical_cores, 1) * 3.0e9 * lanes * 2 * 2
 
 
-def gpu_peak_flops(gpu: GpuInfo) -> float:
+# Bandwidth of a discrete GPU whose bus width or memory clock the probe could not read: the
+# low end of current consumer cards (RTX 3050 / RX 6600 class, GB/s; an estimate).
+UNKNOWN_DISCRETE_GPU_GBPS = 200.0
+
+
+def gpu_bandwidth_gbps(gpu: GpuInfo, profile: HardwareProfile) -> float:
+    """Peak memory bandwidth of ``gpu``, never 0: from bus width and clock when the probe read
+    them; unified memory (Apple) shares the DRAM's; else a conservative figure for a card."""
+    if gpu.peak_bandwidth_gbps > 0:
+        return gpu.peak_bandwidth_gbps
+    if gpu.unified_memory or gpu.vendor == "apple":
+        return default_dram_bandwidth_gbps(profile)
+    return UNKNOWN_DISCRETE_GPU_GBPS
+
+
+def gpu_peak_flops(gpu: GpuInfo, profile: HardwareProfile) -> float:
     """FP16 tensor peak from the model name, else from bandwidth (80 FLOP per byte/s)."""
     for name, tflops in GPU_TFLOPS.items():
         if name.lower() in gpu.name.lower():
             return tflops * 1e12
-    return gpu.peak_bandwidth_gbps * 1e9 * 80
+    return gpu_bandwidth_gbps(gpu, profile) * 1e9 * 80
 
 
 @dataclass(frozen=True)
 class SpeedEstimate:
+    """Predicted (or measured) tokens/s and what the figure rests on.
+
+    ``basis`` is "measured" (this model timed on this machine), "calibrated" (the speed model
+    with `gbdesk bench`'s figures for this CPU) or "guess" (the speed model's defaults).
+    """
+
     generation_tps: float
     prompt_tps: float
     calibrated: bool
     limited_by: str  # "gpu memory bandwidth", "cpu memory bandwidth", ...
+    basis: str = "guess"
 
     def to_json(self) -> dict[str, object]:
         return {
             "generation_tps": round(self.generation_tps, 2),
             "prompt_tps": round(self.prompt_tps, 1),
             "calibrated": self.calibrated,
+            "basis": self.basis,
             "limited_by": self.limited_by,
         }
+
+
+def cpu_generation_seconds(
+    profile: HardwareProfile, n_bytes: int, n_layers: int, calibration: Calibration | None
+) -> float:
+    """Seconds per generated token for the CPU's share: a fixed cost per layer (thread
+    synchronisation, graph work) plus the bytes read at the effective bandwidth."""
+    if calibration is not None and calibration.matches(
+        profile.cpu.brand, profile.cpu.physical_cores
+    ):
+        efficiency = calibration.cpu_generation_efficiency
+        per_layer = calibration.seconds_per_layer
+        per_token = calibration.seconds_per_token
+    else:
+        efficiency, per_layer, per_token = (
+            DEFAULT_CPU_GEN_EFFICIENCY,
+            DEFAULT_CPU_SECONDS_PER_LAYER,
+            0.0,
+        )
+    bandwidth = cpu_stream_gbps(profile) * 1e9 * max(efficiency, 1e-6)
+    return per_token + n_layers * per_layer + n_bytes / bandwidth
 
 
 def estimate_speed(
@@ -86,32 +136,43 @@ def estimate_speed(
     cpu_params_per_token: int,
     gpu_params_per_token: dict[int, int],
     calibration: Calibration | None,
+    cpu_layers: int = 0,
+    gpu_layers: dict[int, int] | None = None,
 ) -> SpeedEstimate:
     """Tokens/s for generation and prompt processing of one sequence.
 
-    Layers run one after another, so the time per token is the sum of each device's share.
+    Layers run one after another, so the time per token is the sum of each device's share:
+    per device, a fixed cost per layer plus bytes read / effective bandwidth. Never divides by
+    zero: unknown bandwidths and peaks fall back to conservative figures.
     """
     calibrated = calibration is not None and calibration.matches(
         profile.cpu.brand, profile.cpu.physical_cores
     )
-    gen_eff = calibration.cpu_generation_efficiency if calibrated else DEFAULT_CPU_GEN_EFFICIENCY
-    pp_eff = calibration.cpu_prompt_efficiency if calibrated else DEFAULT_CPU_PROMPT_EFFICIENCY
+    pp_eff = (
+        calibration.cpu_prompt_efficiency
+        if calibration is not None and calibrated
+        else DEFAULT_CPU_PROMPT_EFFICIENCY
+    )
     gpus = {gpu.index: gpu for gpu in profile.gpus}
-    cpu_time = cpu_bytes_per_token / (cpu_stream_gbps(profile) * 1e9 * gen_eff)
+    cpu_time = cpu_generation_seconds(
+        profile, cpu_bytes_per_token, cpu_layers, calibration if calibrated else None
+    )
     gen_seconds = cpu_time
-    pp_seconds = 2 * cpu_params_per_token / (cpu_peak_flops(profile.cpu) * pp_eff)
+    pp_seconds = 2 * cpu_params_per_token / (cpu_peak_flops(profile.cpu) * max(pp_eff, 1e-6))
     gpu_time = 0.0
     for index, n_bytes in gpu_bytes_per_token.items():
         gpu = gpus[index]
-        bandwidth = gpu.peak_bandwidth_gbps or (default_dram_bandwidth_gbps(profile))
+        bandwidth = gpu_bandwidth_gbps(gpu, profile)
         gpu_time += n_bytes / (bandwidth * 1e9 * DEFAULT_GPU_GEN_EFFICIENCY)
-        flops = gpu_peak_flops(gpu) * DEFAULT_GPU_PROMPT_EFFICIENCY
+        gpu_time += (gpu_layers or {}).get(index, 0) * DEFAULT_GPU_SECONDS_PER_LAYER
+        flops = gpu_peak_flops(gpu, profile) * DEFAULT_GPU_PROMPT_EFFICIENCY
         pp_seconds += 2 * gpu_params_per_token.get(index, 0) / flops
     gen_seconds += gpu_time
     limited = "gpu memory bandwidth" if gpu_time > cpu_time else "cpu memory bandwidth"
     return SpeedEstimate(
-        generation_tps=1 / gen_seconds if gen_seconds else 0.0,
-        prompt_tps=1 / pp_seconds if pp_seconds else 0.0,
+        generation_tps=1 / gen_seconds if gen_seconds > 0 else 0.0,
+        prompt_tps=1 / pp_seconds if pp_seconds > 0 else 0.0,
         calibrated=calibrated,
         limited_by=limited,
+        basis="calibrated" if calibrated else "guess",
     )

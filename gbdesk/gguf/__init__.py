@@ -7,7 +7,7 @@ Both validate every count, length and offset and raise :class:`GGUFError` on bad
 
 from gbdesk.gguf.local import read_gguf, read_gguf_bytes
 from gbdesk.gguf.model import GGUFError, GGUFMetadata, TensorInfo, ggml_type_name, ggml_type_size
-from gbdesk.gguf.remote import read_remote_gguf
+from gbdesk.gguf.remote import read_remote_bytes, read_remote_gguf
 
 __all__ = [
     "GGUFError",
@@ -17,5 +17,6 @@ __all__ = [
     "ggml_type_size",
     "read_gguf",
     "read_gguf_bytes",
+    "read_remote_bytes",
     "read_remote_gguf",
 ]

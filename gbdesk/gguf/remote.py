@@ -189,3 +189,22 @@ def read_remote_gguf(
             source.close()
 
     return assemble(url, read_one(url, 0), read_one)
+
+
+def read_remote_bytes(
+    url: str, size: int, *, headers: Mapping[str, str] | None = None, timeout: float = 30
+) -> bytes:
+    """The first ``size`` bytes of a remote file (one HTTP Range request, or a stream read only
+    as far as needed when the server ignores ranges).
+
+    Raises:
+        GGUFError: an HTTP error, an unreachable server, or a file shorter than ``size``.
+    """
+    source = _HttpSource(url, headers or {}, timeout)
+    try:
+        data = source.read_at(0, size)
+    finally:
+        source.close()
+    if len(data) != size:
+        raise GGUFError(f"{url}: the file ends after {len(data)} of {size} header bytes")
+    return data

@@ -8,6 +8,7 @@ clocks MHz, bandwidths GB/s (10^9 bytes per second).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -149,26 +150,128 @@ class HardwareProfile:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> HardwareProfile:
-        """Rebuild a profile from :meth:`to_json` output or a preset file.
+    def from_json(cls, data: Any) -> HardwareProfile:
+        """Rebuild a profile from :meth:`to_json` output or a preset file, checking every value.
 
         Raises:
-            KeyError, TypeError, ValueError: the data does not have the profile's shape.
+            ProfileFormatError: a section or field is missing, has the wrong type, is negative
+                or is not a field of the profile (the message names the field).
         """
+        section = _section(data, "profile")
+        _reject_unknown(section, {f.name for f in dataclasses.fields(cls)}, "")
+        cpu_data = _section(section.get("cpu"), "cpu")
         return cls(
-            os=data["os"],
-            os_version=data.get("os_version", ""),
-            cpu=CpuInfo(**{**data["cpu"], "features": tuple(data["cpu"].get("features", ()))}),
-            memory=MemoryInfo(**data["memory"]),
-            disk=DiskInfo(**data["disk"]),
-            gpus=tuple(GpuInfo(**g) for g in data.get("gpus", ())),
-            backend=BackendInfo(
-                **{
-                    **data.get("backend", {"installed": False}),
-                    "backends": tuple(data.get("backend", {}).get("backends", ())),
-                }
+            os=_value(section, "os", str, ""),
+            os_version=_value(section, "os_version", str, "", default=""),
+            cpu=_build(CpuInfo, cpu_data, "cpu."),
+            memory=_build(MemoryInfo, _section(section.get("memory"), "memory"), "memory."),
+            disk=_build(DiskInfo, _section(section.get("disk"), "disk"), "disk."),
+            gpus=tuple(
+                _build(GpuInfo, _section(g, f"gpus[{i}]"), f"gpus[{i}].")
+                for i, g in enumerate(_list(section, "gpus"))
             ),
-            diagnostics=tuple(Diagnostic(**d) for d in data.get("diagnostics", ())),
-            source=data.get("source", "file"),
-            schema_version=data.get("schema_version", SCHEMA_VERSION),
+            backend=_build(
+                BackendInfo,
+                _section(section.get("backend", {"installed": False}), "backend"),
+                "backend.",
+            ),
+            diagnostics=tuple(
+                _build(Diagnostic, _section(d, f"diagnostics[{i}]"), f"diagnostics[{i}].")
+                for i, d in enumerate(_list(section, "diagnostics"))
+            ),
+            source=_value(section, "source", str, "", default="file"),
+            schema_version=_value(section, "schema_version", int, "", default=SCHEMA_VERSION),
         )
+
+
+class ProfileFormatError(ValueError):
+    """A hardware profile (file or preset) does not have the profile's shape."""
+
+
+_MISSING = object()
+
+
+def _section(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        raise ProfileFormatError(f"the {name!r} section is missing")
+    if not isinstance(value, dict):
+        raise ProfileFormatError(
+            f"{name!r} must be an object of fields, not {type(value).__name__}"
+        )
+    return value
+
+
+def _list(section: dict[str, Any], key: str) -> list[Any]:
+    value = section.get(key, [])
+    if not isinstance(value, (list, tuple)):
+        raise ProfileFormatError(f"{key!r} must be a list, not {type(value).__name__}")
+    return list(value)
+
+
+def _reject_unknown(section: dict[str, Any], known: set[str], prefix: str) -> None:
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ProfileFormatError(
+            f"unknown field {prefix}{unknown[0]} (known: {', '.join(sorted(known))})"
+        )
+
+
+def _value(
+    section: dict[str, Any], key: str, kind: Any, prefix: str, default: Any = _MISSING
+) -> Any:
+    """One field checked against its type; numbers must not be negative."""
+    name = f"{prefix}{key}"
+    if key not in section:
+        if default is _MISSING:
+            raise ProfileFormatError(f"the field {name} is missing")
+        return default
+    value = section[key]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ProfileFormatError(f"{name} must be true or false, not {value!r}")
+        return value
+    if kind in (int, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is int and ok and isinstance(value, float):
+            ok = value.is_integer()
+        if not ok:
+            raise ProfileFormatError(f"{name} must be a number, not {value!r}")
+        if not math.isfinite(value):
+            raise ProfileFormatError(f"{name} must be a finite number, not {value!r}")
+        if value < 0:
+            raise ProfileFormatError(f"{name} cannot be negative ({value!r})")
+        return kind(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ProfileFormatError(f"{name} must be text, not {value!r}")
+        return value
+    # tuple[str, ...]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ProfileFormatError(f"{name} must be a list of text values, not {value!r}")
+    return tuple(value)
+
+
+_KINDS = {"int": int, "float": float, "str": str, "bool": bool, "tuple[str, ...]": tuple}
+
+
+def _build(cls: Any, section: dict[str, Any], prefix: str) -> Any:
+    """An instance of the dataclass ``cls`` from ``section``, every field checked."""
+    fields = dataclasses.fields(cls)
+    _reject_unknown(section, {f.name for f in fields}, prefix)
+    values = {}
+    for item in fields:
+        kind = _KINDS.get(str(item.type), str)
+        if item.type == "Level":
+            level = _value(section, item.name, str, prefix)
+            if level not in ("info", "warning", "error"):
+                raise ProfileFormatError(f"{prefix}{item.name} must be info, warning or error")
+            values[item.name] = level
+            continue
+        if item.default is not dataclasses.MISSING:
+            default: Any = item.default
+        elif item.default_factory is not dataclasses.MISSING:
+            default = item.default_factory()
+        else:
+            default = _MISSING
+        values[item.name] = _value(section, item.name, kind, prefix, default)
+    return cls(**values)

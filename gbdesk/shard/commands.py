@@ -6,6 +6,10 @@ Module level imports stay light (argparse); the handlers import the rest.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gbdesk.shard.registry import Registration
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -115,7 +119,7 @@ def _register(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_registration(registration, embedded: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_registration(registration: Registration, embedded: bool) -> None:
     r = registration
     yes_no = {True: "yes", False: "no"}
     tenants = ", ".join(

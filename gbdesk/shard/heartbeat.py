@@ -34,6 +34,7 @@ class Heartbeat:
         interval_s: seconds between beats.
         on_beat: called with the new ``last_seen_at`` after each successful beat.
         on_error: called with a :class:`GbdeskError` after each failed beat.
+        llm_model: returns the model the backend serves now (recorded with each beat).
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class Heartbeat:
         interval_s: float = DEFAULT_INTERVAL_S,
         on_beat: Callable[[datetime], None] | None = None,
         on_error: Callable[[GbdeskError], None] | None = None,
+        llm_model: Callable[[], str | None] | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
@@ -53,6 +55,7 @@ class Heartbeat:
         self.interval_s = interval_s
         self._on_beat = on_beat
         self._on_error = on_error
+        self._llm_model = llm_model  # asked at each beat: the model the backend serves now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
@@ -72,7 +75,8 @@ class Heartbeat:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self._url)
-            return touch(self._conn, self.node_id)
+            model = self._llm_model() if self._llm_model is not None else None
+            return touch(self._conn, self.node_id, model or None)
         except psycopg.Error as exc:
             self._close()
             raise ShardError(

@@ -496,8 +496,8 @@ def _map_tenant(
            JOIN shard_config s USING (shard_id) WHERE m.tenant_id = %s FOR UPDATE""",
         (tenant_id,),
     ).fetchone()
-    moving = bool(mapped) and mapped[0] != shard_id
-    if moving and mapped[2]:
+    moving = mapped is not None and mapped[0] != shard_id
+    if mapped is not None and moving and mapped[2]:
         raise ShardConflictError(
             f"tenant {slug!r} (id {tenant_id}) belongs to active shard {mapped[0]}",
             fix="pass --tenant with a slug of this node's own tenant",
@@ -527,11 +527,17 @@ def _map_tenant(
             )
 
 
+def _registry_exists(conn: psycopg.Connection) -> bool:
+    """Whether gbdesk's own tables are in this database (the first registration makes them)."""
+    row = conn.execute("SELECT to_regclass('gbdesk_nodes')").fetchone()
+    return row is not None and row[0] is not None
+
+
 def status(
     conn: psycopg.Connection, node_id: str, *, paths: AppPaths | None = None
 ) -> Registration | None:
     """This node's registration, or None when it is not registered here."""
-    if conn.execute("SELECT to_regclass('gbdesk_nodes')").fetchone()[0] is None:
+    if not _registry_exists(conn):
         return None
     from psycopg.rows import dict_row
 
@@ -609,9 +615,8 @@ def unregister(conn: psycopg.Connection, node_id: str) -> int:
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (REGISTRY_LOCK_KEY,))
-        exists = conn.execute("SELECT to_regclass('gbdesk_nodes')").fetchone()[0]
         row = None
-        if exists is not None:
+        if _registry_exists(conn):
             row = conn.execute(
                 "DELETE FROM gbdesk_nodes WHERE node_id = %s RETURNING shard_id", (node_id,)
             ).fetchone()
@@ -624,19 +629,19 @@ def unregister(conn: psycopg.Connection, node_id: str) -> int:
     return int(row[0])
 
 
-def touch(conn: psycopg.Connection, node_id: str) -> datetime:
-    """Set this node's ``last_seen_at`` to now and return it (the heartbeat).
+def touch(conn: psycopg.Connection, node_id: str, llm_model: str | None = None) -> datetime:
+    """Set this node's ``last_seen_at`` to now and return it (the heartbeat); with
+    ``llm_model``, the model the node's backend serves now is recorded too.
 
     Raises:
         NotRegisteredError: the node's row is gone (unregistered elsewhere).
     """
-    exists = conn.execute("SELECT to_regclass('gbdesk_nodes')").fetchone()[0]
     row = None
-    if exists is not None:
+    if _registry_exists(conn):
         row = conn.execute(
-            "UPDATE gbdesk_nodes SET last_seen_at = NOW() WHERE node_id = %s "
-            "RETURNING last_seen_at",
-            (node_id,),
+            "UPDATE gbdesk_nodes SET last_seen_at = NOW(), llm_model = COALESCE(%s, llm_model)"
+            " WHERE node_id = %s RETURNING last_seen_at",
+            (llm_model, node_id),
         ).fetchone()
     if row is None:
         raise NotRegisteredError(

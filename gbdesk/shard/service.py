@@ -149,7 +149,7 @@ def unregister_this_node(database_url: str | None = None) -> tuple[str, int]:
     return state.node_id, shard_id
 
 
-def beat_once(database_url: str | None = None) -> datetime:
+def beat_once(database_url: str | None = None, *, llm_model: str | None = None) -> datetime:
     """Update this node's last_seen_at now; returns it. Starts the embedded server on demand.
 
     Raises:
@@ -157,7 +157,7 @@ def beat_once(database_url: str | None = None) -> datetime:
     """
     state, choice = _registered_state(database_url)
     with local.database_url(choice, keep_embedded_running=False) as url:
-        beat = Heartbeat(url, state.node_id)
+        beat = Heartbeat(url, state.node_id, llm_model=lambda: llm_model)
         try:
             return beat.beat_once()
         finally:
@@ -170,6 +170,7 @@ def heartbeat_for_this_node(
     on_beat: Callable | None = None,
     on_error: Callable | None = None,
     database_url: str | None = None,
+    llm_model: Callable[[], str | None] | None = None,
 ) -> Heartbeat:
     """A (not yet started) heartbeat for this node. For the embedded registry, the server must
     be running (`gbdesk shard register` leaves it running; `EmbeddedPostgres().start()`).
@@ -185,4 +186,11 @@ def heartbeat_for_this_node(
         url = EmbeddedPostgres().url()
     else:
         url = choice.url
-    return Heartbeat(url, state.node_id, interval_s=interval_s, on_beat=on_beat, on_error=on_error)
+    return Heartbeat(
+        url,
+        state.node_id,
+        interval_s=interval_s,
+        on_beat=on_beat,
+        on_error=on_error,
+        llm_model=llm_model,
+    )

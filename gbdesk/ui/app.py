@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from types import TracebackType
+from typing import cast
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QWidget
@@ -101,12 +102,18 @@ def create_first_window(state, *, force_wizard: bool = False) -> QWidget:
 def main(argv: Sequence[str] | None = None) -> int:
     """Open the wizard or the main window and run the Qt event loop until Quit."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    # instance() is typed as the QCoreApplication base; gbdesk only ever makes a QApplication.
+    app = cast(QApplication, QApplication.instance() or QApplication([sys.argv[0], *argv]))
     app.setApplicationName("gbdesk")
     app.setApplicationDisplayName("gbdesk")
     app.setDesktopFileName("gbdesk")
     # The tray keeps the app alive when the main window closes; Quit ends it.
     app.setQuitOnLastWindowClosed(False)
+
+    from gbdesk.ui.single_instance import hand_over
+
+    if hand_over(argv):  # one gbdesk per user: the running one raises its window
+        return 0
 
     from gbdesk.ui.resources_access import app_icon
     from gbdesk.ui.state import AppState
@@ -119,10 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     state = AppState(parent=app)
     window = create_first_window(state, force_wizard="--wizard" in argv)
+    _windows.append(window)
     if isinstance(window, QDialog):  # the wizard: then the main window, or quit if closed
         window.accepted.connect(lambda: _open_main_window(state, app, "chat"))
         window.rejected.connect(lambda: _after_wizard_closed(state, app))
-    after_paint = [_setup_logging]
+    # Listening for later launches waits for the first paint, like the log file.
+    after_paint = [_setup_logging, lambda: _listen_for_launches(state, app)]
     if state.settings_error is not None:
         after_paint.append(lambda: _warn_settings(window, state.settings_error))
     window.installEventFilter(_AfterFirstPaint(window, after_paint))
@@ -136,7 +145,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.show()
     if "--background" in argv and not window.isVisible():
         QTimer.singleShot(0, _setup_logging)  # no paint will come
+        QTimer.singleShot(0, lambda: _listen_for_launches(state, app))
     return app.exec()
+
+
+def _listen_for_launches(state, app: QApplication) -> None:
+    from gbdesk.ui.single_instance import InstanceServer
+
+    instance = InstanceServer(lambda args: _on_second_launch(state, app, args), parent=app)
+    app.aboutToQuit.connect(instance.close)
+
+
+def _on_second_launch(state, app: QApplication, argv: list[str]) -> None:
+    """Another launch of gbdesk: show this app's window instead (the wizard with --wizard)."""
+    from shiboken6 import isValid
+
+    alive = [w for w in _windows if isValid(w)]
+    window = next((w for w in reversed(alive) if w.isVisible()), None)
+    if window is None:
+        window = next((w for w in reversed(alive) if hasattr(w, "bring_to_front")), None)
+    if window is None:
+        window = alive[-1] if alive else None
+    if window is None:
+        return
+    if "--wizard" in argv and hasattr(window, "open_wizard"):
+        window.open_wizard()
+    if hasattr(window, "bring_to_front"):
+        window.bring_to_front()
+    else:
+        window.showNormal()
+        window.raise_()
+        window.activateWindow()
 
 
 def _setup_logging() -> None:

@@ -15,6 +15,7 @@ carries the child's typed error's message and fix (a taken port, a damaged model
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,6 +51,7 @@ class BackendView:
     fix: str = ""
     pid: int | None = None
     restarts: int = 0
+    action: str = ""  # what the error's button does: "use_another_port", or "" (Start again)
 
     @property
     def text(self) -> str:
@@ -58,6 +60,80 @@ class BackendView:
     @property
     def running(self) -> bool:
         return self.phase.running
+
+
+PORT_TAKEN = "use_another_port"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``port`` can be listened on at ``host`` now (another program may hold it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        if os.name != "nt":  # a port left in TIME_WAIT by our last backend is free to listen on
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host or "127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_near(host: str, port: int, tries: int = 50) -> int:
+    """The first free port after ``port`` (for "Use another port")."""
+    for candidate in range(port + 1, min(65535, port + tries) + 1):
+        if port_is_free(host, candidate):
+            return candidate
+    import socket
+
+    with socket.socket() as sock:  # any free port the system gives
+        sock.bind((host or "127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def plain_error(error: GbdeskError, port: int) -> tuple[str, str, str]:
+    """(message, fix, action) of the backend's typed error in words for a person: no errno, no
+    command-line flag."""
+    from gbdesk.backend.errors import PortInUseError
+
+    message, fix = error.message, error.fix or ""
+    if isinstance(error, PortInUseError):
+        return (
+            f"Port {port} is used by another program.",
+            "press Use another port (gbdesk picks a free one), or close the other program",
+            PORT_TAKEN,
+        )
+    if "--" in fix or "`" in fix:  # a command-line fix means nothing in the app
+        fix = "see the backend's log on the Logs page"
+    return message, fix, ""
+
+
+# How the Settings page names an option in "Restart the backend to apply".
+_SETTING_WORDS = {
+    "backend_host": "address",
+    "backend_port": "port",
+    "context_length": "context length",
+    "parallel": "parallel chats",
+    "gpu_layers": "GPU layers",
+    "queue_limit": "waiting requests",
+    "alias": "model name for clients",
+    "repack": "repacked weights",
+}
+
+
+def backend_settings(settings: Any, model: str) -> dict[str, Any]:
+    """The settings a running backend was started with: every option the schema marks as
+    needing a restart (``Option.restart``), named in words, with ``model`` as served."""
+    from gbdesk.options import OPTIONS
+
+    values = {
+        _SETTING_WORDS.get(item.name, item.name.replace("_", " ")): getattr(settings, item.name)
+        for item in OPTIONS
+        if item.restart and item.name != "model"
+    }
+    values["model"] = model
+    return values
 
 
 def serve_options(settings: Any, model: str, api_key: str | None) -> Any:
@@ -83,13 +159,6 @@ def start_and_wait(ctx: TaskContext, supervisor: Any) -> Any:
     return supervisor.status()
 
 
-def _reason(error: GbdeskError | None, default: str) -> tuple[str, str]:
-    """(message, fix) of the child's own error."""
-    if error is None:
-        return default, ""
-    return error.message, error.fix or ""
-
-
 class BackendController(QObject):
     """Start, stop and restart the backend; tells the pages through ``state_changed``."""
 
@@ -103,6 +172,7 @@ class BackendController(QObject):
         self._task: TaskHandle | None = None
         self._pending_start: str | None = None
         self._view = BackendView(BackendState.STOPPED)
+        self._applied: dict[str, Any] | None = None  # what the running backend was started with
         self._status_from_thread.connect(self._on_supervisor_status)
 
     # --- what pages read ---------------------------------------------------------------
@@ -121,6 +191,17 @@ class BackendController(QObject):
         """A start or stop is in progress."""
         return self._task is not None
 
+    def current_model(self) -> str:
+        """The model the backend serves (or is starting with); "" when stopped."""
+        return self._view.model if self._view.running else ""
+
+    def pending_changes(self) -> tuple[str, ...]:
+        """Names of the settings the running backend does not have yet ("Restart to apply")."""
+        if self._applied is None or not self._view.running:
+            return ()
+        wanted = backend_settings(self._state.settings, self._model())
+        return tuple(name for name, value in wanted.items() if self._applied.get(name) != value)
+
     # --- actions -------------------------------------------------------------------------
 
     def start(self, model: str | None = None) -> None:
@@ -136,10 +217,16 @@ class BackendController(QObject):
         settings = self._state.settings
         api_key = self._state.backend_api_key()
         log_file = self._state.backend_log_path()
+        self._applied = backend_settings(settings, model)
         self._set_view(BackendView(BackendState.STARTING, model=model))
 
         def work(ctx: TaskContext) -> Any:
+            from gbdesk.backend.errors import PortInUseError
             from gbdesk.backend.supervisor import BackendSupervisor
+
+            self._supervisor = None  # a stopped one's old error must not be reported again
+            if not port_is_free(settings.backend_host, settings.backend_port):
+                raise PortInUseError(f"port {settings.backend_port} is already in use")
 
             supervisor = BackendSupervisor(
                 serve_options(settings, model, api_key),
@@ -161,6 +248,9 @@ class BackendController(QObject):
     def stop(self) -> None:
         """Stop the backend (in a worker; ``stopping`` then ``stopped``)."""
         self._pending_start = None
+        self._stop()
+
+    def _stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             return
@@ -181,10 +271,18 @@ class BackendController(QObject):
         """Stop the backend if it runs, then start it (with ``model`` when given)."""
         model = model or self._model()
         if self._view.running or self._task is not None:
-            self._pending_start = model
-            self.stop()
+            self._stop()
+            self._pending_start = model  # started when the stop has finished
         else:
             self.start(model)
+
+    def use_another_port(self) -> int:
+        """Save a free port in the settings and start the backend on it; returns the port."""
+        settings = self._state.settings
+        port = free_port_near(settings.backend_host, settings.backend_port)
+        self._state.update_settings(backend_port=port)
+        self.restart()
+        return port
 
     def stop_and_wait(self) -> None:
         """Stop the backend now, blocking (Quit): the child must not outlive the app."""
@@ -210,12 +308,24 @@ class BackendController(QObject):
     def _on_started(self, status: Any) -> None:
         self._set_view(self._view_of(status))
 
-    def _on_start_failed(self, message: str, fix: str) -> None:
+    def _on_start_failed(self, error: GbdeskError) -> None:
         supervisor = self._supervisor
-        error = supervisor.status().error if supervisor is not None else None
-        if error is not None:  # the child's own message and fix (a taken port, a damaged model)
-            message, fix = error.message, error.fix or fix
-        failed = replace(self._view, phase=BackendState.FAILED, message=message, fix=fix, pid=None)
+        child_error = supervisor.status().error if supervisor is not None else None
+        port = self._state.settings.backend_port
+        # The child's own error (a taken port, a damaged model) says more than the wait's.
+        shown = child_error or error
+        message, fix, action = plain_error(shown, port)
+        if not fix and shown is not error:
+            fix = plain_error(error, port)[1]
+        self._applied = None
+        failed = replace(
+            self._view,
+            phase=BackendState.FAILED,
+            message=message,
+            fix=fix,
+            action=action,
+            pid=None,
+        )
         self._set_view(failed)
 
     def _on_task_finished(self) -> None:
@@ -233,9 +343,16 @@ class BackendController(QObject):
         if self._task is not None:
             return  # a start or stop in progress reports its own outcome
         if status.state is BackendState.CRASHED:
-            message, fix = _reason(status.error, "the backend exited")
+            error = status.error or GbdeskError("the backend exited")
+            message, fix, action = plain_error(error, self._state.settings.backend_port)
             self._set_view(
-                replace(self._view, phase=BackendState.CRASHED, message=message, fix=fix)
+                replace(
+                    self._view,
+                    phase=BackendState.CRASHED,
+                    message=message,
+                    fix=fix,
+                    action=action,
+                )
             )
         elif status.state is BackendState.RESTARTING:
             self._set_view(
@@ -244,8 +361,13 @@ class BackendController(QObject):
         elif status.state is BackendState.READY:
             self._set_view(self._view_of(status))
         elif status.state is BackendState.FAILED:
-            message, fix = _reason(status.error, "the backend could not restart")
-            self._set_view(replace(self._view, phase=BackendState.FAILED, message=message, fix=fix))
+            error = status.error or GbdeskError("the backend could not restart")
+            message, fix, action = plain_error(error, self._state.settings.backend_port)
+            self._set_view(
+                replace(
+                    self._view, phase=BackendState.FAILED, message=message, fix=fix, action=action
+                )
+            )
 
     def _view_of(self, status: Any) -> BackendView:
         return BackendView(

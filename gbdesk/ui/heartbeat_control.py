@@ -15,12 +15,21 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 
 log = logging.getLogger(__name__)
 
 
-def start_heartbeat(ctx: TaskContext, database_url: str, on_beat: Any, on_error: Any) -> Any:
+def start_heartbeat(
+    ctx: TaskContext,
+    database_url: str,
+    on_beat: Any,
+    on_error: Any,
+    *,
+    on_embedded_started: Any = None,
+    llm_model: Any = None,
+) -> Any:
     """A started heartbeat for this node, or None when it is not registered.
 
     Raises:
@@ -35,9 +44,12 @@ def start_heartbeat(ctx: TaskContext, database_url: str, on_beat: Any, on_error:
     if choice.embedded:  # registration left it running; after a reboot it is started here
         from gbdesk.shard.embedded import EmbeddedPostgres
 
-        EmbeddedPostgres().start()
+        if EmbeddedPostgres().start() and on_embedded_started is not None:
+            on_embedded_started()
     ctx.check_cancelled()
-    heartbeat = service.heartbeat_for_this_node(on_beat=on_beat, on_error=on_error)
+    heartbeat = service.heartbeat_for_this_node(
+        on_beat=on_beat, on_error=on_error, llm_model=llm_model
+    )
     heartbeat.start()
     if ctx.cancelled:  # stopped meanwhile: no beating thread may be left behind
         heartbeat.stop()
@@ -49,7 +61,7 @@ class NodeHeartbeat(QObject):
     """Runs the node's heartbeat while wanted; ``beat`` and ``failed`` reach the GUI thread."""
 
     beat = Signal(object)  # datetime of the last beat (last_seen_at)
-    failed = Signal(str, str)  # message, fix
+    failed = Signal(object)  # GbdeskError (a beat, or starting the heartbeat)
     running_changed = Signal(bool)
 
     def __init__(self, state: Any, parent: QObject | None = None) -> None:
@@ -71,7 +83,14 @@ class NodeHeartbeat(QObject):
         database_url = self._state.settings.database_url
         self._task = run_task(
             "start the heartbeat",
-            lambda ctx: start_heartbeat(ctx, database_url, self.beat.emit, self._emit_error),
+            lambda ctx: start_heartbeat(
+                ctx,
+                database_url,
+                self.beat.emit,
+                self._emit_error,
+                on_embedded_started=self._state.note_embedded_started,
+                llm_model=self._state.served_model_name,
+            ),
             on_done=self._on_started,
             on_failed=self.failed.emit,
             on_finished=self._on_finished,
@@ -91,8 +110,8 @@ class NodeHeartbeat(QObject):
             run_task("stop the heartbeat", lambda _ctx: heartbeat.stop())
         self.running_changed.emit(False)
 
-    def _emit_error(self, error: Any) -> None:
-        self.failed.emit(error.message, error.fix or "")
+    def _emit_error(self, error: GbdeskError) -> None:
+        self.failed.emit(error)
 
     def _on_started(self, heartbeat: Any) -> None:
         if heartbeat is None:

@@ -26,10 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gbdesk.backend.supervisor import BackendState
 from gbdesk.ui.resources_access import app_icon, icon
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
+
+MINIMUM_SIZE = QSize(720, 500)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ PAGES: tuple[PageSpec, ...] = (
 class MainWindow(QMainWindow):
     """Sidebar navigation over lazily built pages, a menu, shortcuts and the tray icon."""
 
+    # (action, key) pairs attached after the first paint (finish_start)
+    _shortcuts: list[tuple[QAction, QKeySequence | QKeySequence.StandardKey]]
+
     def __init__(self, state: AppState, *, initial_page: str = "dashboard") -> None:
         super().__init__()
         self.state = state
@@ -61,7 +65,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("gbdesk")
         self.setWindowIcon(app_icon())
         self.resize(1120, 740)
-        self.setMinimumSize(QSize(860, 560))
+        # The smallest size every page holds at (pages scroll below their own minimum).
+        self.setMinimumSize(MINIMUM_SIZE)
 
         central = QWidget()
         layout = QHBoxLayout(central)
@@ -157,7 +162,7 @@ class MainWindow(QMainWindow):
     def _build_menu(self) -> None:
         # Shortcuts are attached right after the first paint (see _finish_start): setting the
         # first one makes PySide build every Qt.* enum, ~15 ms that the first window can skip.
-        self._shortcuts: list[tuple[QAction, QKeySequence | QKeySequence.StandardKey]] = []
+        self._shortcuts = []
         file_menu = self.menuBar().addMenu("&File")
         wizard = QAction("Run the setup &wizard…", self)
         wizard.triggered.connect(self.open_wizard)
@@ -195,8 +200,11 @@ class MainWindow(QMainWindow):
         self.state.backend.state_changed.connect(self._on_backend_for_tray)
         self._on_backend_for_tray(self.state.backend.view)
         menu.addSeparator()
-        quit_action = menu.addAction("Quit (stops the backend)")
-        quit_action.triggered.connect(self.quit_app)
+        self.tray_quit_action = menu.addAction("Quit (stops the bot backend)")
+        self.tray_quit_action.triggered.connect(self.quit_app)
+        menu.aboutToShow.connect(
+            lambda: self.tray_quit_action.setText(f"Quit (stops {self.state.quit_summary()})")
+        )
         self.tray.setContextMenu(menu)
         self.tray.activated.connect(self._on_tray_activated)
         self.tray.show()
@@ -207,6 +215,8 @@ class MainWindow(QMainWindow):
         self.tray_backend_action.setText(
             "Stop the backend" if view.running else "Start the backend"
         )
+        from gbdesk.backend.supervisor import BackendState  # not needed before the first paint
+
         self.tray_backend_action.setEnabled(view.phase is not BackendState.STOPPING)
 
     def _toggle_backend(self) -> None:

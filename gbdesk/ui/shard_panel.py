@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -21,9 +22,101 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.app.shard_actions import ShardResult, register_this_node
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, choose_env_file, muted, primary_button
 from gbdesk.ui.workers import TaskHandle, run_task
+
+ALL_TENANTS_MAX = 2**63 - 1  # the registry's default range ends at PostgreSQL's largest BIGINT
+
+_WHERE = re.compile(r"at (?P<where>[^\s:()]+:\d+)")
+# Driver messages, and what they mean to a person: (text in the message, meaning, fix).
+_DATABASE_MEANINGS = (
+    (
+        "ssl negotiation",
+        "The program at {where} is not a PostgreSQL server.",
+        "check the host and port in the address; botserver's PostgreSQL usually listens on 5432",
+    ),
+    (
+        "connection refused",
+        "Nothing answers at {where}: the database is not running there.",
+        "start botserver's database, or check the host and port in the address",
+    ),
+    (
+        "password authentication failed",
+        "The database at {where} refused the user name or password.",
+        "check the user and password in the address (botserver's .env has them)",
+    ),
+    (
+        "does not exist",
+        "The database named in the address does not exist at {where}.",
+        "check the database name at the end of the address (botserver's is usually botserver)",
+    ),
+    (
+        "timeout expired",
+        "The database at {where} did not answer in time.",
+        "check that this computer can reach it (network, firewall), then try again",
+    ),
+    (
+        "could not translate host name",
+        "The database's host name in the address is unknown.",
+        "check the spelling of the host in the address",
+    ),
+)
+
+
+def plain_database_error(error: GbdeskError) -> tuple[str, str]:
+    """(message, fix) of a database failure in words a person can act on: no driver text, no
+    command line."""
+    message, fix = error.message, error.fix or ""
+    lowered = message.lower()
+    match = _WHERE.search(message)
+    where = match.group("where") if match else "that address"
+    for needle, meaning, advice in _DATABASE_MEANINGS:
+        if needle in lowered:
+            return meaning.format(where=where), advice
+    if "`" in fix or "--" in fix:
+        fix = "check the database address, then try again; the log has the details"
+    return message, fix
+
+
+def split_password(url: str) -> tuple[str, str]:
+    """(the URL without its password, the password); a URL without one comes back as is."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url, ""
+    if not password or "@" not in parts.netloc:
+        return url, ""
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), password
+
+
+def join_password(url: str, password: str) -> str:
+    """``url`` with ``password`` put back in (quoted), when it has a user and no password."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    if not password:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc or parts.password:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
+def tenant_range_text(low: int, high: int) -> str:
+    """The tenants this shard serves, in words ("all tenants" for the default range)."""
+    if low <= 1 and high >= ALL_TENANTS_MAX:
+        return "All tenants (this is the only shard)"
+    return f"Tenants {low} to {high}"
 
 
 class RegistrationView(Card):
@@ -32,7 +125,7 @@ class RegistrationView(Card):
     FIELDS = (
         ("shard", "Shard"),
         ("region", "Region"),
-        ("tenants", "Tenant ids"),
+        ("tenants", "Tenants"),
         ("database", "Database"),
         ("backend", "Backend"),
         ("seen", "Last seen"),
@@ -61,7 +154,7 @@ class RegistrationView(Card):
             f"{', primary' if r.is_primary else ''}), node {r.node_id[:8]}"
         )
         self.values["region"].setText(f"{r.region_code}, datacenter {r.datacenter}")
-        self.values["tenants"].setText(f"{r.min_tenant_id} to {r.max_tenant_id}")
+        self.values["tenants"].setText(tenant_range_text(r.min_tenant_id, r.max_tenant_id))
         self.values["database"].setText(f"{r.connection} ({where})")
         self.values["backend"].setText(f"{r.llm_url}  {r.llm_model or ''}".strip())
         self.set_last_seen(r.last_seen_at)
@@ -91,14 +184,22 @@ class ShardPanel(QWidget):
         group.addButton(self.embedded_choice)
         group.addButton(self.url_choice)
         self.embedded_choice.setChecked(True)
+        # The address is shown; only its password is hidden (in a field of its own).
         self.database_url = QLineEdit()
-        self.database_url.setPlaceholderText("postgresql://user:password@host:5432/botserver")
-        self.database_url.setEchoMode(QLineEdit.EchoMode.PasswordEchoOnEdit)
-        self.database_url.setEnabled(False)
-        self.url_choice.toggled.connect(self.database_url.setEnabled)
+        self.database_url.setPlaceholderText("postgresql://user@host:5432/botserver")
+        self.database_url.editingFinished.connect(self._move_password_out)
+        self.database_password = QLineEdit()
+        self.database_password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.database_password.setPlaceholderText("password")
+        url_row = QHBoxLayout()
+        url_row.addWidget(self.database_url, 3)
+        url_row.addWidget(self.database_password, 1)
+        for field in (self.database_url, self.database_password):
+            field.setEnabled(False)
+            self.url_choice.toggled.connect(field.setEnabled)
         form_card.body.addWidget(self.embedded_choice)
         form_card.body.addWidget(self.url_choice)
-        form_card.body.addWidget(self.database_url)
+        form_card.body.addLayout(url_row)
 
         form = QFormLayout()
         form.setHorizontalSpacing(16)
@@ -151,13 +252,25 @@ class ShardPanel(QWidget):
     def _choose_env_file(self) -> None:
         choose_env_file(self, self.env_file)
 
+    def _move_password_out(self) -> None:
+        """A pasted URL with a password: the password goes to its hidden field."""
+        url, password = split_password(self.database_url.text().strip())
+        if password:
+            self.database_url.setText(url)
+            self.database_password.setText(password)
+
+    def full_database_url(self) -> str:
+        """The address with its password, as the registration needs it (never shown)."""
+        self._move_password_out()
+        return join_password(self.database_url.text().strip(), self.database_password.text())
+
     def is_busy(self) -> bool:
         return self._task is not None
 
     def register(self) -> None:
         if self._task is not None:
             return
-        url = self.database_url.text().strip() if self.url_choice.isChecked() else ""
+        url = self.full_database_url() if self.url_choice.isChecked() else ""
         if self.url_choice.isChecked() and not url:
             self.banner.show_message(
                 "Write the PostgreSQL address first.",
@@ -181,11 +294,24 @@ class ShardPanel(QWidget):
         }
         self._task = run_task(
             "shard registration",
-            lambda _ctx: register_this_node(settings, **options),
+            lambda _ctx: self._register_noting_embedded(settings, options),
             on_done=self._on_registered,
             on_failed=self._on_failed,
             on_finished=self._on_finished,
         )
+
+    def _register_noting_embedded(self, settings, options: dict) -> ShardResult:
+        """Register (in a worker); tells the app when it started the embedded database, so
+        Quit can stop it again."""
+        from gbdesk.shard.embedded import EmbeddedPostgres
+
+        embedded = EmbeddedPostgres()
+        was_running = embedded.is_running()
+        try:
+            return register_this_node(settings, **options)
+        finally:
+            if not was_running and embedded.is_running():
+                self.state.note_embedded_started()
 
     def _on_registered(self, result: ShardResult) -> None:
         self.result = result
@@ -203,8 +329,8 @@ class ShardPanel(QWidget):
         self.view.show()
         self.registered.emit(result)
 
-    def _on_failed(self, message: str, fix: str) -> None:
-        self.banner.show_message(message, fix)
+    def _on_failed(self, error: GbdeskError) -> None:
+        self.banner.show_message(*plain_database_error(error))
 
     def _on_finished(self) -> None:
         self._task = None

@@ -12,7 +12,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from gbdesk.backend.supervisor import BackendState
 from gbdesk.errors import GbdeskError
 from gbdesk.paths import app_paths
 from gbdesk.settings import Settings, load_settings, save_settings
@@ -43,6 +42,12 @@ class AppState(QObject):
         self._backend: Any = None
         self._heartbeat: Any = None
         self._downloads: Any = None
+        # Set (from any thread) when this app started gbdesk's embedded PostgreSQL: Quit stops it.
+        self.embedded_started_here = False
+
+    def note_embedded_started(self) -> None:
+        """The embedded PostgreSQL was started by this app (registration or heartbeat)."""
+        self.embedded_started_here = True
 
     @property
     def settings(self) -> Settings:
@@ -74,6 +79,14 @@ class AppState(QObject):
     def backend_log_path(self) -> Path:
         """Where the backend child process's output goes."""
         return app_paths().log_dir / "backend.log"
+
+    def served_model_name(self) -> str | None:
+        """The file name of the model the backend serves now, or None (safe from any thread:
+        it reads the controller's immutable view and creates nothing)."""
+        backend = self._backend
+        if backend is None or not backend.view.running:
+            return None
+        return backend.view.model.replace("\\", "/").rsplit("/", 1)[-1] or None
 
     def set_profile(self, profile: Any) -> None:
         self.profile = profile
@@ -113,13 +126,16 @@ class AppState(QObject):
             self.heartbeat.start()
 
     def _follow_backend(self, view: Any) -> None:
+        from gbdesk.backend.supervisor import BackendState  # not needed before the first paint
+
         if view.phase is BackendState.READY:
             self.heartbeat.start()
         elif not view.running and self._heartbeat is not None:
             self._heartbeat.stop()
 
     def shutdown(self) -> None:
-        """Stop the backend and the heartbeat, and cancel running tasks (Quit)."""
+        """Stop what this app started: the backend, the heartbeat, the embedded PostgreSQL
+        (when this app started it), and cancel running tasks (Quit)."""
         from gbdesk.ui.workers import cancel_all_and_wait
 
         if self._backend is not None:
@@ -130,3 +146,18 @@ class AppState(QObject):
             self._downloads.shutdown()
             self._downloads = None
         cancel_all_and_wait()
+        if self.embedded_started_here:
+            self.embedded_started_here = False
+            from gbdesk.shard.embedded import EmbeddedPostgres
+
+            try:
+                EmbeddedPostgres().stop()
+            except GbdeskError as exc:  # Quit goes on; the log says what is left running
+                log.warning("the embedded PostgreSQL did not stop: %s", exc.message)
+
+    def quit_summary(self) -> str:
+        """What Quit stops, in words (the tray and File menu say it)."""
+        parts = ["the bot backend"]
+        if self.embedded_started_here:
+            parts.append("gbdesk's database")
+        return " and ".join(parts)

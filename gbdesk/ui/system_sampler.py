@@ -27,6 +27,26 @@ class SystemSample:
     vram_percent: float | None = None
     vram_used_bytes: int = 0
     vram_total_bytes: int = 0
+    # The backend child's own share of all CPUs (None when it is not running).
+    backend_cpu_percent: float | None = None
+
+
+_processes: dict[int, psutil.Process] = {}
+
+
+def process_cpu_percent(pid: int | None) -> float | None:
+    """CPU use of process ``pid`` since the previous call, as a share of all CPUs (0-100)."""
+    if pid is None:
+        return None
+    process = _processes.get(pid)
+    try:
+        if process is None:
+            _processes.clear()  # one backend at a time: forget the previous one
+            process = _processes[pid] = psutil.Process(pid)
+        return process.cpu_percent(interval=None) / (psutil.cpu_count() or 1)
+    except psutil.Error:  # it exited between two samples
+        _processes.pop(pid, None)
+        return None
 
 
 def _nvml_module() -> Any:
@@ -44,7 +64,7 @@ def _nvml_module() -> Any:
         return _nvml
 
 
-def sample_system() -> SystemSample:
+def sample_system(backend_pid: int | None = None) -> SystemSample:
     """One sample; CPU use is measured since the previous call (the first returns 0)."""
     memory = psutil.virtual_memory()
     vram_used = vram_total = 0
@@ -65,4 +85,5 @@ def sample_system() -> SystemSample:
         vram_percent=100 * vram_used / vram_total if vram_total else None,
         vram_used_bytes=vram_used,
         vram_total_bytes=vram_total,
+        backend_cpu_percent=process_cpu_percent(backend_pid),
     )

@@ -51,6 +51,7 @@ class ThemePalette:
     series_cpu: str
     series_ram: str
     series_vram: str
+    series_backend: str
 
 
 LIGHT = ThemePalette(
@@ -84,6 +85,7 @@ LIGHT = ThemePalette(
     series_cpu="#4560e6",
     series_ram="#1f8a4c",
     series_vram="#9b59d0",
+    series_backend="#d9822b",
 )
 
 DARK = ThemePalette(
@@ -117,6 +119,7 @@ DARK = ThemePalette(
     series_cpu="#6b84ff",
     series_ram="#4cc47f",
     series_vram="#bb86fc",
+    series_backend="#ffa94d",
 )
 
 _current: ThemePalette = LIGHT

@@ -7,11 +7,19 @@ they follow light and dark like the style sheet does.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFontMetrics, QGuiApplication, QPainter, QPainterPath, QPen
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFontMetrics,
+    QGuiApplication,
+    QPainter,
+    QPainterPath,
+    QPen,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -25,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gbdesk.errors import GbdeskError
 from gbdesk.options import option
 from gbdesk.ui.theme import current_palette
 
@@ -72,6 +81,28 @@ def page_layout(page: QWidget, title: str, subtitle: str, *, spacing: int = 12) 
     layout.setSpacing(spacing)
     layout.addWidget(page_header(title, subtitle))
     return layout
+
+
+def scrolling_page_layout(
+    page: QWidget, title: str, subtitle: str, *, spacing: int = 12
+) -> QVBoxLayout:
+    """Like :func:`page_layout`, but the content scrolls when the window is smaller than it
+    (cards never overlap or clip; a scroll bar appears instead)."""
+    from PySide6.QtWidgets import QScrollArea
+
+    page.setObjectName("Page")
+    outer = QVBoxLayout(page)
+    outer.setContentsMargins(0, 0, 0, 0)
+    area = QScrollArea()
+    area.setObjectName("PageScroll")
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    body = QWidget()
+    body.setObjectName("Page")
+    area.setWidget(body)
+    outer.addWidget(area)
+    return page_layout(body, title, subtitle, spacing=spacing)
 
 
 def page_header(title: str, subtitle: str = "") -> QWidget:
@@ -148,15 +179,24 @@ class Card(QFrame):
 class Banner(QFrame):
     """A coloured message with an optional fix, selectable so it can be copied.
 
-    Levels: info, success, warning, error. Hidden until :meth:`show_message`.
+    Levels: info, success, warning, error. Hidden until :meth:`show_message`, which can add one
+    action button ("Use another port", "Start the backend", "Undo") on the right.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("Banner")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 10, 12, 10)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(12, 10, 12, 10)
+        outer.setSpacing(12)
+        layout = QVBoxLayout()
         layout.setSpacing(4)
+        outer.addLayout(layout, 1)
+        self.action_button = QPushButton()
+        self.action_button.hide()
+        self.action_button.clicked.connect(self._run_action)
+        outer.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        self._action: Callable[[], object] | None = None
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -175,7 +215,17 @@ class Banner(QFrame):
     def level(self) -> str:
         return str(self.property("level"))
 
-    def show_message(self, message: str, fix: str = "", *, level: str = "error") -> None:
+    def show_message(
+        self,
+        message: str,
+        fix: str = "",
+        *,
+        level: str = "error",
+        action: tuple[str, Callable[[], object]] | None = None,
+    ) -> None:
+        self._action = action[1] if action else None
+        self.action_button.setText(action[0] if action else "")
+        self.action_button.setVisible(action is not None)
         self.setProperty("level", level)
         self.style().unpolish(self)
         self.style().polish(self)
@@ -184,10 +234,23 @@ class Banner(QFrame):
         self.fix_label.setVisible(bool(fix))
         self.show()
 
+    def show_error(
+        self, error: GbdeskError, *, action: tuple[str, Callable[[], object]] | None = None
+    ) -> None:
+        """A task's typed error (``failed`` of :func:`gbdesk.ui.workers.run_task`): its message
+        and its fix."""
+        self.show_message(error.message, error.fix or "", action=action)
+
     def clear(self) -> None:
         self.message_label.clear()
         self.fix_label.clear()
+        self._action = None
+        self.action_button.hide()
         self.hide()
+
+    def _run_action(self) -> None:
+        if self._action is not None:
+            self._action()
 
     def text(self) -> str:
         """The message and the fix as plain text (what a person would copy)."""
@@ -319,9 +382,15 @@ class MemoryBar(QWidget):
     def summary(self) -> str:
         parts = [f"{s.label} {human_bytes(s.size_bytes)}" for s in self._segments]
         need = sum(s.size_bytes for s in self._segments)
+        over = (
+            f"; does not fit: {human_bytes(need - self._budget)} too much (the red part)"
+            if need > self._budget > 0
+            else ""
+        )
         return (
             " + ".join(parts)
             + f" = {human_bytes(need)} of {human_bytes(self._budget)} {self._budget_label}"
+            + over
         )
 
     def sizeHint(self) -> QSize:  # noqa: N802
@@ -349,10 +418,14 @@ class MemoryBar(QWidget):
             painter.drawRect(QRectF(x, bar.top(), width, bar.height()))
             x += width
         if need > self._budget > 0:
+            # The part past the budget in the error colour itself, hatched, and named in the
+            # legend ("does not fit"): never mistaken for the segment it covers.
             over_x = bar.left() + bar.width() * self._budget / scale_total
-            over = QColor(palette.error)
-            painter.setBrush(QColor(over.red(), over.green(), over.blue(), 110))
-            painter.drawRect(QRectF(over_x, bar.top(), x - over_x, bar.height()))
+            over_rect = QRectF(over_x, bar.top(), x - over_x, bar.height())
+            painter.setBrush(QColor(palette.error))
+            painter.drawRect(over_rect)
+            painter.setBrush(QBrush(QColor(palette.surface), Qt.BrushStyle.BDiagPattern))
+            painter.drawRect(over_rect)
         painter.setClipping(False)
         if self._budget > 0:
             tick_x = bar.left() + bar.width() * self._budget / scale_total
@@ -370,6 +443,14 @@ class MemoryBar(QWidget):
             painter.setPen(QColor(palette.muted))
             painter.drawText(QPointF(x + 12, legend_y + metrics.ascent()), text)
             x += 12 + metrics.horizontalAdvance(text) + 14
+        if need > self._budget > 0:
+            painter.setBrush(QColor(palette.error))
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.drawRect(QRectF(x, legend_y + metrics.height() / 2 - 4, 8, 8))
+            text = f"does not fit: {human_bytes(need - self._budget)} too much"
+            painter.setPen(QColor(palette.error))
+            painter.drawText(QPointF(x + 12, legend_y + metrics.ascent()), text)
+            painter.setPen(QColor(palette.muted))
         budget_text = f"{human_bytes(self._budget)} {self._budget_label}"
         painter.drawText(
             QPointF(

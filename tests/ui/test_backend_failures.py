@@ -37,15 +37,23 @@ def test_a_taken_port_shows_the_message_and_fix(qtbot, state, starter_model) -> 
             page.start()
             assert not page.start_button.isEnabled()
             _wait_settled(qtbot, state.backend)
-    view = state.backend.view
-    assert view.phase == "failed"
-    assert f"port {port}" in view.message and "already in use" in view.message
-    assert view.fix  # the child's own fix, not only "see the log"
-    assert page.banner.isVisible() and page.banner.level == "error"
-    assert "already in use" in page.banner.text() and "Fix:" in page.banner.text()
-    assert page.start_button.isEnabled()  # try again with another port
-    assert not page.is_complete() and page.can_skip()
-    assert not page.botserver_card.isVisible()
+        view = state.backend.view
+        assert view.phase == "failed"
+        # Plain words and an action: no errno, no command-line flag.
+        assert view.message == f"Port {port} is used by another program."
+        assert "--" not in view.fix and "Errno" not in view.message
+        assert page.banner.isVisible() and page.banner.level == "error"
+        assert "used by another program" in page.banner.text() and "Fix:" in page.banner.text()
+        assert page.banner.action_button.isVisible()
+        assert page.banner.action_button.text() == "Use another port"
+        assert page.start_button.isEnabled()  # or try again
+        assert not page.is_complete() and page.can_skip()
+        assert not page.botserver_card.isVisible()
+        # "Use another port" picks a free one, saves it and starts the backend there.
+        page.banner.action_button.click()
+        qtbot.waitUntil(state.backend.is_ready, timeout=120_000)
+        assert page.port.value() == state.settings.backend_port != port
+        assert not page.banner.isVisible()
     assert monitor.largest_ms < 2000  # the GUI kept running (a sanity bound, not a timing)
 
 

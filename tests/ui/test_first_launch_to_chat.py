@@ -170,12 +170,18 @@ def test_first_launch_to_a_chat_answer(qtbot, state, tmp_path, capsys) -> None:
         )
     assert download_stall.largest_ms < 2000 and chat_stall.largest_ms < 2000  # sanity only
 
-    # Quit stops the backend child and the heartbeat.
+    # Quit stops the backend child, the heartbeat and the embedded PostgreSQL this app started.
+    from gbdesk.shard.embedded import EmbeddedPostgres
+
     pid = state.backend.view.pid
     assert pid is not None and _alive(pid)
+    pg_pid = EmbeddedPostgres().pid()
+    assert pg_pid is not None and state.embedded_started_here
+    assert "gbdesk's database" in state.quit_summary()
     window._quitting = True
     window.close()
     state.shutdown()
     assert not _alive(pid)
     assert not state.heartbeat.running
     assert state.backend.view.phase == "stopped"
+    assert not EmbeddedPostgres().is_running() and not _alive(pg_pid)

@@ -13,9 +13,14 @@ def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monk
     page.show()
     qtbot.waitUntil(lambda: bool(page.recommendations), timeout=60_000)
     assert page.catalogue_table.rowCount() == len(page.recommendations)
-    assert page.installed == []
+    # The bundled starter is listed (it can be served, not deleted).
+    qtbot.waitUntil(lambda: [m.source for m in page.installed] == ["bundled"], timeout=60_000)
+    assert "bundled" in page.installed_table.item(0, 3).text()
+    assert not page.delete_button.isEnabled()
     page.import_file(str(starter_model))
-    qtbot.waitUntil(lambda: len(page.installed) == 1, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: [m.source for m in page.installed] == ["imported", "bundled"], timeout=60_000
+    )
     assert page.banner.level == "success"
     assert page.installed_table.item(0, 1).text() == "Q4_1"
     # "Serve this model" starts the real backend with it.
@@ -29,6 +34,11 @@ def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monk
     )
     assert state.backend.is_ready(), state.backend.view
     assert state.backend.view.model == page.installed[0].path
+    qtbot.waitUntil(lambda: page.installed_table.item(0, 4).text() == "Serving")
+    assert "now serves" in page.banner.text() and page.banner.level == "success"
+    assert not page.delete_button.isEnabled()  # not while it serves
+    state.backend.stop()
+    qtbot.waitUntil(lambda: state.backend.view.phase == "stopped" and page._task is None)
 
     # Importing the same file again is refused with a message.
     page.import_file(str(starter_model))
@@ -36,7 +46,10 @@ def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monk
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     page.delete_selected()
-    qtbot.waitUntil(lambda: page.installed == [] and page._task is None, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: [m.source for m in page.installed] == ["bundled"] and page._task is None,
+        timeout=60_000,
+    )
 
 
 def test_settings_page_saves_and_masks_the_token(qtbot, state) -> None:
@@ -114,10 +127,49 @@ def test_logs_page_tails_the_log(qtbot, state) -> None:
     qtbot.waitUntil(
         lambda: "a line the Logs page must show" in page.app_log.toPlainText(), timeout=10_000
     )
+    # Filters: by level and by text.
+    logging.getLogger("gbdesk.llama_cpp").debug("a llama.cpp tensor line")
+    logging.getLogger("gbdesk.test").info("an info line")
+    for handler in logging.getLogger("gbdesk").handlers:
+        handler.flush()
+    page.refresh()
+    qtbot.waitUntil(lambda: "an info line" in page.app_log.toPlainText(), timeout=10_000)
+    assert "llama.cpp tensor" not in page.app_log.toPlainText()  # INFO unless asked
+    page.level.setCurrentIndex(page.level.findData("WARNING"))
+    assert "an info line" not in page.app_log.toPlainText()
+    assert "must show" in page.app_log.toPlainText()
+    page.search.setText("nothing like this")
+    assert page.app_log.toPlainText() == "No line matches the filter."
     page.hide()
     for handler in list(logging.getLogger("gbdesk").handlers):
         logging.getLogger("gbdesk").removeHandler(handler)
         handler.close()
+
+
+def test_log_filter_keeps_continuation_lines_with_their_record() -> None:
+    from gbdesk.ui.pages.logs import filter_log, line_level
+
+    text = (
+        "2026-01-01 10:00:00,000 DEBUG gbdesk.llama_cpp: load tensor 1\n"
+        "2026-01-01 10:00:01,000 ERROR gbdesk.ui: boom\n"
+        "Traceback (most recent call last):\n"
+        "  File x\n"
+        "2026-01-01 10:00:02,000 INFO gbdesk.backend: Ready\n"
+        "error: port 8081 is already in use\n"
+        "fix: pick another port\n"
+    )
+    assert line_level("warning: low memory") == "WARNING"
+    assert filter_log(text, "ERROR").splitlines() == [
+        "2026-01-01 10:00:01,000 ERROR gbdesk.ui: boom",
+        "Traceback (most recent call last):",
+        "  File x",
+        "error: port 8081 is already in use",
+        "fix: pick another port",
+    ]
+    assert "load tensor" not in filter_log(text, "INFO")
+    assert filter_log(text, "DEBUG", "TENSOR") == (
+        "2026-01-01 10:00:00,000 DEBUG gbdesk.llama_cpp: load tensor 1"
+    )
 
 
 def test_conversations_survive_a_restart(tmp_path) -> None:
@@ -154,6 +206,11 @@ def test_chat_against_a_closed_port_shows_a_message(qtbot, configured_state) -> 
     page.send()
     assert page.is_streaming() and not page.send_button.isEnabled()
     qtbot.waitUntil(lambda: not page.is_streaming(), timeout=30_000)
-    assert page.banner.level == "error"
-    assert "start the backend" in page.banner.text()
+    # One banner in plain words (no errno), the message kept for when the backend is ready.
+    assert not page.banner.isVisible()
+    notice = page.backend_notice.banner.text()
+    assert "not running" in notice and "kept" in notice and "Errno" not in notice
+    assert page.backend_notice.start_button.text() == "Start the backend"
+    assert page.composer.toPlainText() == "Hello?"
+    assert page.current.messages == []
     assert page.send_button.isEnabled()

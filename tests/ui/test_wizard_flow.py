@@ -90,6 +90,44 @@ def test_a_failed_download_shows_the_reason_and_can_use_the_bundled_copy(
     assert page.banner.level == "error" and page.banner.isVisible()
     assert page.start_button.isEnabled()  # nothing frozen: try again, or go offline
     assert page.bundled_button.isVisible()
+    # For the starter, the bundled copy is the primary choice and has the focus.
+    assert page.bundled_button.property("primary") and not page.start_button.property("primary")
+    assert page.banner.action_button.text() == "Use the bundled copy"
     qtbot.mouseClick(page.bundled_button, Qt.MouseButton.LeftButton)
     assert page.is_complete()
+    assert not page.banner.isVisible()  # the old error is gone once the copy is in use
     assert wizard.next_button.isEnabled()
+
+
+def test_the_first_pick_follows_the_ranking_and_is_the_starter_offline(
+    qtbot, state, hub_server, monkeypatch
+) -> None:
+    from gbdesk.starter import STARTER_ID
+    from gbdesk.ui.wizard import FirstRunWizard
+    from gbdesk.ui.wizard.choose_model import ChooseModelPage
+
+    def first_pick_with(reachable_endpoint: str | None) -> tuple[ChooseModelPage, object]:
+        if reachable_endpoint is None:
+            monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        else:
+            monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+            state.update_settings(hub_endpoint=reachable_endpoint)
+        wizard = FirstRunWizard(state)
+        qtbot.addWidget(wizard)
+        wizard.show()
+        _next(qtbot, wizard)  # welcome -> hardware
+        _next(qtbot, wizard)  # hardware -> choose
+        page = wizard.current_page()
+        assert isinstance(page, ChooseModelPage)
+        qtbot.waitUntil(lambda: bool(page.recommendations), timeout=60_000)
+        return page, page.chosen()
+
+    # The Hub answers: the ranking's first model that runs here.
+    page, online = first_pick_with(hub_server.url)
+    assert page.hub_reachable is True
+    assert online is next(r for r in page.recommendations if r.fit.runs)
+    # The Hub cannot be reached: the bundled starter, and the page says why.
+    page, offline = first_pick_with(None)
+    assert page.hub_reachable is False
+    assert offline.model_id == STARTER_ID
+    assert "cannot be reached" in page.status.text()

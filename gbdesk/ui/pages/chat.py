@@ -3,18 +3,32 @@
 Replies stream in a worker (see :mod:`gbdesk.app.chat_client`); the transcript is re-rendered at
 most every 40 ms while tokens arrive, so a fast model cannot flood the event loop.
 Ctrl+Enter sends, Esc stops.
+
+The header shows the model the backend serves and lets a person switch it (the backend restarts
+with it). Each conversation keeps its own system prompt. Under each message: Copy, and Edit
+(yours: back into the composer, the later messages dropped when it is sent again) or Regenerate
+(the last answer); each code block has its own Copy. Temperature and max tokens apply to the next
+reply; an answer the token limit cut ends with a note saying so. A deleted conversation can be
+brought back with Undo until the next deletion.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
+import re
+
+from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
     QHBoxLayout,
+    QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QTextBrowser,
     QVBoxLayout,
@@ -23,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from gbdesk.app.chat_client import stream_chat
 from gbdesk.app.chat_store import ChatMessage, Conversation, ConversationStore
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.resources_access import icon
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
@@ -31,6 +46,41 @@ from gbdesk.ui.workers import TaskHandle, run_task
 
 RENDER_INTERVAL_MS = 40
 SYSTEM_PROMPT = "You are a helpful assistant."
+DEFAULT_MAX_TOKENS = 512
+DEFAULT_TEMPERATURE = 0.7
+_FENCE = re.compile(r"^(```|~~~)")
+TOKEN_LIMIT_NOTE = "Stopped: the token limit was reached"
+
+
+def code_blocks(markdown: str) -> list[str]:
+    """The fenced code blocks of ``markdown``, without their fences."""
+    blocks: list[str] = []
+    current: list[str] | None = None
+    for line in markdown.splitlines():
+        if _FENCE.match(line.strip()):
+            if current is None:
+                current = []
+            else:
+                blocks.append("\n".join(current))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def _with_code_links(markdown: str, index: int) -> str:
+    """``markdown`` with a "Copy code" link after each closed fenced block."""
+    out: list[str] = []
+    inside = False
+    block = 0
+    for line in markdown.splitlines():
+        out.append(line)
+        if _FENCE.match(line.strip()):
+            inside = not inside
+            if not inside:
+                out.append(f"\n[Copy code](gbdesk:code/{index}/{block})\n")
+                block += 1
+    return "\n".join(out)
 
 
 class ChatPage(QWidget):
@@ -45,12 +95,21 @@ class ChatPage(QWidget):
         self.current: Conversation | None = None
         self._task: TaskHandle | None = None
         self._streaming_reply: ChatMessage | None = None
-        self._render_pending = False
+        self._deleted: tuple[int, Conversation] | None = None  # for Undo
+        self._models: list = []
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
-        outer.setSpacing(12)
-        outer.addWidget(page_header("Chat", "Talk to the model the local backend is serving."))
+        outer.setSpacing(10)
+        header = QHBoxLayout()
+        header.addWidget(page_header("Chat", "Talk to the model the local backend is serving."), 1)
+        header.addWidget(QLabel("Model"))
+        self.model_picker = QComboBox()
+        self.model_picker.setMinimumWidth(240)
+        self.model_picker.setToolTip("The model the backend serves; choosing another restarts it")
+        self.model_picker.activated.connect(self._on_model_picked)
+        header.addWidget(self.model_picker)
+        outer.addLayout(header)
         self.banner = Banner()
         outer.addWidget(self.banner)
         from gbdesk.ui.backend_widgets import BackendNotice
@@ -59,7 +118,9 @@ class ChatPage(QWidget):
         outer.addWidget(self.backend_notice)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setChildrenCollapsible(False)
         left = QWidget()
+        left.setMinimumWidth(150)
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 8, 0)
         self.new_button = QPushButton(icon("plus", current_palette().muted), "New chat")
@@ -77,27 +138,59 @@ class ChatPage(QWidget):
         left_layout.addWidget(self.delete_button)
 
         right = QWidget()
+        right.setMinimumWidth(300)
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(8, 0, 0, 0)
         right_layout.setSpacing(8)
+        prompt_row = QHBoxLayout()
+        prompt_row.addWidget(QLabel("System prompt"))
+        self.system_prompt = QLineEdit()
+        self.system_prompt.setPlaceholderText(SYSTEM_PROMPT)
+        self.system_prompt.setToolTip("How the model should behave in this conversation")
+        self.system_prompt.editingFinished.connect(self._save_system_prompt)
+        prompt_row.addWidget(self.system_prompt, 1)
+        right_layout.addLayout(prompt_row)
         self.transcript = QTextBrowser()
+        self.transcript.setMinimumHeight(80)
         self.transcript.setObjectName("Transcript")
-        self.transcript.setOpenExternalLinks(True)
+        self.transcript.setOpenLinks(False)
+        self.transcript.anchorClicked.connect(self._on_link)
         self.composer = QPlainTextEdit()
         self.composer.setPlaceholderText("Write a message. Ctrl+Enter sends, Esc stops the reply.")
-        self.composer.setFixedHeight(86)
+        self.composer.setMinimumHeight(56)
+        self.composer.setMaximumHeight(110)
+        options = QHBoxLayout()  # how the next reply is written
+        options.addWidget(QLabel("Temperature"))
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 2.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(DEFAULT_TEMPERATURE)
+        self.temperature.setToolTip("Lower: steadier answers; higher: more varied ones")
+        options.addWidget(self.temperature)
+        options.addSpacing(12)
+        options.addWidget(QLabel("Max tokens"))
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(16, 32_768)
+        self.max_tokens.setSingleStep(128)
+        self.max_tokens.setValue(DEFAULT_MAX_TOKENS)
+        self.max_tokens.setToolTip("The longest answer, in tokens; a longer one is cut off")
+        options.addWidget(self.max_tokens)
+        options.addStretch(1)
         buttons = QHBoxLayout()
         self.status = muted("", wrap=False)
-        self.stop_button = QPushButton(icon("stop", current_palette().muted), "Stop")
+        buttons.addWidget(self.status, 1)
+        self.stop_button = QPushButton(icon("stop", current_palette().error), "Stop")
         self.stop_button.setEnabled(False)
+        self.stop_button.setToolTip("Stop the reply (Esc)")
         self.stop_button.clicked.connect(self.stop)
         self.send_button = primary_button("Send")
         self.send_button.setIcon(icon("send", "#ffffff"))
+        self.send_button.setToolTip("Send (Ctrl+Enter)")
         self.send_button.clicked.connect(self.send)
-        buttons.addWidget(self.status, 1)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.send_button)
         right_layout.addWidget(self.transcript, 1)
+        right_layout.addLayout(options)
         right_layout.addWidget(self.composer)
         right_layout.addLayout(buttons)
 
@@ -107,20 +200,85 @@ class ChatPage(QWidget):
         splitter.setSizes([220, 700])
         outer.addWidget(splitter, 1)
 
-        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.send)
-        QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.send)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
+        QShortcut(QKeySequence("Ctrl+Return"), self, self.send)
+        QShortcut(QKeySequence("Ctrl+Enter"), self, self.send)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
+        QShortcut(QKeySequence("Ctrl+M"), self, self.model_picker.setFocus)
+        self.model_picker.setToolTip(self.model_picker.toolTip() + " (Ctrl+M)")
 
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(RENDER_INTERVAL_MS)
         self._render_timer.timeout.connect(self._render)
 
+        state.backend.state_changed.connect(self._on_backend)
+        self.refresh_models()
         self._fill_list()
         if self.conversations:
             self.conversation_list.setCurrentRow(0)
         else:
             self.new_conversation()
+
+    # --- the model -----------------------------------------------------------------------
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self.refresh_models()  # a model imported meanwhile
+        self.composer.setFocus()
+
+    def refresh_models(self) -> None:
+        from gbdesk.ui.pages.models import list_installed
+
+        run_task("list installed models", list_installed, on_done=self._fill_models)
+
+    def _fill_models(self, models: list) -> None:
+        self._models = models
+        self._show_model()
+
+    def served_model(self) -> str:
+        """The model the backend serves, or the one it will serve when started."""
+        return self.state.backend.current_model() or self.state.settings.model or "starter"
+
+    def _show_model(self) -> None:
+        from gbdesk.ui.backend_widgets import model_label
+        from gbdesk.ui.pages.models import same_model
+
+        served = self.served_model()
+        picker = self.model_picker
+        picker.blockSignals(True)
+        picker.clear()
+        selected = -1
+        for model in self._models:
+            picker.addItem(model.name, model.path)
+            if same_model(served, model.path):
+                selected = picker.count() - 1
+        if selected < 0:
+            picker.addItem(model_label(served), served)
+            selected = picker.count() - 1
+        picker.setCurrentIndex(selected)
+        picker.blockSignals(False)
+
+    def model_name(self) -> str:
+        """The served model's file name (sent as ``model``; shown above each answer)."""
+        from gbdesk.ui.backend_widgets import model_label
+
+        return model_label(self.model_picker.currentData() or self.served_model())
+
+    def _on_model_picked(self, index: int) -> None:
+        from gbdesk.ui.pages.models import same_model, serve_model
+
+        path = self.model_picker.itemData(index)
+        self.composer.setFocus()  # picked: back to writing
+        if not path or (self.state.backend.is_running() and same_model(self.served_model(), path)):
+            return
+        serve_model(self.state, path)
+
+    def _on_backend(self, view) -> None:  # view: a BackendView
+        self._show_model()
+        if view.phase == "ready" and self.backend_notice.retry_text and not self.is_streaming():
+            text, self.backend_notice.retry_text = self.backend_notice.retry_text, ""
+            self.composer.setPlainText(text)
+            self.send()
 
     # --- conversations -------------------------------------------------------------------
 
@@ -142,23 +300,65 @@ class ChatPage(QWidget):
         self.conversation_list.setCurrentRow(0)
 
     def delete_current(self) -> None:
+        """Delete the open conversation; the banner's Undo brings it back."""
         if self.current is None or self.is_streaming():
             return
-        self.store.delete(self.current.id)
-        index = self.conversations.index(self.current)
+        conversation = self.current
+        self.store.delete(conversation.id)
+        index = self.conversations.index(conversation)
         self.conversations.pop(index)
+        self._deleted = (index, conversation)
         self.current = None
         self._fill_list()
         if not self.conversations:
             self.new_conversation()
         else:
             self.conversation_list.setCurrentRow(min(index, len(self.conversations) - 1))
+        if conversation.messages:
+            self.banner.show_message(
+                f"Deleted the chat \u201c{conversation.title}\u201d.",
+                level="info",
+                action=("Undo", self.undo_delete),
+            )
+
+    def undo_delete(self) -> None:
+        """Bring the last deleted conversation back (saved again)."""
+        if self._deleted is None:
+            return
+        index, conversation = self._deleted
+        self._deleted = None
+        if self.current is not None and not self.current.messages:
+            self.conversations.remove(self.current)  # the empty chat opened in its place
+        index = min(index, len(self.conversations))
+        self.conversations.insert(index, conversation)
+        self.current = None
+        self._fill_list()
+        self.conversation_list.setCurrentRow(index)
+        self.banner.clear()
+        self._save(conversation)
 
     def _on_conversation_selected(self, row: int) -> None:
         if self.is_streaming() or row < 0:
             return
         self.current = self.conversations[row]
+        self.system_prompt.setText(self.current.system_prompt)
         self._render()
+
+    def _save_system_prompt(self) -> None:
+        if self.current is None:
+            return
+        text = self.system_prompt.text().strip()
+        if text != self.current.system_prompt:
+            self.current.system_prompt = text
+            if self.current.messages:
+                self._save(self.current)
+
+    def _save(self, conversation: Conversation) -> None:
+        try:
+            self.store.save(conversation)
+        except Exception as exc:  # shown, never lost silently
+            message, fix = getattr(exc, "message", str(exc)), getattr(exc, "fix", "")
+            self.banner.show_message(message, fix or "")
 
     # --- sending and streaming -----------------------------------------------------------
 
@@ -170,6 +370,7 @@ class ChatPage(QWidget):
         if not text or self.is_streaming() or self.current is None:
             return
         self.banner.clear()
+        self._save_system_prompt()
         conversation = self.current
         if not conversation.messages:
             conversation.title = text.splitlines()[0][:48]
@@ -178,26 +379,62 @@ class ChatPage(QWidget):
             )
         conversation.messages.append(ChatMessage("user", text))
         self.composer.clear()
-        self._streaming_reply = ChatMessage("assistant", "")
+        self._ask()
+
+    def regenerate(self) -> None:
+        """Write the last answer again."""
+        conversation = self.current
+        if conversation is None or self.is_streaming() or not conversation.messages:
+            return
+        if conversation.messages[-1].role == "assistant":
+            conversation.messages.pop()
+        if conversation.messages and conversation.messages[-1].role == "user":
+            self.banner.clear()
+            self._ask()
+
+    def edit(self, index: int) -> None:
+        """Put message ``index`` back in the composer; it and what followed are dropped."""
+        conversation = self.current
+        if conversation is None or self.is_streaming():
+            return
+        if not 0 <= index < len(conversation.messages):
+            return
+        text = conversation.messages[index].content
+        del conversation.messages[index:]
+        self.composer.setPlainText(text)
+        self.composer.setFocus()
+        self._render()
+        self._save(conversation)
+
+    def _ask(self) -> None:
+        conversation = self.current
+        assert conversation is not None
+        model = self.model_name()
+        self._streaming_reply = ChatMessage("assistant", "", model=model)
         conversation.messages.append(self._streaming_reply)
         self._render()
-        history = [{"role": "system", "content": SYSTEM_PROMPT}] + [
+        history = [{"role": "system", "content": conversation.system_prompt or SYSTEM_PROMPT}] + [
             {"role": m.role, "content": m.content} for m in conversation.messages[:-1]
         ]
-        settings = self.state.settings
         base_url = self.state.backend_base_url()
         api_key = self.state.backend_api_key()
+        max_tokens = self.max_tokens.value()
+        temperature = self.temperature.value()
+        reply = self._streaming_reply
         self._set_streaming(True)
-        self.status.setText("The model is writing…")
+        self.status.setText(f"{model} is writing…")
         self._task = run_task(
             "chat",
             lambda ctx: stream_chat(
                 base_url,
                 history,
                 on_text=ctx.emit,
+                on_finish=lambda reason: setattr(reply, "finish", reason),
                 cancel=ctx.cancel_event,
-                model=settings.model or "local",
+                model=model,
                 api_key=api_key,
+                max_tokens=max_tokens,
+                temperature=temperature,
             ),
             on_item=self._on_text,
             on_done=self._on_done,
@@ -222,12 +459,37 @@ class ChatPage(QWidget):
 
     def _on_cancelled(self) -> None:
         self.status.setText("Stopped.")
+        if self._streaming_reply is not None:
+            self._streaming_reply.finish = "cancelled"
 
-    def _on_failed(self, message: str, fix: str) -> None:
+    def _on_failed(self, error: GbdeskError) -> None:
+        from gbdesk.backend.client import BackendUnreachableError
+
+        message, fix = error.message, error.fix or ""
+        # The chat client wraps the transport's error; its cause says what happened.
+        unreachable = isinstance(error.__cause__, BackendUnreachableError) or isinstance(
+            error, BackendUnreachableError
+        )
         self.status.setText("")
-        self.banner.show_message(message, fix)
-        if self._streaming_reply is not None and not self._streaming_reply.content:
-            self.current.messages.remove(self._streaming_reply)  # type: ignore[union-attr]
+        conversation = self.current
+        reply = self._streaming_reply
+        if conversation is not None and reply is not None and not reply.content:
+            conversation.messages.remove(reply)
+        if not self.state.backend.is_ready() and unreachable:
+            # One banner, in plain words: the notice above says the backend is not running and
+            # offers to start it; the message waits in the composer and is sent once it is ready.
+            if conversation is not None and conversation.messages:
+                last = conversation.messages[-1]
+                if last.role == "user":
+                    conversation.messages.pop()
+                    self.composer.setPlainText(last.content)
+                    self.backend_notice.retry_text = last.content
+            self.backend_notice.show_view(self.state.backend.view)
+            return
+        if unreachable:
+            message = "The model did not answer: the bot backend cannot be reached."
+            fix = "check that the backend runs (Dashboard), then press Retry"
+        self.banner.show_message(message, fix, action=("Retry", self.regenerate))
 
     def _on_finished(self) -> None:
         self._task = None
@@ -236,10 +498,7 @@ class ChatPage(QWidget):
         self._render_timer.stop()
         self._render()
         if self.current is not None and self.current.messages:
-            try:
-                self.store.save(self.current)
-            except Exception as exc:  # shown, never lost silently
-                self.banner.show_message(str(exc))
+            self._save(self.current)
 
     def _set_streaming(self, streaming: bool) -> None:
         self.send_button.setEnabled(not streaming)
@@ -247,6 +506,34 @@ class ChatPage(QWidget):
         self.conversation_list.setEnabled(not streaming)
         self.new_button.setEnabled(not streaming)
         self.delete_button.setEnabled(not streaming)
+        self.model_picker.setEnabled(not streaming)
+
+    # --- actions from the transcript's links ---------------------------------------------
+
+    def _on_link(self, url: QUrl) -> None:
+        if url.scheme() != "gbdesk":
+            QDesktopServices.openUrl(url)
+            return
+        parts = url.path().split("/")
+        try:
+            action, index = parts[0], int(parts[1])
+            message = self.current.messages[index]  # type: ignore[union-attr]
+        except (IndexError, ValueError, AttributeError):
+            return
+        if action == "copy":
+            self.copy_text(message.content)
+        elif action == "code":
+            blocks = code_blocks(message.content)
+            if len(parts) > 2 and parts[2].isdigit() and int(parts[2]) < len(blocks):
+                self.copy_text(blocks[int(parts[2])])
+        elif action == "edit":
+            self.edit(index)
+        elif action == "regenerate":
+            self.regenerate()
+
+    def copy_text(self, text: str) -> None:
+        QGuiApplication.clipboard().setText(text)
+        self.status.setText("Copied.")
 
     # --- rendering -----------------------------------------------------------------------
 
@@ -254,10 +541,30 @@ class ChatPage(QWidget):
         if self.current is None or not self.current.messages:
             return "*No messages yet. Ask the model anything.*"
         blocks = []
-        for message in self.current.messages:
-            who = "You" if message.role == "user" else "Assistant"
-            body = message.content or "…"
-            blocks.append(f"**{who}**\n\n{body}")
+        messages = self.current.messages
+        for index, message in enumerate(messages):
+            streaming = message is self._streaming_reply
+            if message.role == "user":
+                who = "You"
+            else:
+                who = "Assistant" + (f" · {message.model}" if message.model else "")
+            body = _with_code_links(message.content, index) if message.content else "…"
+            block = f"**{who}**\n\n{body}"
+            if message.finish == "length":
+                block += (
+                    f"\n\n*{TOKEN_LIMIT_NOTE}. "
+                    "Raise Max tokens and press Regenerate for a longer answer.*"
+                )
+            elif message.finish == "cancelled":
+                block += "\n\n*Stopped before the end.*"
+            if not streaming:
+                links = [f"[Copy](gbdesk:copy/{index})"]
+                if message.role == "user":
+                    links.append(f"[Edit and resend](gbdesk:edit/{index})")
+                elif index == len(messages) - 1:
+                    links.append(f"[Regenerate](gbdesk:regenerate/{index})")
+                block += "\n\n" + " · ".join(links)
+            blocks.append(block)
         return "\n\n---\n\n".join(blocks)
 
     def _render(self) -> None:

@@ -20,26 +20,26 @@ from gbdesk.ui.widgets import (
     StatTile,
     human_bytes,
     muted,
-    page_layout,
     primary_button,
+    scrolling_page_layout,
 )
 from gbdesk.ui.workers import run_task
 
 SAMPLE_MS = 1000
 
 
-def _sample(_ctx: object) -> object:
+def _sample(backend_pid: int | None) -> object:
     # Imported here: psutil and NVML are not needed before the first window is on screen.
     from gbdesk.ui.system_sampler import sample_system
 
-    return sample_system()
+    return sample_system(backend_pid)
 
 
 class DashboardPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        layout = page_layout(
+        layout = scrolling_page_layout(
             self, "Dashboard", "The bot backend and this computer, live.", spacing=14
         )
 
@@ -73,7 +73,8 @@ class DashboardPage(QWidget):
 
         usage = Card("System use")
         self.chart = LineChart(capacity=60)
-        self.chart.add_series("CPU", "series_cpu")
+        self.chart.add_series("CPU (all programs)", "series_cpu")
+        self.chart.add_series("CPU (the bot backend)", "series_backend")
         self.chart.add_series("RAM", "series_ram")
         usage.body.addWidget(self.chart, 1)
         details = QHBoxLayout()
@@ -106,9 +107,10 @@ class DashboardPage(QWidget):
         if self._sampling:
             return
         self._sampling = True
+        pid = self.state.backend.view.pid
         run_task(
             "sample system use",
-            _sample,
+            lambda _ctx: _sample(pid),
             on_done=self._on_sample,
             on_finished=self._on_sample_finished,
         )
@@ -123,7 +125,14 @@ class DashboardPage(QWidget):
         self.start_button.setEnabled(not view.running and not busy)
         self.stop_button.setEnabled(view.running and view.phase is not BackendState.STOPPING)
         if view.phase in {BackendState.FAILED, BackendState.CRASHED}:
-            self.backend_banner.show_message(view.message, view.fix)
+            from gbdesk.ui.backend_control import PORT_TAKEN
+
+            action = (
+                ("Use another port", self.state.backend.use_another_port)
+                if view.action == PORT_TAKEN
+                else None
+            )
+            self.backend_banner.show_message(view.message, view.fix, action=action)
         else:
             self.backend_banner.clear()
         if view.phase is not BackendState.READY:
@@ -161,7 +170,8 @@ class DashboardPage(QWidget):
 
     def _on_sample(self, sample) -> None:  # sample: a SystemSample
         self.samples_taken += 1
-        self.chart.append("CPU", sample.cpu_percent)
+        self.chart.append("CPU (all programs)", sample.cpu_percent)
+        self.chart.append("CPU (the bot backend)", sample.backend_cpu_percent or 0.0)
         self.chart.append("RAM", sample.ram_percent)
         self.ram_label.setText(
             f"RAM {human_bytes(sample.ram_used_bytes)} of {human_bytes(sample.ram_total_bytes)}"

@@ -1,6 +1,8 @@
 """Logs: the tail of gbdesk's log file and of the backend's log, refreshed while shown.
 
-Files are read in a worker (only the last 64 KB), so a huge log never stalls the window.
+Files are read in a worker (only the last 64 KB), so a huge log never stalls the window. A
+level filter (errors, warnings, info, everything) and a text filter narrow what is shown; lines
+without a level of their own (a traceback's) follow the line they continue.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
+    QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QTabWidget,
@@ -24,6 +29,41 @@ from gbdesk.ui.workers import run_task
 
 TAIL_BYTES = 64_000
 REFRESH_MS = 2000
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The level filter's choices: (label, lowest level shown).
+LEVEL_CHOICES = (
+    ("Info and above", "INFO"),
+    ("Warnings and errors", "WARNING"),
+    ("Errors only", "ERROR"),
+    ("Everything (debug too)", "DEBUG"),
+)
+
+
+def line_level(line: str) -> str | None:
+    """The level a log line names ("2026-… WARNING gbdesk…: …" or "error: …"), else None."""
+    words = line.split(maxsplit=3)
+    for word in words[:3]:
+        if word in LEVELS:
+            return word
+    head = line.split(":", 1)[0].strip().upper()
+    if head in LEVELS or head == "WARN":
+        return "WARNING" if head == "WARN" else head
+    return None
+
+
+def filter_log(text: str, lowest: str = "INFO", needle: str = "") -> str:
+    """The lines of ``text`` at ``lowest`` or above that contain ``needle`` (any case)."""
+    floor = LEVELS.index(lowest)
+    needle = needle.casefold()
+    shown: list[str] = []
+    keep = True
+    for line in text.splitlines():
+        level = line_level(line)
+        if level is not None:
+            keep = LEVELS.index(level) >= floor
+        if keep and (not needle or needle in line.casefold()):
+            shown.append(line)
+    return "\n".join(shown)
 
 
 def read_tail(path: Path, limit: int = TAIL_BYTES) -> str:
@@ -46,6 +86,20 @@ class LogsPage(QWidget):
         super().__init__(parent)
         self.state = state
         layout = page_layout(self, "Logs", "What gbdesk and the bot backend have been doing.")
+        filters = QHBoxLayout()
+        filters.addWidget(QLabel("Show"))
+        self.level = QComboBox()
+        for label, level in LEVEL_CHOICES:
+            self.level.addItem(label, level)
+        self.level.currentIndexChanged.connect(lambda _i: self._show(self._texts))
+        filters.addWidget(self.level)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Find in the log…")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(lambda _t: self._show(self._texts))
+        filters.addWidget(self.search, 1)
+        layout.addLayout(filters)
+        self._texts: tuple[str, str] = ("", "")
         self.tabs = QTabWidget()
         self.app_log = self._log_view()
         self.backend_log = self._log_view()
@@ -106,11 +160,17 @@ class LogsPage(QWidget):
         self._reading = False
 
     def _show(self, texts: tuple[str, str]) -> None:
+        self._texts = texts
+        lowest = self.level.currentData() or "INFO"
+        needle = self.search.text().strip()
         for view, text, empty in (
             (self.app_log, texts[0], "The log is empty."),
             (self.backend_log, texts[1], "The backend has not written a log yet."),
         ):
-            shown = text or empty
+            shown = filter_log(text, lowest, needle) if text else ""
+            if text and not shown:
+                shown = "No line matches the filter."
+            shown = shown or empty
             if view.toPlainText() != shown:
                 view.setPlainText(shown)
                 view.moveCursor(QTextCursor.MoveOperation.End)

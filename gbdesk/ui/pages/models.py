@@ -7,6 +7,7 @@ in workers.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -45,10 +46,44 @@ def _probe_and_recommend(profile: Any, n_ctx: int, n_parallel: int) -> tuple[Any
     return profile, recommend_for(profile, n_ctx, n_parallel, "")
 
 
-def _list_installed(_ctx: Any) -> list:
-    from gbdesk.download.library import ModelLibrary
+def list_installed(_ctx: Any) -> list:
+    """The library's models, and the bundled starter model (when it is not in the library)."""
+    from gbdesk.download.library import InstalledModel, ModelLibrary
+    from gbdesk.starter import STARTER_FILE, starter_model_path
 
-    return ModelLibrary().list_models()
+    models = ModelLibrary().list_models()
+    starter = starter_model_path()
+    if starter is not None and not any(same_model(m.path, str(starter)) for m in models):
+        models.append(
+            InstalledModel(
+                id="starter",
+                name=f"{STARTER_FILE} (bundled starter)",
+                path=str(starter),
+                paths=(str(starter),),
+                size=starter.stat().st_size,
+                quant="Q4_1",
+                source="bundled",
+            )
+        )
+    return models
+
+
+def same_model(served: str, path: str) -> bool:
+    """Whether the backend's ``served`` model (a path, or "starter") is the file at ``path``."""
+    if not served:
+        return False
+    if served == "starter":
+        from gbdesk.starter import starter_model_path
+
+        starter = starter_model_path()
+        return starter is not None and os.path.realpath(starter) == os.path.realpath(path)
+    return os.path.realpath(served) == os.path.realpath(path)
+
+
+def serve_model(state: AppState, path: str) -> None:
+    """Make ``path`` the model to serve (saved in the settings) and (re)start the backend."""
+    state.update_settings(model=path)
+    state.backend.restart(path)
 
 
 class ModelsPage(QWidget):
@@ -69,7 +104,7 @@ class ModelsPage(QWidget):
         installed = QWidget()
         inst_layout = QVBoxLayout(installed)
         inst_layout.setContentsMargins(0, 10, 0, 0)
-        self.installed_table = self._table(["Model", "Quant", "Size", "Source"])
+        self.installed_table = self._table(["Model", "Quant", "Size", "Source", "In use"])
         inst_layout.addWidget(self.installed_table, 1)
         self.import_progress = QProgressBar()
         self.import_progress.setRange(0, 1000)
@@ -108,6 +143,9 @@ class ModelsPage(QWidget):
         self.installed: list = []
         self.recommendations: tuple = ()
         self._task: TaskHandle | None = None
+        self._serving_request = ""  # the model "Serve this model" asked for, until it settles
+        self.installed_table.itemSelectionChanged.connect(self._update_buttons)
+        state.backend.state_changed.connect(self._on_backend)
         self.refresh_installed()
         self.refresh_catalogue()
 
@@ -132,26 +170,72 @@ class ModelsPage(QWidget):
     def refresh_installed(self) -> None:
         run_task(
             "list installed models",
-            _list_installed,
+            list_installed,
             on_done=self._show_installed,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
         )
 
     def _show_installed(self, models: list) -> None:
         self.installed = models
         table = self.installed_table
         table.setRowCount(len(models))
+        sources = {"hub": "downloaded", "imported": "imported", "bundled": "bundled with gbdesk"}
         for row, model in enumerate(models):
-            source = "downloaded" if model.source == "hub" else "imported"
+            source = sources.get(model.source, model.source)
             for column, text in enumerate(
-                [model.name, model.quant or "-", human_bytes(model.size), source]
+                [model.name, model.quant or "-", human_bytes(model.size), source, ""]
             ):
                 item = QTableWidgetItem(text)
                 item.setToolTip(model.path)
                 table.setItem(row, column, item)
-        if models:
+        if models and table.currentRow() < 0:
             table.selectRow(0)
+        self._mark_serving()
         self._update_buttons()
+
+    def serving_row(self) -> int:
+        """The row of the model the backend serves (or is starting with), or -1."""
+        served = self.state.backend.current_model()
+        for row, model in enumerate(self.installed):
+            if same_model(served, model.path):
+                return row
+        return -1
+
+    def _mark_serving(self) -> None:
+        view = self.state.backend.view
+        serving = self.serving_row()
+        for row in range(self.installed_table.rowCount()):
+            item = self.installed_table.item(row, 4)
+            if item is not None:
+                text = ("Serving" if view.phase == "ready" else view.text) if row == serving else ""
+                item.setText(text)
+
+    def _on_backend(self, view: Any) -> None:
+        """Follow the backend: mark the model in use, and report a "Serve this model"."""
+        self._mark_serving()
+        self._update_buttons()
+        name = self._serving_request
+        if not name:
+            return
+        if view.phase in {"stopping", "starting", "loading", "restarting"}:
+            self.banner.show_message(
+                f"Serving {name}: {view.text.lower().rstrip('…')}…", level="info"
+            )
+        elif view.phase == "ready":
+            self._serving_request = ""
+            self.banner.show_message(f"The backend now serves {name}.", level="success")
+        elif view.phase in {"failed", "crashed"}:
+            self._serving_request = ""
+            from gbdesk.ui.backend_control import PORT_TAKEN
+
+            action = (
+                ("Use another port", self.state.backend.use_another_port)
+                if view.action == PORT_TAKEN
+                else None
+            )
+            self.banner.show_message(
+                f"Could not serve {name}: {view.message}", view.fix, action=action
+            )
 
     def selected_model(self) -> Any:
         row = self.installed_table.currentRow()
@@ -159,23 +243,22 @@ class ModelsPage(QWidget):
 
     def _update_buttons(self) -> None:
         busy = self._task is not None
-        has = self.selected_model() is not None
-        self.use_button.setEnabled(has and not busy)
-        self.delete_button.setEnabled(has and not busy)
+        model = self.selected_model()
+        has = model is not None
+        serving = has and self.serving_row() == self.installed_table.currentRow()
+        self.use_button.setEnabled(has and not busy and not serving)
+        self.delete_button.setEnabled(
+            has and not busy and not serving and model.source != "bundled"
+        )
         self.import_button.setEnabled(not busy)
 
     def use_selected(self) -> None:
         model = self.selected_model()
         if model is None:
             return
-        self.state.update_settings(model=model.path)
-        running = self.state.backend.is_running()
-        self.state.backend.restart(model.path)
-        self.banner.show_message(
-            f"{'Restarting' if running else 'Starting'} the backend with {model.name}; "
-            "its progress shows on the Dashboard and the Chat page.",
-            level="success",
-        )
+        serve_model(self.state, model.path)
+        self._serving_request = model.name
+        self._on_backend(self.state.backend.view)
 
     def choose_import(self) -> None:
         path, _filter = QFileDialog.getOpenFileName(
@@ -203,7 +286,7 @@ class ModelsPage(QWidget):
             on_done=lambda model: self.banner.show_message(
                 f"Imported {model.name} ({human_bytes(model.size)}).", level="success"
             ),
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._after_change,
         )
         self._update_buttons()
@@ -227,7 +310,7 @@ class ModelsPage(QWidget):
             on_done=lambda freed: self.banner.show_message(
                 f"Deleted {model.name}; {human_bytes(freed)} freed.", level="success"
             ),
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._after_change,
         )
         self._update_buttons()
@@ -250,7 +333,7 @@ class ModelsPage(QWidget):
             "recommend models",
             lambda _ctx: _probe_and_recommend(*args),
             on_done=self._show_catalogue,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
         )
 
     def _show_catalogue(self, result: tuple[Any, tuple]) -> None:
@@ -274,7 +357,9 @@ class ModelsPage(QWidget):
             table.setItem(row, 3, speed)
             table.setItem(row, 4, QTableWidgetItem(human_bytes(fit.download_bytes)))
             for column in (0, 1, 3, 4):
-                table.item(row, column).setToolTip(rec.reason)
+                cell = table.item(row, column)
+                if cell is not None:  # every one was set above
+                    cell.setToolTip(rec.reason)
         table.resizeRowsToContents()
         fitting = sum(1 for r in recommendations if r.fit.runs)
         self.catalogue_status.setText(

@@ -17,9 +17,10 @@ from gbdesk.app.shard_actions import (
     registration_status,
     unregister_this_node,
 )
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.shard_panel import ShardPanel
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, muted, page_layout
+from gbdesk.ui.widgets import Banner, muted, scrolling_page_layout
 from gbdesk.ui.workers import run_task
 
 
@@ -27,7 +28,7 @@ class NodePage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        layout = page_layout(
+        layout = scrolling_page_layout(
             self,
             "Node",
             "This computer as a shard of General Bots: where it is "
@@ -36,7 +37,7 @@ class NodePage(QWidget):
         self.status_banner = Banner()
         layout.addWidget(self.status_banner)
         row = QHBoxLayout()
-        self.heartbeat_label = muted("Heartbeat: not registered yet", wrap=False)
+        self.heartbeat_label = muted("Heartbeat: not registered yet")
         self.beat_button = QPushButton("Send a heartbeat now")
         self.beat_button.clicked.connect(self.beat)
         self.unregister_button = QPushButton("Unregister")
@@ -56,6 +57,7 @@ class NodePage(QWidget):
         heartbeat.beat.connect(self._on_beat)
         heartbeat.failed.connect(self._on_heartbeat_failed)
         heartbeat.running_changed.connect(lambda _running: self._show_last_beat())
+        state.backend.state_changed.connect(self._show_backend)
         self._set_registered(False)
         self.refresh()
 
@@ -94,8 +96,10 @@ class NodePage(QWidget):
     def _on_finished(self) -> None:
         self._busy = False
 
-    def _on_failed(self, message: str, fix: str) -> None:
-        self.status_banner.show_message(message, fix)
+    def _on_failed(self, error: GbdeskError) -> None:
+        from gbdesk.ui.shard_panel import plain_database_error
+
+        self.status_banner.show_message(*plain_database_error(error))
         self.heartbeat_label.setText("Heartbeat: failed (see above)")
 
     def _on_status(self, result: ShardResult | None) -> None:
@@ -114,12 +118,25 @@ class NodePage(QWidget):
         self._on_beat(result.registration.last_seen_at)
         self.state.node_registered()
 
-    def _on_heartbeat_failed(self, message: str, fix: str) -> None:
+    def _on_heartbeat_failed(self, error: GbdeskError) -> None:
+        from gbdesk.ui.shard_panel import plain_database_error
+
+        message, fix = plain_database_error(error)
         self.status_banner.show_message(f"The heartbeat failed: {message}", fix)
 
     def beat(self) -> None:
         settings = self.state.settings
-        self._run("heartbeat", lambda _ctx: heartbeat(settings), self._on_beat)
+        model = self.state.served_model_name()
+        self._run("heartbeat", lambda _ctx: heartbeat(settings, model), self._on_beat)
+
+    def _show_backend(self, _view=None) -> None:
+        """The registration's backend line follows the model served now (each beat sends it)."""
+        if self.panel.result is None:
+            return
+        model = self.state.served_model_name()
+        url = self.state.backend.view.url or self.panel.result.registration.llm_url
+        if model:
+            self.panel.view.values["backend"].setText(f"{url}  {model}")
 
     def _on_beat(self, seen: datetime) -> None:
         self.status_banner.clear()
@@ -129,6 +146,7 @@ class NodePage(QWidget):
         self._show_last_beat()
         if self.panel.result is not None:
             self.panel.view.set_last_seen(seen)
+            self._show_backend()
 
     def unregister(self) -> None:
         settings = self.state.settings

@@ -15,22 +15,30 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QWidget,
 )
 
 from gbdesk.errors import GbdeskError
-from gbdesk.options import OPTIONS, option
+from gbdesk.options import option
 from gbdesk.paths import app_paths
-from gbdesk.settings import Settings
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, Card, muted, option_spin, page_layout, primary_button
+from gbdesk.ui.widgets import (
+    Banner,
+    Card,
+    muted,
+    option_spin,
+    primary_button,
+    scrolling_page_layout,
+)
+from gbdesk.ui.workers import run_task
 
 
 class SettingsPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        layout = page_layout(
+        layout = scrolling_page_layout(
             self,
             "Settings",
             "Where models go, how to reach the Hub, and how the bot backend runs.",
@@ -38,6 +46,8 @@ class SettingsPage(QWidget):
         )
         self.banner = Banner()
         layout.addWidget(self.banner)
+        self.restart_banner = Banner()  # what the running backend does not have yet
+        layout.addWidget(self.restart_banner)
 
         storage = Card("Models and the Hub")
         form = QFormLayout()
@@ -71,6 +81,9 @@ class SettingsPage(QWidget):
         form = QFormLayout()
         form.setHorizontalSpacing(16)
         form.setVerticalSpacing(10)
+        self.model = QComboBox()
+        self.model.setToolTip("The model the bot backend serves (Models page: import more)")
+        form.addRow("Model", self.model)
         self.port = option_spin("backend_port", option("backend_port").default, minimum=1024)
         form.addRow("Port", self.port)
         self.context = option_spin("context_length", 0)
@@ -78,6 +91,11 @@ class SettingsPage(QWidget):
         form.addRow("Context length (tokens)", self.context)
         self.parallel = option_spin("parallel", 0)
         form.addRow("Parallel chats", self.parallel)
+        self.gpu_layers = QSpinBox()
+        self.gpu_layers.setRange(-1, 999)
+        self.gpu_layers.setSpecialValueText("Automatic")  # -1: as many as fit in the VRAM
+        self.gpu_layers.setToolTip(option("gpu_layers").help)
+        form.addRow("GPU layers", self.gpu_layers)
         self.threads = option_spin("threads", 0)
         form.addRow("CPU threads", self.threads)
         self.queue_limit = option_spin("queue_limit", option("queue_limit").default)
@@ -106,7 +124,60 @@ class SettingsPage(QWidget):
         buttons.addWidget(self.save_button)
         layout.addLayout(buttons)
         layout.addStretch(1)
+        self._models: list = []
+        state.backend.state_changed.connect(lambda _view: self.show_pending())
+        state.settings_changed.connect(lambda _settings: self.show_pending())
         self.load()
+        self.refresh_models()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self.refresh_models()  # a model imported or served meanwhile
+        self.show_pending()
+
+    def refresh_models(self) -> None:
+        """Fill the model choice with what is installed (listed in a worker)."""
+        from gbdesk.ui.pages.models import list_installed
+
+        run_task("list installed models", list_installed, on_done=self._fill_models)
+
+    def _fill_models(self, models: list) -> None:
+        self._models = models
+        self._select_model(self.state.settings.model)
+
+    def _select_model(self, current: str) -> None:
+        from gbdesk.ui.backend_widgets import model_label
+        from gbdesk.ui.pages.models import same_model
+
+        self.model.blockSignals(True)
+        self.model.clear()
+        self.model.addItem("The starter model (bundled)", "")
+        selected = 0
+        for model in self._models:
+            if model.source == "bundled":
+                continue
+            self.model.addItem(model.name, model.path)
+            if current and same_model(current, model.path):
+                selected = self.model.count() - 1
+        if current and selected == 0 and not same_model("starter", current):
+            self.model.addItem(model_label(current), current)  # a catalogue id or moved file
+            selected = self.model.count() - 1
+        self.model.setCurrentIndex(selected)
+        self.model.blockSignals(False)
+
+    def show_pending(self) -> None:
+        """ "Restart the backend to apply" while the running backend lacks saved settings."""
+        pending = self.state.backend.pending_changes()
+        if not pending:
+            self.restart_banner.clear()
+            return
+        self.restart_banner.show_message(
+            "The running backend does not have your new "
+            + ", ".join(pending)
+            + " yet. Restart the backend to apply.",
+            level="warning",
+            action=("Restart the backend", self.state.backend.restart),
+        )
 
     def load(self) -> None:
         from gbdesk.download.hub import HUB_TOKEN_SECRET
@@ -119,6 +190,9 @@ class SettingsPage(QWidget):
         self.port.setValue(settings.backend_port)
         self.context.setValue(settings.context_length)
         self.parallel.setValue(settings.parallel)
+        gpu = settings.gpu_layers
+        self.gpu_layers.setValue(int(gpu) if gpu.isdigit() else -1)
+        self._select_model(settings.model)
         self.threads.setValue(settings.threads)
         self.queue_limit.setValue(settings.queue_limit)
         self.alias.setText(settings.alias)
@@ -143,7 +217,6 @@ class SettingsPage(QWidget):
             )
             return
         token = self.hub_token.text().strip()
-        before = self.state.settings
         try:
             if token:
                 set_secret(HUB_TOKEN_SECRET, token)
@@ -155,6 +228,8 @@ class SettingsPage(QWidget):
                 backend_port=self.port.value(),
                 context_length=self.context.value(),
                 parallel=self.parallel.value(),
+                gpu_layers="auto" if self.gpu_layers.value() < 0 else str(self.gpu_layers.value()),
+                model=self.model.currentData() or "",
                 threads=self.threads.value(),
                 queue_limit=self.queue_limit.value(),
                 alias=self.alias.text().strip(),
@@ -170,22 +245,10 @@ class SettingsPage(QWidget):
                 f"Cannot save the settings: {exc}", "check that the config folder is writable"
             )
             return
-        if self._needs_restart(before) and self.state.backend.is_running():
-            self.banner.show_message(
-                "Settings saved. The backend uses them after a restart.",
-                "restart it on the Dashboard",
-                level="success",
-            )
-            return
+        # What the running backend lacks is named in the banner below, with a Restart button
+        # (the schema's restart flag decides; see BackendController.pending_changes).
         self.banner.show_message("Settings saved.", level="success")
-
-    def _needs_restart(self, before: Settings) -> bool:
-        """A changed option that the running backend only reads when it starts."""
-        after = self.state.settings
-        return any(
-            item.restart and getattr(before, item.name) != getattr(after, item.name)
-            for item in OPTIONS
-        )
+        self.show_pending()
 
     def _apply_login_item(self) -> None:
         from gbdesk.ui.autostart import set_start_at_login

@@ -192,6 +192,7 @@ class BackendPage(WizardPage):
         choose = self.wizard.page_of(ChooseModelPage)
         self.context.setValue(choose.context.value())
         self.parallel.setValue(choose.parallel.value())
+        self.start_button.setFocus()  # the step's one action: Space or Enter starts it
 
     # --- backend -------------------------------------------------------------------------
 
@@ -238,6 +239,10 @@ class BackendPage(WizardPage):
             return
         self.state.backend.restart(self.state.settings.model or None)
 
+    def use_another_port(self) -> None:
+        """Pick a free port, show it, and start the backend there."""
+        self.port.setValue(self.state.backend.use_another_port())
+
     def _on_backend(self, view: BackendView) -> None:
         busy = view.phase.busy
         self.start_button.setEnabled(not busy)
@@ -246,10 +251,17 @@ class BackendPage(WizardPage):
         for widget in (self.port, self.context, self.parallel, self.embeddings):
             widget.setEnabled(not busy)
         if view.phase in {BackendState.FAILED, BackendState.CRASHED}:
-            self.banner.show_message(view.message, view.fix)
+            from gbdesk.ui.backend_control import PORT_TAKEN
+
+            action = (
+                ("Use another port", self.use_another_port) if view.action == PORT_TAKEN else None
+            )
+            self.banner.show_message(view.message, view.fix, action=action)
         elif view.phase is BackendState.READY:
             self.banner.clear()
             self._load_values()
+            if self.wizard is not None and self.isVisible():
+                self.wizard.next_button.setFocus()  # done here: Enter goes on
         if view.phase is not BackendState.READY:
             self.botserver_card.setVisible(False)
         self.complete_changed.emit()
@@ -264,7 +276,7 @@ class BackendPage(WizardPage):
             "botserver settings",
             lambda _ctx: botserver_values(model, api_key),
             on_done=self._show_values,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=lambda: setattr(self, "_values_busy", False),
         )
 
@@ -274,8 +286,9 @@ class BackendPage(WizardPage):
         self.values = values
         while self.values_grid.count():
             item = self.values_grid.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         # Two columns: the bot's config.csv lines, and botserver's .env lines.
         columns = (
             ("the bot's config.csv", [f"{k},{v}" for k, v in masked(values.config_csv).items()]),
@@ -295,7 +308,8 @@ class BackendPage(WizardPage):
         """The lines shown (API key masked), as text."""
         lines = []
         for index in range(self.values_grid.count()):
-            widget = self.values_grid.itemAt(index).widget()
+            item = self.values_grid.itemAt(index)
+            widget = item.widget() if item is not None else None
             if isinstance(widget, QLabel) and widget.objectName() == "Mono":
                 lines.append(widget.text())
         return lines
@@ -328,7 +342,7 @@ class BackendPage(WizardPage):
             "write botserver's settings",
             lambda _ctx: write_values(values, bot_dir, env_file),
             on_done=self._on_written,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._on_write_finished,
         )
 

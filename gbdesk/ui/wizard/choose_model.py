@@ -51,19 +51,19 @@ VERDICTS = {
 }
 
 
-def recommend_for(profile: Any, n_ctx: int, n_parallel: int, use_case: str) -> tuple:
-    """The recommender's ranking (runs in a worker)."""
-    from gbdesk.catalog.loader import load_catalog
-    from gbdesk.fit.calibration import load_calibration
+def recommend_for(
+    profile: Any, n_ctx: int, n_parallel: int, use_case: str, *, online: bool = True
+) -> tuple:
+    """The recommender's ranking with this machine's calibration, measured speeds and the
+    starter on disk (runs in a worker); offline, what is on disk comes first."""
+    from gbdesk.app.recommendation import recommend_here
     from gbdesk.fit.estimator import FitSettings
-    from gbdesk.fit.recommend import recommend
 
-    return recommend(
-        load_catalog(),
+    return recommend_here(
         profile,
         FitSettings(n_ctx=n_ctx, n_parallel=n_parallel),
         use_case=use_case or None,
-        calibration=load_calibration(),
+        online=online,
     )
 
 
@@ -161,6 +161,7 @@ class ChooseModelPage(WizardPage):
         self.hub_panel.changed.connect(self.complete_changed.emit)
         self.body.addWidget(self.hub_panel)
         self.recommendations: tuple = ()
+        self.hub_reachable: bool | None = None  # tested once, on the first estimate
         self._task: TaskHandle | None = None
         self._stale = False
         self._debounce = QTimer(self)
@@ -192,11 +193,20 @@ class ChooseModelPage(WizardPage):
             self.parallel.value(),
             self.use_case.currentData(),
         )
+        endpoint = self.state.settings.hub_endpoint
+        known = self.hub_reachable
+
+        def work(_ctx) -> tuple:
+            from gbdesk.download.hub import hub_endpoint, hub_reachable
+
+            reachable = known if known is not None else hub_reachable(hub_endpoint(endpoint))
+            return recommend_for(*args, online=reachable), reachable
+
         self._task = run_task(
             "recommend models",
-            lambda _ctx: recommend_for(*args),
-            on_done=self._show,
-            on_failed=self.banner.show_message,
+            work,
+            on_done=self._show_result,
+            on_failed=self.banner.show_error,
             on_finished=self._on_finished,
         )
 
@@ -206,6 +216,16 @@ class ChooseModelPage(WizardPage):
             self._stale = False
             self.refresh()
 
+    def _show_result(self, result: tuple) -> None:
+        recommendations, self.hub_reachable = result
+        self._show(recommendations)
+
+    @staticmethod
+    def first_pick(recommendations: tuple) -> int:
+        """The row to pre-select: the ranking's first model that runs here (offline, the
+        ranking puts what is on disk first, so the bundled starter)."""
+        return next((row for row, rec in enumerate(recommendations) if rec.fit.runs), 0)
+
     def _show(self, recommendations: tuple) -> None:
         from gbdesk.starter import STARTER_ID
 
@@ -214,7 +234,7 @@ class ChooseModelPage(WizardPage):
         previous_key = (previous.model_id, previous.quant) if previous else None
         self.recommendations = recommendations
         self.list.clear()
-        select = 0
+        select = self.first_pick(recommendations)
         for row, rec in enumerate(recommendations):
             widget = RecommendationRow(rec, starter=rec.model_id == STARTER_ID)
             item = QListWidgetItem()
@@ -226,10 +246,16 @@ class ChooseModelPage(WizardPage):
         if recommendations:
             self.list.setCurrentRow(select)
         fitting = sum(1 for r in recommendations if r.fit.runs)
+        offline = (
+            " The Hugging Face Hub cannot be reached, so the bundled starter model is picked:"
+            " it needs no download."
+            if self.hub_reachable is False and previous_key is None
+            else ""
+        )
         self.status.setText(
             f"{fitting} of {len(recommendations)} models run on this computer with "
             f"{self.context.value()} tokens of context and {self.parallel.value()} parallel "
-            f"chat{'s' if self.parallel.value() > 1 else ''}."
+            f"chat{'s' if self.parallel.value() > 1 else ''}." + offline
         )
         self.complete_changed.emit()
 

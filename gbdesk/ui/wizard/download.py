@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton
 
 from gbdesk.download.job import Phase
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, human_bytes, human_duration, muted, primary_button
 from gbdesk.ui.wizard.base import WizardPage
@@ -103,14 +104,15 @@ class DownloadPage(WizardPage):
         self.pause_button.clicked.connect(self.pause_or_resume)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
-        self.bundled_button = QPushButton("Use the bundled copy")
+        self.bundled_button = primary_button("Use the bundled copy")
+        self.bundled_button.setToolTip("The starter model comes with gbdesk: no download needed")
         self.bundled_button.clicked.connect(self.use_bundled)
         self.bundled_button.hide()
+        buttons.addWidget(self.bundled_button)
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.pause_button)
         buttons.addWidget(self.cancel_button)
         buttons.addStretch(1)
-        buttons.addWidget(self.bundled_button)
         card.body.addLayout(buttons)
         self.body.addWidget(card)
         self.banner = Banner()
@@ -143,7 +145,21 @@ class DownloadPage(WizardPage):
         self.model_label.setText(spec.filenames[0].rsplit("/", 1)[-1])
         self.model_label.setToolTip(spec.label)
         self.repo_label.setText(f"from {spec.repo}")
-        self.bundled_button.setVisible(self._is_starter() and self.model_path is None)
+        self._show_starter_choice()
+
+    def _show_starter_choice(self) -> None:
+        """For the starter, the bundled copy is the first choice (primary, focused); the
+        download stays possible (secondary)."""
+        offer = self._is_starter() and self.model_path is None
+        self.bundled_button.setVisible(offer)
+        self.start_button.setProperty("primary", not offer)
+        self.start_button.style().unpolish(self.start_button)
+        self.start_button.style().polish(self.start_button)
+        self.start_button.setText("Download from the Hub instead" if offer else "Download")
+        if offer:
+            self.bundled_button.setFocus()
+        elif self.start_button.isEnabled():
+            self.start_button.setFocus()
 
     def _hub_model(self) -> Path | None:
         """A model the choose step downloaded from the Hub browser (then nothing to do here)."""
@@ -171,6 +187,7 @@ class DownloadPage(WizardPage):
         if chosen is not None:
             self.set_model(chosen.model_id, chosen.quant)
         self._update_buttons()
+        self._show_starter_choice()
 
     def _is_starter(self) -> bool:
         from gbdesk.starter import STARTER_FILE, STARTER_REPO
@@ -254,15 +271,48 @@ class DownloadPage(WizardPage):
         self.progress.setValue(1000)
         self.detail.setText(f"Ready: {self.model_path.name} (hover for the full path)")
         self.detail.setToolTip(str(self.model_path))
+        self.banner.clear()  # an earlier failure is over
         self.bundled_button.hide()
         self.state.update_settings(model=str(self.model_path))
         self.complete_changed.emit()
         self._update_buttons()
 
-    def _on_failed(self, message: str, fix: str) -> None:
+    def _on_failed(self, error: GbdeskError) -> None:
+        from gbdesk.download.errors import HubUnreachableError
+
         self.detail.setText("The download stopped.")
-        self.banner.show_message(message, fix)
-        self.bundled_button.setVisible(self._is_starter())
+        message, fix = error.message, error.fix or ""
+        unreachable = isinstance(error, HubUnreachableError) or "errno" in message.lower()
+        if unreachable:
+            message = "The Hugging Face Hub cannot be reached from this computer."
+        if self._is_starter():
+            fix = "press Use the bundled copy: the starter model comes with gbdesk" + (
+                "" if not unreachable else ", or set a Hub mirror in Settings"
+            )
+            self.banner.show_message(
+                message, fix, action=("Use the bundled copy", self.use_bundled)
+            )
+        elif unreachable:
+            self.banner.show_message(
+                message,
+                "use the starter model (it comes with gbdesk and needs no download), or set a "
+                "Hub mirror (e.g. https://hf-mirror.com) in Settings and try again",
+                action=("Use the starter model", self.use_starter_instead),
+            )
+        else:
+            self.banner.show_message(message, fix)
+        self._show_starter_choice()
+
+    def use_starter_instead(self) -> None:
+        """Go back to the starter model (bundled): no download needed."""
+        from gbdesk.starter import STARTER_ID
+        from gbdesk.ui.wizard.choose_model import ChooseModelPage
+
+        if self.wizard is None:
+            return
+        if self.wizard.page_of(ChooseModelPage).select_model(STARTER_ID):
+            self.enter()
+            self.use_bundled()
 
     def _on_cancelled(self) -> None:
         self.detail.setText("Cancelled. Download again to continue where it stopped.")
