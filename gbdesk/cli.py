@@ -103,6 +103,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `gbdesk probe --json | head`: the reader left; say nothing more on a closed pipe.
         _silence_stdout()
         return 0
+    except Exception as exc:  # a bug or an odd system error: plain words, traceback in the log
+        from gbdesk.errors import UnexpectedError
+        from gbdesk.paths import app_paths
+
+        log.debug("command failed unexpectedly", exc_info=True)
+        verb = f"gbdesk {args.verb}" if getattr(args, "verb", None) else "gbdesk"
+        error = UnexpectedError.during(f"run {verb}", exc, log_file=str(app_paths().log_file))
+        print(f"error: {error.message} ({type(exc).__name__}: {exc})", file=sys.stderr)
+        print(f"  fix: {error.fix}", file=sys.stderr)
+        return error.exit_code
 
 
 def _silence_stdout() -> None:

@@ -113,6 +113,27 @@ class GbdeskError(Exception):
         return error
 
 
+class UnexpectedError(GbdeskError):
+    """A failure gbdesk did not foresee (a bug, an odd system error), told in plain words.
+
+    The message names what was being done, never the exception's text (which may carry an errno
+    or a path); the exception's type and text go into ``details`` and its traceback into the
+    log, where whoever reports it finds them.
+    """
+
+    @classmethod
+    def during(
+        cls, what: str, exc: BaseException, *, log_file: str | None = None
+    ) -> UnexpectedError:
+        """The error for ``exc``, raised while trying to ``what`` ("start the backend")."""
+        where = f"the log file {log_file}" if log_file else "the log file"
+        return cls(
+            f"Could not {what}: something unexpected went wrong.",
+            fix=f"try again; if it happens again, report it with {where}",
+            details={"task": what, "exception": type(exc).__name__, "detail": str(exc)},
+        )
+
+
 class ConfigError(GbdeskError):
     """A setting or configuration file is invalid."""
 

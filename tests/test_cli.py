@@ -33,3 +33,23 @@ def test_a_closed_pipe_ends_quietly() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert "Traceback" not in out.stderr
     assert out.returncode == 0
+
+
+def test_an_unforeseen_failure_is_told_in_plain_words_with_the_traceback_in_the_log(
+    monkeypatch, capsys
+) -> None:
+    import gbdesk.hardware.probe
+    from gbdesk.cli import main
+    from gbdesk.errors import ExitCode
+    from gbdesk.paths import app_paths
+
+    def broken_probe(*_args, **_kwargs):
+        return 1 / 0  # a bug in a probe the CLI did not foresee
+
+    monkeypatch.setattr(gbdesk.hardware.probe, "probe", broken_probe)
+    assert main(["probe"]) == ExitCode.ERROR
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "error: Could not run gbdesk probe: something unexpected went wrong." in err
+    assert "ZeroDivisionError" in err and "fix: try again" in err
+    assert "Traceback" in app_paths().log_file.read_text(encoding="utf-8")

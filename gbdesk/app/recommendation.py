@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+from gbdesk.download.hub import hub_endpoint, hub_reachable
 from gbdesk.download.library import InstalledModel, ModelLibrary
 from gbdesk.fit.calibration import Calibration
 from gbdesk.fit.estimator import FitSettings
@@ -21,6 +22,7 @@ from gbdesk.fit.recommend import (
     recommend_layout,
 )
 from gbdesk.hardware.profile import HardwareProfile
+from gbdesk.settings import load_settings
 from gbdesk.starter import starter_model_path
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,11 @@ def recommend_here(
     settings: FitSettings | None = None,
     *,
     use_case: str | None = None,
-    online: bool = True,
+    online: bool | None = None,
 ) -> tuple[Recommendation, ...]:
     """The ranking for ``profile``: measured > calibrated > guess, what is on disk first when
-    ``online`` is False (the Hub cannot be reached).
+    ``online`` is False (the Hub cannot be reached). ``online=None`` tests the Hub endpoint of
+    the settings (see :func:`hub_is_reachable`).
 
     The model library is read once: a catalogue quant whose file it holds gets that file's
     ``path``; an installed model the catalogue does not know (imported, or downloaded from the
@@ -52,6 +55,8 @@ def recommend_here(
     from gbdesk.fit.calibration import load_calibration
     from gbdesk.fit.measured import load_measured
 
+    if online is None:
+        online = hub_is_reachable()
     settings = settings or FitSettings()
     installed = {Path(model.path).name: model for model in ModelLibrary().list_models()}
     names = set(installed)
@@ -119,3 +124,15 @@ def _installed_recommendation(
         measured=measured,
     )
     return replace(rec, path=model.path)
+
+
+def hub_is_reachable(endpoint_setting: str | None = None) -> bool:
+    """Whether the Hub (the ``hub_endpoint`` setting, else ``HF_ENDPOINT``, else
+    huggingface.co) answers within 2 s; False in offline mode.
+
+    Raises:
+        ConfigError: the settings file is invalid (only read when no setting is passed).
+    """
+    if endpoint_setting is None:
+        endpoint_setting = load_settings().hub_endpoint
+    return hub_reachable(hub_endpoint(endpoint_setting))

@@ -149,9 +149,12 @@ def run_recommend(args: argparse.Namespace) -> int:
             calibration=load_calibration(),
         )
     else:  # this machine: its models on disk and measured speeds too
-        from gbdesk.app.recommendation import recommend_here
+        from gbdesk.app.recommendation import hub_is_reachable, recommend_here
 
-        results = recommend_here(profile, _settings(args), use_case=args.use_case)
+        online = hub_is_reachable()
+        results = recommend_here(profile, _settings(args), use_case=args.use_case, online=online)
+        if not online and not args.json:
+            print("the Hub cannot be reached: models already on this computer come first")
     if args.json:
         print(json.dumps({"hardware": profile.source, "results": [r.to_json() for r in results]}))
         return 0

@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from types import TracebackType
+from typing import cast
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QWidget
@@ -105,10 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Fusion through the command line: the style is then made in C++ without building
     # PySide's Python enums for QStyle (setStyle from Python does, ~7 ms before the first paint).
-    app = QApplication.instance()
-    fusion_given = app is None
-    if app is None:
-        app = QApplication([sys.argv[0], "-style", "Fusion", *argv])
+    # instance() is typed as the QCoreApplication base; gbdesk only ever makes a QApplication.
+    existing = cast(QApplication | None, QApplication.instance())
+    fusion_given = existing is None
+    app = existing or QApplication([sys.argv[0], "-style", "Fusion", *argv])
     app.setApplicationName("gbdesk")
     app.setApplicationDisplayName("gbdesk")
     app.setDesktopFileName("gbdesk")

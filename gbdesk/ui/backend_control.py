@@ -92,10 +92,13 @@ def free_port_near(host: str, port: int, tries: int = 50) -> int:
         return int(sock.getsockname()[1])
 
 
-def plain_error(message: str, fix: str, port: int) -> tuple[str, str, str]:
-    """(message, fix, action) in words for a person: no errno, no command-line flag."""
-    lowered = message.lower()
-    if "already in use" in lowered:
+def plain_error(error: GbdeskError, port: int) -> tuple[str, str, str]:
+    """(message, fix, action) of the backend's typed error in words for a person: no errno, no
+    command-line flag."""
+    from gbdesk.backend.errors import PortInUseError
+
+    message, fix = error.message, error.fix or ""
+    if isinstance(error, PortInUseError):
         return (
             f"Port {port} is used by another program.",
             "press Use another port (gbdesk picks a free one), or close the other program",
@@ -154,13 +157,6 @@ def start_and_wait(ctx: TaskContext, supervisor: Any) -> Any:
             supervisor.stop()
     ctx.check_cancelled()
     return supervisor.status()
-
-
-def _reason(error: GbdeskError | None, default: str) -> tuple[str, str]:
-    """(message, fix) of the child's own error."""
-    if error is None:
-        return default, ""
-    return error.message, error.fix or ""
 
 
 class BackendController(QObject):
@@ -312,13 +308,16 @@ class BackendController(QObject):
     def _on_started(self, status: Any) -> None:
         self._set_view(self._view_of(status))
 
-    def _on_start_failed(self, message: str, fix: str) -> None:
+    def _on_start_failed(self, error: GbdeskError) -> None:
         supervisor = self._supervisor
-        error = supervisor.status().error if supervisor is not None else None
-        if error is not None:  # the child's own message and fix (a taken port, a damaged model)
-            message, fix = error.message, error.fix or fix
+        child_error = supervisor.status().error if supervisor is not None else None
+        port = self._state.settings.backend_port
+        # The child's own error (a taken port, a damaged model) says more than the wait's.
+        shown = child_error or error
+        message, fix, action = plain_error(shown, port)
+        if not fix and shown is not error:
+            fix = plain_error(error, port)[1]
         self._applied = None
-        message, fix, action = plain_error(message, fix, self._state.settings.backend_port)
         failed = replace(
             self._view,
             phase=BackendState.FAILED,
@@ -344,8 +343,8 @@ class BackendController(QObject):
         if self._task is not None:
             return  # a start or stop in progress reports its own outcome
         if status.state is BackendState.CRASHED:
-            message, fix = _reason(status.error, "the backend exited")
-            message, fix, action = plain_error(message, fix, self._state.settings.backend_port)
+            error = status.error or GbdeskError("the backend exited")
+            message, fix, action = plain_error(error, self._state.settings.backend_port)
             self._set_view(
                 replace(
                     self._view,
@@ -362,8 +361,8 @@ class BackendController(QObject):
         elif status.state is BackendState.READY:
             self._set_view(self._view_of(status))
         elif status.state is BackendState.FAILED:
-            message, fix = _reason(status.error, "the backend could not restart")
-            message, fix, action = plain_error(message, fix, self._state.settings.backend_port)
+            error = status.error or GbdeskError("the backend could not restart")
+            message, fix, action = plain_error(error, self._state.settings.backend_port)
             self._set_view(
                 replace(
                     self._view, phase=BackendState.FAILED, message=message, fix=fix, action=action

@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class NodeHeartbeat(QObject):
     """Runs the node's heartbeat while wanted; ``beat`` and ``failed`` reach the GUI thread."""
 
     beat = Signal(object)  # datetime of the last beat (last_seen_at)
-    failed = Signal(str, str)  # message, fix
+    failed = Signal(object)  # GbdeskError (a beat, or starting the heartbeat)
     running_changed = Signal(bool)
 
     def __init__(self, state: Any, parent: QObject | None = None) -> None:
@@ -109,8 +110,8 @@ class NodeHeartbeat(QObject):
             run_task("stop the heartbeat", lambda _ctx: heartbeat.stop())
         self.running_changed.emit(False)
 
-    def _emit_error(self, error: Any) -> None:
-        self.failed.emit(error.message, error.fix or "")
+    def _emit_error(self, error: GbdeskError) -> None:
+        self.failed.emit(error)
 
     def _on_started(self, heartbeat: Any) -> None:
         if heartbeat is None:

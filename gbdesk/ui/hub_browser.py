@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, MemoryBar, MemorySegment, VerdictBadge, human_bytes, muted
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
@@ -343,7 +344,7 @@ class HubBrowser(QWidget):
             lambda ctx: _start_search(ctx, profile, load, query, sort),
             on_item=lambda item: self._on_item(generation, item),
             on_done=lambda count: self._on_listing_done(generation, count),
-            on_failed=lambda message, fix: self._on_failed(generation, message, fix),
+            on_failed=lambda error: self._on_failed(generation, error),
             on_cancelled=lambda: self._on_cancelled(generation),
         )
 
@@ -415,12 +416,12 @@ class HubBrowser(QWidget):
             self.status.setText(f"No GGUF model on the Hub matches {query!r}.")
         self._update_status()
 
-    def _on_failed(self, generation: int, message: str, fix: str) -> None:
+    def _on_failed(self, generation: int, error: GbdeskError) -> None:
         if generation != self._generation:
             return
         self._search_task = None
         self.stop_button.setEnabled(False)
-        self.banner.show_message(message, fix)
+        self.banner.show_error(error)
         self.status.setText(
             "Models already on this computer still work: they are on the Installed tab."
         )
@@ -459,7 +460,7 @@ class HubBrowser(QWidget):
             "read GGUF headers",
             lambda ctx: _read_headers(ctx, searcher, repo),
             on_item=lambda result: self._on_result(generation, card, result),
-            on_failed=lambda message, fix: self._on_header_failed(generation, message, fix),
+            on_failed=lambda error: self._on_header_failed(generation, error),
             on_finished=lambda: self._on_headers_finished(generation, repo.repo),
         )
         self._update_status()
@@ -475,9 +476,9 @@ class HubBrowser(QWidget):
             self.first_verdict_s = time.monotonic() - self.search_started_at
             self.first_verdict.emit()
 
-    def _on_header_failed(self, generation: int, message: str, fix: str) -> None:
+    def _on_header_failed(self, generation: int, error: GbdeskError) -> None:
         if generation == self._generation:
-            self.banner.show_message(message, fix)
+            self.banner.show_error(error)
 
     def _on_headers_finished(self, generation: int, repo: str) -> None:
         if generation != self._generation:
@@ -565,8 +566,8 @@ class HubBrowser(QWidget):
                 on_done=signals.done.emit,
             )
 
-        def refused(message: str, fix: str) -> None:
-            self.banner.show_message(message, fix)
+        def refused(error: GbdeskError) -> None:
+            self.banner.show_error(error)
             row.download_button.setText("Download")
             row.download_button.setEnabled(True)
 

@@ -54,6 +54,9 @@ PAGES: tuple[PageSpec, ...] = (
 class MainWindow(QMainWindow):
     """Sidebar navigation over lazily built pages, a menu, shortcuts and the tray icon."""
 
+    # (action, key) pairs attached after the first paint (finish_start)
+    _shortcuts: list[tuple[QAction, QKeySequence | QKeySequence.StandardKey]]
+
     def __init__(self, state: AppState, *, initial_page: str = "dashboard") -> None:
         super().__init__()
         self.state = state
@@ -158,7 +161,7 @@ class MainWindow(QMainWindow):
     def _build_menu(self) -> None:
         # Shortcuts are attached right after the first paint (see _finish_start): setting the
         # first one makes PySide build every Qt.* enum, ~15 ms that the first window can skip.
-        self._shortcuts: list[tuple[QAction, QKeySequence | QKeySequence.StandardKey]] = []
+        self._shortcuts = []
         file_menu = self.menuBar().addMenu("&File")
         wizard = QAction("Run the setup &wizard…", self)
         wizard.triggered.connect(self.open_wizard)

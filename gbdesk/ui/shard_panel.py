@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.app.shard_actions import ShardResult, register_this_node
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, choose_env_file, muted, primary_button
 from gbdesk.ui.workers import TaskHandle, run_task
@@ -64,8 +65,10 @@ _DATABASE_MEANINGS = (
 )
 
 
-def plain_database_error(message: str, fix: str) -> tuple[str, str]:
-    """A database failure in words a person can act on: no driver text, no command line."""
+def plain_database_error(error: GbdeskError) -> tuple[str, str]:
+    """(message, fix) of a database failure in words a person can act on: no driver text, no
+    command line."""
+    message, fix = error.message, error.fix or ""
     lowered = message.lower()
     match = _WHERE.search(message)
     where = match.group("where") if match else "that address"
@@ -326,8 +329,8 @@ class ShardPanel(QWidget):
         self.view.show()
         self.registered.emit(result)
 
-    def _on_failed(self, message: str, fix: str) -> None:
-        self.banner.show_message(*plain_database_error(message, fix))
+    def _on_failed(self, error: GbdeskError) -> None:
+        self.banner.show_message(*plain_database_error(error))
 
     def _on_finished(self) -> None:
         self._task = None

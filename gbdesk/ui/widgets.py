@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gbdesk.errors import GbdeskError
 from gbdesk.options import option
 from gbdesk.ui.theme import current_palette
 
@@ -232,6 +233,13 @@ class Banner(QFrame):
         self.fix_label.setText(f"Fix: {fix}" if fix else "")
         self.fix_label.setVisible(bool(fix))
         self.show()
+
+    def show_error(
+        self, error: GbdeskError, *, action: tuple[str, Callable[[], object]] | None = None
+    ) -> None:
+        """A task's typed error (``failed`` of :func:`gbdesk.ui.workers.run_task`): its message
+        and its fix."""
+        self.show_message(error.message, error.fix or "", action=action)
 
     def clear(self) -> None:
         self.message_label.clear()

@@ -9,9 +9,17 @@ The context turns them into Qt signals delivered on the GUI thread:
 * ``progress(value)``: the latest progress value, at most every 50 ms (a download calls back
   thousands of times a second; the screen needs twenty updates);
 * ``item(value)``: every streamed item, in order (chat tokens, log lines);
-* ``done(result)``, ``failed(message, fix)`` (a :class:`GbdeskError`'s sentence and fix, or the
-  log file's path for anything unexpected), ``cancelled()``; exactly one of them, then
-  ``finished()``.
+* ``done(result)``, ``failed(error)``, ``cancelled()``; exactly one of them, then ``finished()``.
+
+``failed`` carries the :class:`~gbdesk.errors.GbdeskError` the task raised, as it was raised (its
+class, ``message``, ``fix`` and ``details``): the same typed error that crosses the backend
+child's process boundary (:mod:`gbdesk.events`' ``error`` event). Anything else a task raises is
+logged with its traceback and reaches the page as an :class:`~gbdesk.errors.UnexpectedError` in
+plain words, which points at the log file.
+
+Progress values stay the core's own typed values (a download's ``Progress``, a probe step),
+handed over as they are: :mod:`gbdesk.events` is the JSON-lines form for a child process, and
+turning in-process values into its ``{type, data}`` dictionaries would only lose their types.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from gbdesk.errors import GbdeskError
+from gbdesk.errors import GbdeskError, UnexpectedError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +60,7 @@ class TaskSignals(QObject):
     progress = Signal(object)
     item = Signal(object)
     done = Signal(object)
-    failed = Signal(str, str)
+    failed = Signal(object)  # GbdeskError
     cancelled = Signal()
     finished = Signal()
 
@@ -101,6 +109,13 @@ class TaskContext:
             self._signals.progress.emit(pending)
 
 
+def unexpected_error(name: str, exc: BaseException) -> UnexpectedError:
+    """The plain-words error a page gets for an exception no one foresaw in task ``name``."""
+    from gbdesk.paths import app_paths
+
+    return UnexpectedError.during(name, exc, log_file=str(app_paths().log_file))
+
+
 class _Runnable(QRunnable):
     def __init__(self, handle: TaskHandle, fn: Callable[[TaskContext], Any]) -> None:
         super().__init__()
@@ -123,19 +138,14 @@ class _Runnable(QRunnable):
                 signals.cancelled.emit()
             else:
                 log.warning("%s failed: %s", handle.name, exc.message)
-                signals.failed.emit(exc.message, exc.fix or "")
+                signals.failed.emit(exc)
         except Exception as exc:
             ctx.flush()
             if ctx.cancelled:
                 signals.cancelled.emit()
             else:
-                from gbdesk.paths import app_paths
-
                 log.exception("%s failed unexpectedly", handle.name)
-                signals.failed.emit(
-                    f"{handle.name} failed: {exc}",
-                    f"the details are in the log file {app_paths().log_file}",
-                )
+                signals.failed.emit(unexpected_error(handle.name, exc))
         else:
             ctx.flush()
             if ctx.cancelled:
@@ -169,7 +179,7 @@ def run_task(
     fn: Callable[[TaskContext], Any],
     *,
     on_done: Callable[[Any], None] | None = None,
-    on_failed: Callable[[str, str], None] | None = None,
+    on_failed: Callable[[GbdeskError], None] | None = None,
     on_progress: Callable[[Any], None] | None = None,
     on_item: Callable[[Any], None] | None = None,
     on_cancelled: Callable[[], None] | None = None,

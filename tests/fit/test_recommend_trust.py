@@ -200,3 +200,31 @@ def test_recommend_here_ranks_installed_models_the_catalogue_does_not_know(
     # The starter bundled with gbdesk has no library path: its Download step offers the copy.
     starter = next(r for r in results if r.model_id == STARTER_ID)
     assert starter.on_disk and starter.path == ""
+
+
+def test_gbdesk_recommend_tests_the_hub_and_puts_disk_first_when_it_cannot_be_reached(
+    starter_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import socket
+
+    from gbdesk.cli import main
+    from tests.support.hub_server import HubServer
+
+    # Nothing listens on this port: the Hub cannot be reached, as on a machine offline.
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        closed_port = probe_socket.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    assert main(["recommend"]) == 0
+    text = capsys.readouterr().out
+    assert "the Hub cannot be reached" in text
+    assert main(["recommend", "--json"]) == 0
+    offline = json.loads(capsys.readouterr().out)["results"]
+    assert offline[0]["model_id"] == STARTER_ID
+    # With a Hub that answers, a better model to download may come first.
+    with HubServer() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        assert main(["recommend", "--json"]) == 0
+    online = json.loads(capsys.readouterr().out)["results"]
+    assert online[0]["model_id"] != STARTER_ID

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from gbdesk.app.chat_client import stream_chat
 from gbdesk.app.chat_store import ChatMessage, Conversation, ConversationStore
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.resources_access import icon
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
@@ -199,10 +200,10 @@ class ChatPage(QWidget):
         splitter.setSizes([220, 700])
         outer.addWidget(splitter, 1)
 
-        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.send)
-        QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.send)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
-        QShortcut(QKeySequence("Ctrl+M"), self, activated=self.model_picker.setFocus)
+        QShortcut(QKeySequence("Ctrl+Return"), self, self.send)
+        QShortcut(QKeySequence("Ctrl+Enter"), self, self.send)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
+        QShortcut(QKeySequence("Ctrl+M"), self, self.model_picker.setFocus)
         self.model_picker.setToolTip(self.model_picker.toolTip() + " (Ctrl+M)")
 
         self._render_timer = QTimer(self)
@@ -461,13 +462,20 @@ class ChatPage(QWidget):
         if self._streaming_reply is not None:
             self._streaming_reply.finish = "cancelled"
 
-    def _on_failed(self, message: str, fix: str) -> None:
+    def _on_failed(self, error: GbdeskError) -> None:
+        from gbdesk.backend.client import BackendUnreachableError
+
+        message, fix = error.message, error.fix or ""
+        # The chat client wraps the transport's error; its cause says what happened.
+        unreachable = isinstance(error.__cause__, BackendUnreachableError) or isinstance(
+            error, BackendUnreachableError
+        )
         self.status.setText("")
         conversation = self.current
         reply = self._streaming_reply
         if conversation is not None and reply is not None and not reply.content:
             conversation.messages.remove(reply)
-        if not self.state.backend.is_ready() and "cannot reach" in message:
+        if not self.state.backend.is_ready() and unreachable:
             # One banner, in plain words: the notice above says the backend is not running and
             # offers to start it; the message waits in the composer and is sent once it is ready.
             if conversation is not None and conversation.messages:
@@ -478,7 +486,7 @@ class ChatPage(QWidget):
                     self.backend_notice.retry_text = last.content
             self.backend_notice.show_view(self.state.backend.view)
             return
-        if "cannot reach" in message:
+        if unreachable:
             message = "The model did not answer: the bot backend cannot be reached."
             fix = "check that the backend runs (Dashboard), then press Retry"
         self.banner.show_message(message, fix, action=("Retry", self.regenerate))

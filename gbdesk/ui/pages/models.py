@@ -172,7 +172,7 @@ class ModelsPage(QWidget):
             "list installed models",
             list_installed,
             on_done=self._show_installed,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
         )
 
     def _show_installed(self, models: list) -> None:
@@ -286,7 +286,7 @@ class ModelsPage(QWidget):
             on_done=lambda model: self.banner.show_message(
                 f"Imported {model.name} ({human_bytes(model.size)}).", level="success"
             ),
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._after_change,
         )
         self._update_buttons()
@@ -310,7 +310,7 @@ class ModelsPage(QWidget):
             on_done=lambda freed: self.banner.show_message(
                 f"Deleted {model.name}; {human_bytes(freed)} freed.", level="success"
             ),
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._after_change,
         )
         self._update_buttons()
@@ -333,7 +333,7 @@ class ModelsPage(QWidget):
             "recommend models",
             lambda _ctx: _probe_and_recommend(*args),
             on_done=self._show_catalogue,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
         )
 
     def _show_catalogue(self, result: tuple[Any, tuple]) -> None:
@@ -357,7 +357,9 @@ class ModelsPage(QWidget):
             table.setItem(row, 3, speed)
             table.setItem(row, 4, QTableWidgetItem(human_bytes(fit.download_bytes)))
             for column in (0, 1, 3, 4):
-                table.item(row, column).setToolTip(rec.reason)
+                cell = table.item(row, column)
+                if cell is not None:  # every one was set above
+                    cell.setToolTip(rec.reason)
         table.resizeRowsToContents()
         fitting = sum(1 for r in recommendations if r.fit.runs)
         self.catalogue_status.setText(

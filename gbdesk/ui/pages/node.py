@@ -17,6 +17,7 @@ from gbdesk.app.shard_actions import (
     registration_status,
     unregister_this_node,
 )
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.shard_panel import ShardPanel
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, muted, scrolling_page_layout
@@ -95,10 +96,10 @@ class NodePage(QWidget):
     def _on_finished(self) -> None:
         self._busy = False
 
-    def _on_failed(self, message: str, fix: str) -> None:
+    def _on_failed(self, error: GbdeskError) -> None:
         from gbdesk.ui.shard_panel import plain_database_error
 
-        self.status_banner.show_message(*plain_database_error(message, fix))
+        self.status_banner.show_message(*plain_database_error(error))
         self.heartbeat_label.setText("Heartbeat: failed (see above)")
 
     def _on_status(self, result: ShardResult | None) -> None:
@@ -117,10 +118,10 @@ class NodePage(QWidget):
         self._on_beat(result.registration.last_seen_at)
         self.state.node_registered()
 
-    def _on_heartbeat_failed(self, message: str, fix: str) -> None:
+    def _on_heartbeat_failed(self, error: GbdeskError) -> None:
         from gbdesk.ui.shard_panel import plain_database_error
 
-        message, fix = plain_database_error(message, fix)
+        message, fix = plain_database_error(error)
         self.status_banner.show_message(f"The heartbeat failed: {message}", fix)
 
     def beat(self) -> None:

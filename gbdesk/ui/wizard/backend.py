@@ -218,7 +218,7 @@ class BackendPage(WizardPage):
             "botserver settings",
             lambda _ctx: botserver_values(model, api_key),
             on_done=self._show_values,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=lambda: setattr(self, "_values_busy", False),
         )
 
@@ -228,8 +228,9 @@ class BackendPage(WizardPage):
         self.values = values
         while self.values_grid.count():
             item = self.values_grid.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         # Two columns: the bot's config.csv lines, and botserver's .env lines.
         columns = (
             ("the bot's config.csv", [f"{k},{v}" for k, v in masked(values.config_csv).items()]),
@@ -249,7 +250,8 @@ class BackendPage(WizardPage):
         """The lines shown (API key masked), as text."""
         lines = []
         for index in range(self.values_grid.count()):
-            widget = self.values_grid.itemAt(index).widget()
+            item = self.values_grid.itemAt(index)
+            widget = item.widget() if item is not None else None
             if isinstance(widget, QLabel) and widget.objectName() == "Mono":
                 lines.append(widget.text())
         return lines
@@ -282,7 +284,7 @@ class BackendPage(WizardPage):
             "write botserver's settings",
             lambda _ctx: write_values(values, bot_dir, env_file),
             on_done=self._on_written,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._on_write_finished,
         )
 

@@ -7,6 +7,8 @@ its work when entered (:meth:`WizardPage.enter`), always through workers.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -76,6 +78,9 @@ class WizardPage(QWidget):
     def should_be_skipped(self) -> bool:
         """True when there is nothing to do on this page (e.g. the model is already here)."""
         return False
+
+
+PageT = TypeVar("PageT", bound=WizardPage)
 
 
 class WizardFrame(QDialog):
@@ -151,9 +156,9 @@ class WizardFrame(QDialog):
         bar_layout.addWidget(self.next_button)
         right.addWidget(bar)
         layout.addLayout(right, 1)
-        QShortcut(QKeySequence("Alt+Right"), self, activated=self.next)
-        QShortcut(QKeySequence("Alt+Left"), self, activated=self.back)
-        QShortcut(QKeySequence("Alt+S"), self, activated=self.skip)
+        QShortcut(QKeySequence("Alt+Right"), self, self.next)
+        QShortcut(QKeySequence("Alt+Left"), self, self.back)
+        QShortcut(QKeySequence("Alt+S"), self, self.skip)
         self.skip_button.setToolTip("Skip this step (Alt+S)")
         self.next_button.setToolTip("Next (Alt+Right)")
         self.go_to(0)
@@ -167,7 +172,8 @@ class WizardFrame(QDialog):
     def current_page(self) -> WizardPage:
         return self.pages[self._index]
 
-    def page_of(self, kind: type) -> WizardPage:
+    def page_of(self, kind: type[PageT]) -> PageT:
+        """The wizard's page of class ``kind``."""
         return next(p for p in self.pages if isinstance(p, kind))
 
     def go_to(self, index: int, *, remember: bool = True) -> None:

@@ -209,7 +209,7 @@ class ChooseModelPage(WizardPage):
             "recommend models",
             work,
             on_done=self._show_result,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._on_finished,
         )
 

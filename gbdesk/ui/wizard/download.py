@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton
 
 from gbdesk.download.job import Phase
+from gbdesk.errors import GbdeskError
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, human_bytes, human_duration, muted, primary_button
 from gbdesk.ui.wizard.base import WizardPage
@@ -279,9 +280,12 @@ class DownloadPage(WizardPage):
         self.complete_changed.emit()
         self._update_buttons()
 
-    def _on_failed(self, message: str, fix: str) -> None:
+    def _on_failed(self, error: GbdeskError) -> None:
+        from gbdesk.download.errors import HubUnreachableError
+
         self.detail.setText("The download stopped.")
-        unreachable = "cannot reach" in message.lower() or "errno" in message.lower()
+        message, fix = error.message, error.fix or ""
+        unreachable = isinstance(error, HubUnreachableError) or "errno" in message.lower()
         if unreachable:
             message = "The Hugging Face Hub cannot be reached from this computer."
         if self._is_starter():

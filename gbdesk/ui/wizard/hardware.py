@@ -91,8 +91,9 @@ class HardwareSummary(QWidget):
         layout = self.diagnostics.body
         while layout.count() > 1:  # keep the title
             item = layout.takeAt(1)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         for diagnostic in diagnostics:
             layout.addWidget(DiagnosticRow(diagnostic.level, diagnostic.message, diagnostic.fix))
         self.diagnostics.setVisible(bool(diagnostics))
@@ -127,7 +128,7 @@ class HardwarePage(WizardPage):
             "probe",
             _probe,
             on_done=self._on_profile,
-            on_failed=self.banner.show_message,
+            on_failed=self.banner.show_error,
             on_finished=self._on_finished,
         )
 
