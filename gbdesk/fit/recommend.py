@@ -17,7 +17,7 @@ from gbdesk.catalog.loader import Catalog
 from gbdesk.catalog.model import EMBEDDINGS_USE_CASE, CatalogEntry, Quant
 from gbdesk.fit.calibration import Calibration
 from gbdesk.fit.estimator import Fit, FitSettings, estimate_fit
-from gbdesk.fit.layout import layout_from_catalog
+from gbdesk.fit.layout import ModelLayout, layout_from_catalog
 from gbdesk.fit.measured import MeasuredSpeed
 from gbdesk.fit.speed import SpeedEstimate
 from gbdesk.hardware.profile import HardwareProfile
@@ -54,6 +54,7 @@ class Recommendation:
     reason: str
     on_disk: bool = False
     model_file: str = ""
+    path: str = ""  # the file to serve, when it is on disk and its place is known
 
     @property
     def speed_basis(self) -> str:
@@ -144,7 +145,6 @@ def recommend(
         UsageError: the settings are out of range.
     """
     settings = settings or FitSettings()
-    measured = measured or {}
     disk_names = {PurePosixPath(name).name for name in on_disk}
     results = []
     for entry in catalog.entries:
@@ -153,42 +153,75 @@ def recommend(
         if entry.is_embedding_model and use_case != EMBEDDINGS_USE_CASE:
             continue  # an embedding model answers no chat: only listed when asked for
         for quant in entry.quants:
-            layout = layout_from_catalog(entry, quant)
-            fit = estimate_fit(layout, profile, settings, calibration=calibration)
-            fit = replace(fit, model=f"{entry.id}:{quant.name}")
             model_file = PurePosixPath(quant.files[0]).name if quant.files else ""
-            here = model_file in disk_names
-            if here:  # nothing to download
-                fit = replace(fit, download_bytes=0)
-            speed = _measured_speed(fit, measured.get(model_file), profile)
-            if speed is not None:
-                fit = replace(fit, speed=speed)
-            bar = RUNS_WELL_TPS * (GUESS_MARGIN if fit.speed.basis == "guess" else 1.0)
-            well = fit.runs and fit.fits_disk and fit.speed.generation_tps >= bar
             results.append(
-                Recommendation(
+                recommend_layout(
+                    layout_from_catalog(entry, quant),
+                    profile,
+                    settings,
                     model_id=entry.id,
                     model_name=entry.name,
                     quant=quant.name,
                     quality=quality_score(entry, quant),
-                    runs_well=well,
-                    fit=fit,
-                    reason=_sentence(fit, well, here),
-                    on_disk=here,
                     model_file=model_file,
+                    on_disk=model_file in disk_names,
+                    calibration=calibration,
+                    measured=measured,
                 )
             )
+    return tuple(sorted(results, key=lambda item: rank_key(item, online=online)))
 
-    def rank(item: Recommendation) -> tuple[int, int, float, int, float]:
-        basis = BASIS_RANK[item.speed_basis]
-        if item.runs_well:
-            group = 0 if basis < BASIS_RANK["guess"] else 1
-        else:
-            group = 2 if item.fit.runs else 3
-        unreachable = 0 if online or item.on_disk else 1
-        return (unreachable, group, -item.quality, basis, -item.fit.speed.generation_tps)
 
-    return tuple(sorted(results, key=rank))
+def recommend_layout(
+    layout: ModelLayout,
+    profile: HardwareProfile,
+    settings: FitSettings,
+    *,
+    model_id: str,
+    model_name: str,
+    quant: str,
+    quality: float,
+    model_file: str,
+    on_disk: bool,
+    calibration: Calibration | None = None,
+    measured: Mapping[str, MeasuredSpeed] | None = None,
+) -> Recommendation:
+    """One model's fit, speed (measured where ``measured`` has its file) and reason.
+
+    Raises:
+        UsageError: the settings are out of range.
+    """
+    fit = estimate_fit(layout, profile, settings, calibration=calibration)
+    fit = replace(fit, model=f"{model_id}:{quant}")
+    if on_disk:  # nothing to download
+        fit = replace(fit, download_bytes=0)
+    speed = _measured_speed(fit, (measured or {}).get(model_file), profile)
+    if speed is not None:
+        fit = replace(fit, speed=speed)
+    bar = RUNS_WELL_TPS * (GUESS_MARGIN if fit.speed.basis == "guess" else 1.0)
+    well = fit.runs and fit.fits_disk and fit.speed.generation_tps >= bar
+    return Recommendation(
+        model_id=model_id,
+        model_name=model_name,
+        quant=quant,
+        quality=quality,
+        runs_well=well,
+        fit=fit,
+        reason=_sentence(fit, well, on_disk),
+        on_disk=on_disk,
+        model_file=model_file,
+    )
+
+
+def rank_key(item: Recommendation, *, online: bool) -> tuple[int, int, float, int, float]:
+    """The sort key of :func:`recommend`'s order (lower first)."""
+    basis = BASIS_RANK[item.speed_basis]
+    if item.runs_well:
+        group = 0 if basis < BASIS_RANK["guess"] else 1
+    else:
+        group = 2 if item.fit.runs else 3
+    unreachable = 0 if online or item.on_disk else 1
+    return (unreachable, group, -item.quality, basis, -item.fit.speed.generation_tps)
 
 
 def recommend_for_machine(

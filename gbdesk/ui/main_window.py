@@ -11,8 +11,8 @@ import importlib
 import os
 from dataclasses import dataclass
 
-from PySide6.QtCore import QSize, QTimer, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence, QPaintEvent
+from PySide6.QtCore import QSize, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPaintEvent
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QMenu,
-    QMessageBox,
     QStackedWidget,
     QSystemTrayIcon,
     QWidget,
@@ -240,11 +239,16 @@ class MainWindow(QMainWindow):
         wizard.open()
 
     def _open_log_folder(self) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
         from gbdesk.paths import app_paths
 
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(app_paths().log_dir)))
 
     def _about(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         from gbdesk import __version__
 
         QMessageBox.about(

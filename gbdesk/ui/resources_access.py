@@ -1,7 +1,9 @@
 """The one helper that finds the UI's package data (icons, style sheet).
 
 Files live in gbdesk/ui/resources (copied from the repository's resources/ so the wheel has them)
-and are read through importlib.resources, so they are found in a wheel, a zip or a frozen app.
+and are read from the package folder when it is one on disk (a wheel, an editable install: no
+need to import importlib.resources, with zipfile and tempfile, before the first paint), else
+through importlib.resources, so they are found in a zip or a frozen app too.
 Icons are SVG with ``currentColor`` strokes, tinted with the theme's colour and rendered at the
 screen's device pixel ratio, so they stay sharp on HiDPI screens.
 """
@@ -9,22 +11,36 @@ screen's device pixel ratio, so they stay sharp on HiDPI screens.
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize
 from PySide6.QtGui import QColor, QIcon, QIconEngine, QImage, QImageReader, QPainter, QPixmap
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 _PACKAGE = "gbdesk.ui.resources"
+_FOLDER = Path(__file__).with_name("resources")
+
+
+def _resource(name: str) -> Path | Traversable:
+    path = _FOLDER / name
+    if path.is_file():
+        return path
+    from importlib import resources
+
+    return resources.files(_PACKAGE).joinpath(name)
 
 
 def read_text(name: str) -> str:
     """The text of the resource file ``name`` (a path under gbdesk/ui/resources)."""
-    return resources.files(_PACKAGE).joinpath(name).read_text(encoding="utf-8")
+    return _resource(name).read_text(encoding="utf-8")
 
 
 def read_bytes(name: str) -> bytes:
     """The bytes of the resource file ``name``."""
-    return resources.files(_PACKAGE).joinpath(name).read_bytes()
+    return _resource(name).read_bytes()
 
 
 class _SvgIconEngine(QIconEngine):

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,7 +34,11 @@ def server_name() -> str:
     name = f"gbdesk-{user}-{digest:08x}"
     if os.name == "nt":
         return name  # a named pipe
-    folder = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    folder = os.environ.get("XDG_RUNTIME_DIR")
+    if not folder:
+        import tempfile
+
+        folder = tempfile.gettempdir()
     return str(Path(folder) / f"{name}.sock")
 
 
@@ -49,6 +51,10 @@ def hand_over(argv: Sequence[str], *, name: str | None = None) -> bool:
     name = name or server_name()
     if os.name == "nt":
         return _hand_over_qt(argv, name)
+    if not os.path.exists(name):  # no app listens (the common first launch): no socket needed
+        return False
+    import socket
+
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
             client.settimeout(CONNECT_TIMEOUT_S)

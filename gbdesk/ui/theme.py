@@ -174,12 +174,18 @@ def _qt_palette(palette: ThemePalette) -> QPalette:
     return qp
 
 
-def apply_theme(app: QApplication, *, dark: bool | None = None) -> ThemePalette:
-    """Style ``app`` light or dark (the system's choice when ``dark`` is None)."""
+def apply_theme(
+    app: QApplication, *, dark: bool | None = None, set_style: bool = True
+) -> ThemePalette:
+    """Style ``app`` light or dark (the system's choice when ``dark`` is None).
+
+    ``set_style`` False: the app was started with ``-style Fusion`` already.
+    """
     global _current, _applied  # noqa: PLW0603 - the theme is process-wide
     _current = DARK if (system_prefers_dark() if dark is None else dark) else LIGHT
     _applied = True
-    app.setStyle("Fusion")  # the same look on every platform; the palette does the rest
+    if set_style:
+        app.setStyle("Fusion")  # the same look on every platform; the palette does the rest
     app.setPalette(_qt_palette(_current))
     app.setStyleSheet(style_sheet(_current))
     return _current

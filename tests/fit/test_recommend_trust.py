@@ -175,6 +175,33 @@ def test_a_served_model_keeps_its_measured_speed(starter_model: Path) -> None:
     assert first.model_id == STARTER_ID and first.speed_basis == "measured"
 
 
+def test_recommend_here_ranks_installed_models_the_catalogue_does_not_know(
+    starter_model: Path, tmp_path: Path
+) -> None:
+    from gbdesk.download.library import ModelLibrary
+
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(b"GGUF" + b"\0" * 16)
+    copy = tmp_path / "renamed-copy.gguf"
+    copy.write_bytes(starter_model.read_bytes())
+    imported = ModelLibrary().import_file(copy)
+    # A header that breaks after the import check (the file changed on disk) is left out.
+    (ModelLibrary().models_dir / damaged.name).write_bytes(damaged.read_bytes())
+    results = recommend_here(probe(), online=False)
+    mine = [r for r in results if r.model_id == imported.id]
+    assert len(mine) == 1, [r.model_id for r in results]
+    rec = mine[0]
+    assert rec.on_disk and rec.path == imported.path and rec.fit.runs
+    assert rec.fit.download_bytes == 0 and "already on disk" in rec.reason
+    assert rec.model_name == "renamed-copy" and rec.quant == imported.quant == "Q4_1"
+    assert not any("damaged" in r.model_id for r in results)
+    # Offline, on-disk models come before every model that would need a download.
+    assert all(r.on_disk for r in results[: results.index(rec) + 1])
+    # The starter bundled with gbdesk has no library path: its Download step offers the copy.
+    starter = next(r for r in results if r.model_id == STARTER_ID)
+    assert starter.on_disk and starter.path == ""
+
+
 def test_gbdesk_recommend_tests_the_hub_and_puts_disk_first_when_it_cannot_be_reached(
     starter_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -131,3 +131,50 @@ def test_the_first_pick_follows_the_ranking_and_is_the_starter_offline(
     assert page.hub_reachable is False
     assert offline.model_id == STARTER_ID
     assert "cannot be reached" in page.status.text()
+
+
+def test_an_imported_model_is_listed_on_disk_and_served_without_a_download(
+    qtbot, state, starter_model, tmp_path, monkeypatch
+) -> None:
+    """A GGUF imported before the wizard opens (a copy of the starter under a name the
+    catalogue does not know) is in the list, marked on disk; choosing it skips the Download
+    step, and the backend step serves that file."""
+    from gbdesk.download.library import ModelLibrary
+    from gbdesk.ui.wizard import FirstRunWizard
+    from gbdesk.ui.wizard.backend import BackendPage
+    from gbdesk.ui.wizard.choose_model import ChooseModelPage, RecommendationRow
+    from tests.ui.conftest import free_port
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    copy = tmp_path / "my-own-model.Q4_1.gguf"
+    copy.write_bytes(starter_model.read_bytes())
+    imported = ModelLibrary().import_file(copy)
+    state.update_settings(backend_port=free_port())
+    wizard = FirstRunWizard(state)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    _next(qtbot, wizard)  # welcome -> hardware
+    _next(qtbot, wizard)  # hardware -> choose
+    page = wizard.current_page()
+    assert isinstance(page, ChooseModelPage)
+    qtbot.waitUntil(lambda: bool(page.recommendations), timeout=60_000)
+    assert page.select_model(imported.id)
+    chosen = page.chosen()
+    assert chosen.on_disk and chosen.path == imported.path
+    assert chosen.fit.runs and chosen.fit.download_bytes == 0
+    row = page.list.itemWidget(page.list.currentItem())
+    assert isinstance(row, RecommendationRow) and row.recommendation is chosen
+    assert "on disk, no download" in " ".join(
+        label.text() for label in row.findChildren(type(page.status))
+    )
+    _next(qtbot, wizard)  # choose -> backend (the Download step is skipped)
+    backend_page = wizard.current_page()
+    assert isinstance(backend_page, BackendPage)
+    assert state.settings.model == imported.path
+    qtbot.mouseClick(backend_page.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: state.backend.is_ready() or state.backend.view.phase.name == "FAILED",
+        timeout=120_000,
+    )
+    assert state.backend.is_ready(), state.backend.view
+    assert state.backend.current_model() == imported.path

@@ -80,12 +80,15 @@ class RecommendationRow(QFrame):
         layout.setVerticalSpacing(4)
         title = QLabel(f"<b>{recommendation.model_name}</b>  {recommendation.quant}")
         layout.addWidget(title, 0, 0)
-        tag = "  ·  on this computer, works offline" if starter else ""
-        facts = muted(
-            f"~{fit.speed.generation_tps:.1f} tokens/s  ·  {human_bytes(fit.download_bytes)} "
-            f"download{tag}",
-            wrap=False,
-        )
+        if starter:
+            where = "on this computer, works offline"
+        elif recommendation.on_disk:
+            where = "on disk, no download"
+        else:
+            where = f"{human_bytes(fit.download_bytes)} download"
+        facts = muted(f"~{fit.speed.generation_tps:.1f} tokens/s  ·  {where}", wrap=False)
+        if recommendation.path:
+            facts.setToolTip(recommendation.path)
         layout.addWidget(facts, 1, 0)
         self.badge = VerdictBadge(VERDICTS.get(fit.verdict, "no_fit"))
         layout.addWidget(self.badge, 0, 1, Qt.AlignmentFlag.AlignRight)

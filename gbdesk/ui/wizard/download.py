@@ -176,6 +176,9 @@ class DownloadPage(WizardPage):
         chosen = self._chosen()
         if chosen is None:
             return False
+        if chosen.path:  # the model library holds it: serve that file
+            self._complete(Path(chosen.path))
+            return True
         self.set_model(chosen.model_id, chosen.quant)
         cached = cached_model(self.spec)
         if cached is not None:
@@ -184,7 +187,7 @@ class DownloadPage(WizardPage):
 
     def enter(self) -> None:
         chosen = self._chosen()
-        if chosen is not None:
+        if chosen is not None and not chosen.path:
             self.set_model(chosen.model_id, chosen.quant)
         self._update_buttons()
         self._show_starter_choice()
