@@ -101,7 +101,8 @@ def _generate(context: Context) -> str:
             event = generation.next_event(timeout=GENERATE_TIMEOUT_S)
             if isinstance(event, Finish):
                 break
-            pieces.append(event)
+            if isinstance(event, str):  # no log-probabilities were asked for
+                pieces.append(event)
     finally:
         engine.close()
     if event.error:

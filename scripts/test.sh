@@ -22,5 +22,6 @@ if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   fi
 fi
 export QT_QPA_PLATFORM=offscreen
-.venv/bin/python -m ruff check gbdesk tests bench
+.venv/bin/python -m ruff check gbdesk tests bench scripts
+.venv/bin/python -m mypy  # gbdesk/, configured in pyproject.toml
 exec .venv/bin/python -m pytest "$@"

@@ -22,6 +22,7 @@ import numpy as np
 
 from gbdesk.backend.errors import ModelLoadError, RequestError
 from gbdesk.backend.model import ContextOptions, LlamaModel
+from gbdesk.gguf import GGUFMetadata
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ DEFAULT_EMBEDDING_CTX = 512  # botserver's --ctx-size for its embedding server
 INPUTS_PER_BATCH = 64
 
 
-def gguf_pooling(metadata: object) -> str | None:
+def gguf_pooling(metadata: GGUFMetadata) -> str | None:
     """The pooling the GGUF declares (``<arch>.pooling_type``), or None."""
     arch = metadata.get("general.architecture")
     value = metadata.get(f"{arch}.pooling_type")
@@ -180,7 +181,8 @@ class EmbeddingEngine:
 
     def _pack(self, work: list[tuple[_Job, int]]) -> list[tuple[_Job, int]]:
         """As many inputs as fit one batch (at least one)."""
-        chosen, used = [], 0
+        chosen: list[tuple[_Job, int]] = []
+        used = 0
         for job, index in work:
             size = len(job.inputs[index])
             if chosen and (used + size > self.n_ctx or len(chosen) >= INPUTS_PER_BATCH):

@@ -198,7 +198,7 @@ class _Slot:
         self.seq_id = seq_id
         self.tokens: list[int] = []  # what this sequence of the KV cache holds, in order
         self.generation: Generation | None = None
-        self.sampler = None
+        self.sampler: llama.llama_sampler_p | None = None
         self.prompt: tuple[int, ...] = ()
         self.n_prefilled = 0
         self.last_token = -1
@@ -209,6 +209,14 @@ class _Slot:
         self.held = ""
         self.stops: tuple[str, ...] = ()
         self.cached_tokens = 0
+
+    @property
+    def active(self) -> Generation:
+        """The generation this slot serves; only asked of a busy slot."""
+        generation = self.generation
+        if generation is None:
+            raise RuntimeError("an idle slot has no generation")
+        return generation
 
 
 class QueueFullError(RequestError):
@@ -529,14 +537,14 @@ class Engine:
     def _sample(self, slot: _Slot) -> None:
         model = self.model
         token = llama.llama_sampler_sample(slot.sampler, model.ctx, slot.batch_index)
-        if model.is_end_of_generation(token) and not slot.generation.request.ignore_eos:
+        if model.is_end_of_generation(token) and not slot.active.request.ignore_eos:
             self._finish(slot, FinishReason.STOP)
             return
         slot.n_generated += 1
         self._completion_tokens += 1
         slot.last_token = token
-        if slot.generation.request.logprobs is not None:
-            slot.generation.push(self._logprob(slot, token))
+        if slot.active.request.logprobs is not None:
+            slot.active.push(self._logprob(slot, token))
         text = slot.decoder.decode(model.piece(token))
         if text and self._emit(slot, text):
             return  # a stop string ended it
@@ -549,7 +557,7 @@ class Engine:
         logits = np.ctypeslib.as_array(pointer, shape=(model.n_vocab,)).astype(np.float64)
         peak = logits.max()
         logsumexp = peak + math.log(float(np.exp(logits - peak).sum()))
-        top_n = slot.generation.request.logprobs or 0
+        top_n = slot.active.request.logprobs or 0
         top: tuple[tuple[bytes, float], ...] = ()
         if top_n:
             best = np.argpartition(-logits, top_n - 1)[:top_n]
@@ -564,7 +572,7 @@ class Engine:
         """
         stops = slot.stops
         if not stops:
-            slot.generation.push(text)
+            slot.active.push(text)
             return False
         held = slot.held + text
         cut = -1
@@ -575,20 +583,20 @@ class Engine:
         if cut >= 0:
             slot.held = ""
             if cut:
-                slot.generation.push(held[:cut])
+                slot.active.push(held[:cut])
             self._finish(slot, FinishReason.STOP, flush=False)
             return True
         keep = _longest_stop_prefix(held, stops)
         ready = held[: len(held) - keep]
         slot.held = held[len(held) - keep :]
         if ready:
-            slot.generation.push(ready)
+            slot.active.push(ready)
         return False
 
     def _finish(
         self, slot: _Slot, reason: FinishReason, *, error: str | None = None, flush: bool = True
     ) -> None:
-        generation = slot.generation
+        generation = slot.active
         if flush and reason in {FinishReason.STOP, FinishReason.LENGTH}:
             rest = slot.held + slot.decoder.decode(b"", final=True)
             if rest:

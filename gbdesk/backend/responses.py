@@ -102,7 +102,7 @@ class ResponseShape:
         logprobs: list[TokenLogprob] | None = None,
     ) -> dict[str, Any]:
         """The whole response; ``reasoning`` (chat only) becomes ``reasoning_content``."""
-        reason = finish.reason
+        reason: str = finish.reason  # or "tool_calls", which the engine does not know
         if self.chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if reasoning:

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -167,8 +167,8 @@ class BackendApp:
             self.responses[(path if path in _KNOWN_PATHS else "other", status)] += 1
 
     def tokenize_chat(self, text: str) -> list[int]:
-        model = self.model
-        bos = self.template.bos_token
+        _, model, template = _require_chat(self)
+        bos = template.bos_token
         if model.add_bos and bos and text.startswith(bos):
             text = text[len(bos) :]  # the template wrote BOS; tokenize must not add a second
         return model.tokenize(text, add_special=True)
@@ -591,7 +591,7 @@ def _start_generation(
         logprobs=options.logprobs,
     )
     waker = _Waker(asyncio.get_running_loop())
-    generation = app.engine.submit(
+    generation = _require_chat(app).engine.submit(
         request, prompt_param="messages" if kind == "chat" else "prompt", notify=waker.notify
     )
     reasoning = None
@@ -609,15 +609,29 @@ def _start_generation(
 # ---------------------------------------------------------------------- routes
 
 
-def _require_chat(app: BackendApp) -> None:
+class ChatParts(NamedTuple):
+    """What a chat or completion request needs, once the chat model is loaded."""
+
+    engine: Engine
+    model: LlamaModel
+    template: ChatTemplate
+
+
+def _require_chat(app: BackendApp) -> ChatParts:
+    """The loaded chat model's parts.
+
+    Raises:
+        RequestError: 501 when this server only embeds, 503 while the model loads.
+    """
     if not app.serves_chat:
         raise RequestError(
             501,
             "this server only serves embeddings (start gbdesk serve with a chat model)",
             kind="not_supported_error",
         )
-    if app.engine is None:
+    if app.engine is None or app.model is None or app.template is None:
         raise _LOADING
+    return ChatParts(app.engine, app.model, app.template)
 
 
 async def health(app: BackendApp, request: Request) -> Response:
@@ -676,6 +690,7 @@ async def props(app: BackendApp, request: Request) -> Response:
     if app.info is None:
         return JSONResponse({"total_slots": 0, "embeddings": True})
     info = app.info
+    _, model, template = _require_chat(app)
     return JSONResponse(
         {
             "default_generation_settings": {
@@ -684,10 +699,10 @@ async def props(app: BackendApp, request: Request) -> Response:
             },
             "total_slots": info.parallel,
             "model_alias": info.model_id,
-            "model_path": str(app.model.path),
-            "chat_template": app.template.source,
-            "bos_token": app.template.bos_token,
-            "eos_token": app.template.eos_token,
+            "model_path": str(model.path),
+            "chat_template": template.source,
+            "bos_token": template.bos_token,
+            "eos_token": template.eos_token,
             "n_ctx": info.n_ctx,
             "n_ctx_train": info.n_ctx_train,
             "embeddings": app.embedder is not None,
@@ -698,7 +713,7 @@ async def props(app: BackendApp, request: Request) -> Response:
 
 async def tokenize(app: BackendApp, request: Request) -> Response:
     body = await read_json(request)
-    _require_chat(app)
+    model = _require_chat(app).model
     content = body.get("content")
     if not isinstance(content, str):
         raise RequestError(400, "'content' must be a string", param="content")
@@ -707,11 +722,11 @@ async def tokenize(app: BackendApp, request: Request) -> Response:
     if not isinstance(add_special, bool) or not isinstance(with_pieces, bool):
         raise RequestError(400, "'add_special' and 'with_pieces' must be true or false")
     _reject_unknown(body, {"content", "add_special", "with_pieces", "model"})
-    tokens = app.model.tokenize(content, add_special=add_special)
+    tokens = model.tokenize(content, add_special=add_special)
     if not with_pieces:
         return JSONResponse({"tokens": tokens})
     pieces = [
-        {"id": token, "piece": app.model.piece(token).decode("utf-8", errors="replace")}
+        {"id": token, "piece": model.piece(token).decode("utf-8", errors="replace")}
         for token in tokens
     ]
     return JSONResponse({"tokens": pieces})
@@ -719,15 +734,15 @@ async def tokenize(app: BackendApp, request: Request) -> Response:
 
 async def detokenize(app: BackendApp, request: Request) -> Response:
     body = await read_json(request)
-    _require_chat(app)
+    model = _require_chat(app).model
     tokens = body.get("tokens")
     if not isinstance(tokens, list) or not all(
-        isinstance(t, int) and not isinstance(t, bool) and 0 <= t < app.model.n_vocab
+        isinstance(t, int) and not isinstance(t, bool) and 0 <= t < model.n_vocab
         for t in tokens
     ):
         raise RequestError(400, "'tokens' must be a list of token ids", param="tokens")
     _reject_unknown(body, {"tokens", "model"})
-    data = b"".join(app.model.piece(token) for token in tokens)
+    data = b"".join(model.piece(token) for token in tokens)
     return JSONResponse({"content": data.decode("utf-8", errors="replace")})
 
 
@@ -739,11 +754,10 @@ def _reject_unknown(body: dict[str, Any], known: set[str]) -> None:
 
 async def chat_completions(app: BackendApp, request: Request) -> Response:
     body = await read_json(request)
-    _require_chat(app)
+    template = _require_chat(app).template
     options = parse_common(body, chat=True)
     chat = parse_chat_options(body, app.reasoning_format)
     tool_options = parse_tools(body)
-    template = app.template
     source = "" if template.builtin else template.source
     messages, tools = prepare_messages(parse_messages(body), source, tool_options)
     if tool_options is not None:
@@ -766,13 +780,13 @@ async def chat_completions(app: BackendApp, request: Request) -> Response:
 
 async def completions(app: BackendApp, request: Request) -> Response:
     body = await read_json(request)
-    _require_chat(app)
+    model = _require_chat(app).model
     options = parse_common(body, chat=False)
     prompt = parse_prompt(body)
     if isinstance(prompt, str):
-        tokens = app.model.tokenize(prompt, add_special=True)
+        tokens = model.tokenize(prompt, add_special=True)
     else:
-        if not all(0 <= token < app.model.n_vocab for token in prompt):
+        if not all(0 <= token < model.n_vocab for token in prompt):
             raise RequestError(400, "a prompt token id is outside the vocabulary", param="prompt")
         tokens = prompt
     return _start_generation(app, "text", tokens, options)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gbdesk.fit import memory
 from gbdesk.fit.calibration import Calibration, save_calibration
 from gbdesk.fit.estimator import FitSettings, estimate_fit
 from gbdesk.fit.layout import layout_from_gguf
@@ -87,10 +88,17 @@ def fit_speed_model(points: list[SpeedPoint], stream_gbps: float) -> tuple[float
 def _point(path: Path, profile: HardwareProfile, measured: Measurement) -> SpeedPoint:
     layout = layout_from_gguf(_read(path), path.name)
     predicted = estimate_fit(layout, profile, FitSettings(n_ctx=BENCH_CTX)).speed
+    arch = layout.architecture
+    # the same bytes the estimator counts: the weights and the KV cells the bench's prompt fills
+    cells = memory.kv_cells(arch, BENCH_CTX, 1)
+    kv_read = sum(
+        memory.attended_kv_bytes(arch, cells, layer, FitSettings().cache_type)
+        for layer in range(arch.n_layers)
+    )
     return SpeedPoint(
         name=path.name,
-        n_layers=layout.architecture.n_layers,
-        bytes_per_token=layout.active_bytes_per_token(),
+        n_layers=arch.n_layers,
+        bytes_per_token=layout.active_bytes_per_token() + kv_read,
         seconds_per_token=1 / measured.generation_tps,
         prompt_ratio=measured.prompt_tps / predicted.prompt_tps,
     )

@@ -205,9 +205,7 @@ def _place(
         weights[expert_slot] += piece.experts
         layer_kv = memory.kv_bytes_per_layer(arch, cells, il, settings.cache_type)
         kv[slot] += layer_kv
-        # Each generated token attends over its stream's whole allocated cache (measured here:
-        # SmolLM2 generates about half as fast at 8192 cells as at 2048).
-        gen_bytes[slot] += layer_kv // max(1 if settings.kv_unified else settings.n_parallel, 1)
+        gen_bytes[slot] += memory.attended_kv_bytes(arch, cells, il, settings.cache_type)
         layers[slot] += 1
         used = arch.n_expert_used / arch.n_expert if arch.n_expert else 0
         gen_bytes[slot] += piece.dense

@@ -10,6 +10,7 @@ screen's device pixel ratio, so they stay sharp on HiDPI screens.
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +19,10 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize
 from PySide6.QtGui import QColor, QIcon, QIconEngine, QImage, QImageReader, QPainter, QPixmap
 
 if TYPE_CHECKING:
-    from importlib.resources.abc import Traversable
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
 
 _PACKAGE = "gbdesk.ui.resources"
 _FOLDER = Path(__file__).with_name("resources")

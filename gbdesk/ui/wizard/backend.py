@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from gbdesk.backend.supervisor import BackendState
 from gbdesk.catalog.model import BOTSERVER_EMBEDDING_MODEL
+from gbdesk.errors import GbdeskError
 from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL, STARTER
 from gbdesk.ui.backend_control import BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
@@ -211,13 +212,14 @@ class BackendPage(WizardPage):
             on_failed=self._embedding_failed,
         )
 
-    def _embedding_failed(self, message: str, fix: str) -> None:
+    def _embedding_failed(self, error: GbdeskError) -> None:
         self.embedding_status.setText("")
         self.embeddings.setEnabled(True)
         self.start_button.setEnabled(True)
         self.banner.show_message(
-            f"The knowledge base model could not be downloaded: {message}",
-            fix or "check the connection and try again, or untick knowledge base embeddings",
+            f"The knowledge base model could not be downloaded: {error.message}",
+            error.fix
+            or "check the connection and try again, or untick knowledge base embeddings",
         )
 
     def _start_backend(self, embedding_model: str) -> None:
