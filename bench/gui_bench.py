@@ -134,9 +134,9 @@ def bench_cold_start(runs: int) -> dict[str, float]:
     }
 
 
-def bench_download_stall() -> dict[str, float]:
-    """Largest GUI-thread gap while the Download page fetches the starter model."""
-    home = Path(tempfile.mkdtemp(prefix="gbdesk-bench-dl-"))
+def _isolated_offscreen_home(prefix: str) -> Path:
+    """A fresh GBDESK_HOME and HF_HOME for an in-process case, offscreen, no real keyring."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ.update(
         {
             "QT_QPA_PLATFORM": "offscreen",
@@ -146,6 +146,12 @@ def bench_download_stall() -> dict[str, float]:
             "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
         }
     )
+    return home
+
+
+def bench_download_stall() -> dict[str, float]:
+    """Largest GUI-thread gap while the Download page fetches the starter model."""
+    _isolated_offscreen_home("gbdesk-bench-dl-")
     from PySide6.QtWidgets import QApplication
 
     from gbdesk.starter import STARTER_FILE, STARTER_ID, STARTER_REPO, require_starter_model
@@ -389,16 +395,7 @@ def _hub_with_twenty_repos(hub) -> None:
 
 def bench_hub_browser() -> dict[str, float]:
     """Typing to the first verdict, header bytes for 20 results, and the largest GUI gap."""
-    home = Path(tempfile.mkdtemp(prefix="gbdesk-bench-hub-"))
-    os.environ.update(
-        {
-            "QT_QPA_PLATFORM": "offscreen",
-            "GBDESK_HOME": str(home),
-            "HF_HOME": str(home / "hf"),
-            "HF_HUB_DISABLE_XET": "1",
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        }
-    )
+    _isolated_offscreen_home("gbdesk-bench-hub-")
     from huggingface_hub import HfApi, constants
     from PySide6.QtWidgets import QApplication
 
