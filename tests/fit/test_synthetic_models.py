@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 NAMES = [spec.name for spec in SPECS]
 N_CTX_TRAIN = 1024
 CONTEXTS = (512, N_CTX_TRAIN, 4 * N_CTX_TRAIN)  # below, at and past the training length
+RSS_NOISE_BYTES = 1 << 20
 
 
 def test_every_spec_is_trained_for_the_tested_contexts() -> None:
@@ -54,7 +55,11 @@ def test_memory_estimate_against_a_real_load(
     assert measured.allocated_ctx == n_ctx  # llama.cpp did not clamp to the trained length
     fit = estimate_fit(layout, replace(probe(), gpus=()), FitSettings(n_ctx=n_ctx))
     error = fit.rss_growth_bytes / measured.rss_growth_bytes - 1
-    assert -0.05 <= error <= 0.10, f"{name} at {n_ctx}: estimate off by {error:+.1%}"
+    # RSS page accounting moves the same load by up to ~1 MiB between environments (the
+    # synthetic phi2 read 21.3 MiB in a work tree and 20.4 MiB in a fresh clone): on models of
+    # 14-85 MiB that is 1-7 points, so the bounds widen by 1 MiB of the measured growth.
+    slack = RSS_NOISE_BYTES / measured.rss_growth_bytes
+    assert -0.05 - slack <= error <= 0.10 + slack, f"{name} at {n_ctx}: off by {error:+.1%}"
 
 
 @pytest.mark.parametrize("name", NAMES)
