@@ -65,28 +65,32 @@ def split_gguf(source: Path, dest_dir: Path, parts: int = 2) -> list[Path]:
         keys = _split_keys(index, parts, len(tensors))
         if index == 0:
             keys = kv_blobs + keys
-        infos = []
-        offset = 0
-        for tensor in group:
-            dims = [int(dim) for dim in tensor.shape]
-            infos.append(
-                _string(tensor.name)
-                + struct.pack(f"<I{len(dims)}Q", len(dims), *dims)
-                + struct.pack("<IQ", int(tensor.tensor_type), offset)
-            )
-            offset = _pad(offset + int(tensor.n_bytes), alignment)
-        header = b"GGUF" + struct.pack("<IQQ", 3, len(group), len(keys))
-        header += b"".join(keys) + b"".join(infos)
-        header += b"\0" * (_pad(len(header), alignment) - len(header))
         path = dest_dir / f"{stem}-{index + 1:05d}-of-{parts:05d}.gguf"
-        temporary = path.with_suffix(".gguf.part")
-        with temporary.open("wb") as out:
-            out.write(header)
-            for tensor in group:
-                start = int(tensor.data_offset)
-                size = int(tensor.n_bytes)
-                out.write(raw[start : start + size].tobytes())
-                out.write(b"\0" * (_pad(size, alignment) - size))
-        os.replace(temporary, path)
+        write_gguf(path, keys, group, raw, alignment)
         paths.append(path)
     return paths
+
+
+def write_gguf(path: Path, keys: list[bytes], tensors: list, raw, alignment: int) -> None:
+    """Write a GGUF v3 file of encoded key-values ``keys`` and ``tensors`` (``GGUFReader``
+    tensors whose bytes are in ``raw``), through a temporary file moved into place."""
+    infos, offset = [], 0
+    for tensor in tensors:
+        dims = [int(dim) for dim in tensor.shape]
+        infos.append(
+            _string(tensor.name)
+            + struct.pack(f"<I{len(dims)}Q", len(dims), *dims)
+            + struct.pack("<IQ", int(tensor.tensor_type), offset)
+        )
+        offset = _pad(offset + int(tensor.n_bytes), alignment)
+    header = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(keys))
+    header += b"".join(keys) + b"".join(infos)
+    header += b"\0" * (_pad(len(header), alignment) - len(header))
+    temporary = path.with_name(path.name + ".part")
+    with temporary.open("wb") as out:
+        out.write(header)
+        for tensor in tensors:
+            start, size = int(tensor.data_offset), int(tensor.n_bytes)
+            out.write(raw[start : start + size].tobytes())
+            out.write(b"\0" * (_pad(size, alignment) - size))
+    os.replace(temporary, path)

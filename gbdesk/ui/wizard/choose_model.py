@@ -200,9 +200,9 @@ class ChooseModelPage(WizardPage):
         known = self.hub_reachable
 
         def work(_ctx) -> tuple:
-            from gbdesk.download.hub import hub_endpoint, hub_reachable
+            from gbdesk.app.recommendation import hub_is_reachable
 
-            reachable = known if known is not None else hub_reachable(hub_endpoint(endpoint))
+            reachable = known if known is not None else hub_is_reachable(endpoint)
             return recommend_for(*args, online=reachable), reachable
 
         self._task = run_task(
