@@ -10,12 +10,15 @@ cache), or the GGUF files given. Each case loads the model in a fresh process wi
 llama-cpp-python (low-level API as gbdesk's backend, n_batch 512), feeds a prompt of up to 512
 tokens and generates. Memory: RSS after the run minus RSS after `import llama_cpp`, at
 contexts below, at and past the training length (llama.cpp allocates what is asked). Speed: the
-median generation step of one sequence (48 tokens) at the middle context; for a synthetic
-model, of its 4x wider twin (100-200 MB: the small one fits in the CPU's cache).
+20th-percentile generation step of one sequence (48 tokens) at the middle context, the fastest
+of --repeats runs taken in turn (as `gbdesk bench` times); for a synthetic model, of two wider
+twins that do not fit in a CPU's cache: 4x wider in F16 and 8x wider in Q4_K_M (the
+catalogue's quant: Q4_K and Q6_K blocks), 100-200 MB each.
 
 Peer: the estimator's prediction for the same case (gbdesk.fit.estimator; rss_growth_bytes and
-generation tokens/s, with the calibration `gbdesk bench` stored, which --calibrate runs first:
-it fits on the starter and two bench shapes, none of the synthetic models here). Targets:
+generation tokens/s) with the calibration `gbdesk bench` stored or, with --calibrate, the one
+fitted from the bench's own models (the starter and synthetic models of other shapes, none of
+the models here) timed in the same rounds as these cases. Targets:
 memory within +10% / -5% on every case, speed within 25% after calibration.
 """
 
@@ -23,15 +26,23 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gbdesk.fit.bench import calibrate
-from gbdesk.fit.calibration import load_calibration
+from gbdesk.fit.bench import (
+    BENCH_CTX,
+    TimedModel,
+    calibration_from,
+    save_measured,
+    speed_points,
+    time_in_turn,
+    write_bench_models,
+)
+from gbdesk.fit.calibration import describe, load_calibration
 from gbdesk.fit.estimator import FitSettings, estimate_fit
 from gbdesk.fit.layout import layout_from_gguf
 from gbdesk.fit.measure import measure
-from gbdesk.fit.synthetic import SPECS, SyntheticSpec, scaled, write_synthetic
+from gbdesk.fit.synthetic import SPECS, scaled, write_synthetic
 from gbdesk.gguf import read_gguf
 from gbdesk.hardware.probe import probe
 from gbdesk.starter import require_starter_model
@@ -44,7 +55,16 @@ class Row:
     model: str
     arch: str
     memory: list[tuple[int, float, float]]  # ctx, measured MiB, estimate MiB
-    speed: tuple[float, float, str]  # measured, predicted, basis
+    # per weight type timed: measured tok/s (one per run), predicted, basis
+    speed: dict[str, tuple[list[float], float, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpeedCase:
+    row: Row
+    label: str  # the weights' type: "F16", "Q4_K_M", or the file's
+    path: Path
+    n_ctx: int
 
 
 def _contexts(n_ctx_train: int) -> tuple[int, int, int]:
@@ -55,17 +75,8 @@ def _contexts(n_ctx_train: int) -> tuple[int, int, int]:
     )
 
 
-def _speed(path: Path, n_ctx: int, calibration: object) -> tuple[float, float, str]:
-    layout = layout_from_gguf(read_gguf(path), path.name)
-    profile = replace(probe(), gpus=())
-    timed = measure(path, n_ctx, 1, n_gen=48)
-    fit = estimate_fit(layout, profile, FitSettings(n_ctx=n_ctx), calibration=calibration)
-    return timed.generation_tps, fit.speed.generation_tps, fit.speed.basis
-
-
-def _run(path: Path, calibration: object, speed_spec: SyntheticSpec | None = None) -> Row:
-    """Memory of ``path`` at three contexts; speed of ``path`` or, for a synthetic model, of
-    its 4x wider twin (the small one fits in the CPU's cache and would not time DRAM)."""
+def _memory_row(path: Path) -> tuple[Row, int]:
+    """Memory of ``path`` at three contexts, and the middle one (where speed is timed)."""
     layout = layout_from_gguf(read_gguf(path), path.name)
     profile = replace(probe(), gpus=())  # the CPU build measures the CPU
     arch = layout.architecture
@@ -75,45 +86,85 @@ def _run(path: Path, calibration: object, speed_spec: SyntheticSpec | None = Non
         measured = measure(path, n_ctx, 1, n_gen=2)
         fit = estimate_fit(layout, profile, FitSettings(n_ctx=n_ctx))
         memory.append((n_ctx, measured.rss_growth_bytes / MIB, fit.rss_growth_bytes / MIB))
-    if speed_spec is None:
-        speed = _speed(path, contexts[1], calibration)
-    else:
-        wide = write_synthetic(path.with_name(f"{speed_spec.name}.gguf"), speed_spec)
-        try:
-            speed = _speed(wide, contexts[1], calibration)
-        finally:
-            wide.unlink()
-    return Row(path.stem, arch.arch, memory, speed)
+    return Row(path.stem, arch.arch, memory), contexts[1]
+
+
+def _time_and_predict(
+    cases: list[SpeedCase], repeats: int, calibrate_here: bool, folder: Path
+) -> None:
+    """Time every case, in turn with the others (`gbdesk.fit.bench.time_in_turn`), and put the
+    runs and the prediction in the rows. With ``calibrate_here`` the bench's own models are
+    timed in the same rounds and the calibration is fitted from them (and stored, as `gbdesk
+    bench` would): a shared machine's speed drifts by 10% over minutes, and a calibration from
+    another minute would carry that drift into every error."""
+    profile = replace(probe(), gpus=())
+    timed = [TimedModel(case.path, case.n_ctx, 512) for case in cases]
+    bench_models: list[TimedModel] = []
+    if calibrate_here:
+        starter = require_starter_model()
+        bench_models = [TimedModel(starter, BENCH_CTX, 512), *write_bench_models(folder)]
+    runs = time_in_turn(bench_models + timed, repeats, report=print)
+    calibration = load_calibration()
+    if calibrate_here:
+        points = speed_points(profile, bench_models, runs[: len(bench_models)])
+        calibration = calibration_from(profile, points, runs[0], bench_models[0].path.name)
+        where = save_measured(calibration)
+        print(f"calibrated from {calibration.points} models ({where}): {describe(calibration)}")
+    print(f"calibration: {'yes' if calibration else 'none (run gbdesk bench or --calibrate)'}")
+    for case, case_runs in zip(cases, runs[len(bench_models) :], strict=True):
+        layout = layout_from_gguf(read_gguf(case.path), case.path.name)
+        settings = FitSettings(n_ctx=case.n_ctx)
+        fit = estimate_fit(layout, profile, settings, calibration=calibration)
+        tps = [run.generation_tps for run in case_runs]
+        case.row.speed[case.label] = (tps, fit.speed.generation_tps, fit.speed.basis)
+
+
+# The wider twins a synthetic model's speed is timed on: (label, weights, width factor).
+TWINS = (("F16", "F16", 4), ("Q4_K_M", "Q4_K_M", 8))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Estimator accuracy: memory and tokens/s.")
     parser.add_argument("gguf", nargs="*", type=Path, help="GGUF files (default: see above)")
-    parser.add_argument("--calibrate", action="store_true", help="run `gbdesk bench` first")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="calibrate as `gbdesk bench` does, timing its models in the same rounds",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per speed case (the fastest counts)"
+    )
     args = parser.parse_args()
-    if args.calibrate:
-        calibration, where = calibrate(require_starter_model(), report=print)
-        print(
-            f"calibrated from {calibration.points} models: "
-            f"{calibration.seconds_per_layer * 1e6:.0f} us per layer, "
-            f"{calibration.cpu_generation_efficiency:.3f} of the bandwidth peak ({where})"
-        )
-    calibration = load_calibration()
-    print(f"calibration: {'yes' if calibration else 'none (run gbdesk bench or --calibrate)'}")
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="fit-accuracy-") as folder:
+        cases: list[SpeedCase] = []
         if args.gguf:
-            rows = [_run(path, calibration) for path in args.gguf]
+            for path in args.gguf:
+                row, n_ctx = _memory_row(path)
+                rows.append(row)
+                cases.append(SpeedCase(row, "file", path, n_ctx))
         else:
-            rows = [_run(require_starter_model(), calibration)]
+            starter = require_starter_model()
+            row, n_ctx = _memory_row(starter)
+            rows.append(row)
+            cases.append(SpeedCase(row, "Q4_1 (real)", starter, n_ctx))
             for item in SPECS:
                 small = write_synthetic(Path(folder) / f"{item.name}.gguf", item)
-                rows.append(_run(small, calibration, scaled(item, 4)))
+                row, n_ctx = _memory_row(small)
+                small.unlink()
+                rows.append(row)
+                for label, weights, factor in TWINS:
+                    twin = replace(scaled(item, factor), weights=weights)
+                    twin = replace(twin, name=f"{twin.name}-{label}")
+                    path = write_synthetic(Path(folder) / f"{twin.name}.gguf", twin)
+                    cases.append(SpeedCase(row, label, path, n_ctx))
+        _time_and_predict(cases, args.repeats, args.calibrate, Path(folder))
     print()
     print(
         "| model | arch | memory MiB, measured / estimated (error) at ctx below, at, past "
-        "training | gen tok/s measured | predicted | error | basis |"
+        "training | gen tok/s measured / predicted (error), per weight type | basis |"
     )
-    print("|---|---|---|---:|---:|---:|---|")
+    print("|---|---|---|---|---|")
     failures, worst_mem, worst_speed = [], 0.0, 0.0
     for row in rows:
         cells = []
@@ -123,14 +174,20 @@ def main() -> int:
             if not -0.05 <= error <= 0.10:
                 failures.append(f"{row.model} memory at {n_ctx}: {error:+.1%}")
             cells.append(f"{n_ctx}: {measured:.1f} / {estimate:.1f} ({error:+.1%})")
-        measured_tps, predicted_tps, basis = row.speed
-        speed_error = predicted_tps / measured_tps - 1
-        worst_speed = speed_error if abs(speed_error) > abs(worst_speed) else worst_speed
-        if abs(speed_error) > 0.25:
-            failures.append(f"{row.model} speed: {speed_error:+.1%}")
+        speeds, bases = [], set()
+        for label, (runs, predicted, basis) in row.speed.items():
+            measured_tps = max(runs)
+            error = predicted / measured_tps - 1
+            worst_speed = error if abs(error) > abs(worst_speed) else worst_speed
+            if abs(error) > 0.25:
+                failures.append(f"{row.model} {label} speed: {error:+.1%}")
+            slowest = 1 - min(runs) / measured_tps
+            figures = f"{measured_tps:.1f} / {predicted:.1f} ({error:+.1%}"
+            speeds.append(f"{label}: {figures}; slowest run -{slowest:.0%})")
+            bases.add(basis)
         print(
-            f"| {row.model} | {row.arch} | {'; '.join(cells)} | {measured_tps:.1f} | "
-            f"{predicted_tps:.1f} | {speed_error:+.1%} | {basis} |"
+            f"| {row.model} | {row.arch} | {'; '.join(cells)} | {'; '.join(speeds)} | "
+            f"{', '.join(sorted(bases))} |"
         )
     print()
     print(

@@ -1,19 +1,24 @@
-"""Calibration run: time the starter model and two synthetic shapes on this CPU, fit the speed
-model's fixed cost per layer and effective bandwidth, and store them.
+"""Calibration run: time the model, a deep synthetic model and a wide one in each common ggml
+type on this CPU, fit the speed model's fixed cost per layer and each type's cost per byte, and
+store them.
 
-One model cannot separate a fixed cost from a bandwidth: a small model's time is not
-proportional to its bytes. Three models of different depth and width can: seconds per token
-= layers x cost per layer + bytes read / bandwidth is fitted by least squares over them.
+One model cannot separate a fixed cost from the cost of bytes: a small model's time is not
+proportional to its bytes. Nor can one type stand for another: with few cores a quantized dot
+product is bound by unpacking its blocks, so a byte of Q4_K costs more than a byte of F16 or
+Q8_0. Seconds per token = layers x cost per layer + sum over types of bytes x cost per byte is
+fitted by least squares over models that pull the terms apart: many thin layers (the fixed
+cost; their bytes are few) and, per type, a model of a few wide layers holding about 150 MB of
+it (more than a CPU's last-level cache, so memory is what is timed).
 """
 
 from __future__ import annotations
 
 import datetime
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -25,6 +30,7 @@ from gbdesk.fit.measure import Measurement, measure
 from gbdesk.fit.measured import record_measured
 from gbdesk.fit.speed import DEFAULT_CPU_PROMPT_EFFICIENCY, cpu_stream_gbps
 from gbdesk.fit.synthetic import SyntheticSpec, write_synthetic
+from gbdesk.gguf import FLOAT_TYPES, bytes_per_element
 from gbdesk.hardware.profile import HardwareProfile
 
 if TYPE_CHECKING:
@@ -32,75 +38,187 @@ if TYPE_CHECKING:
 
 BENCH_CTX = 2048
 N_GEN = 48
-# Two shapes that pull the fit apart: many thin layers (the fixed cost; their bytes are few) and
-# few wide ones (bytes; 150 MB, more than a CPU's last-level cache, so DRAM is what is timed).
-BENCH_SHAPES = (
-    SyntheticSpec(
-        "bench-deep", "llama", n_layers=24, n_embd=128, n_ff=384, n_head=2, n_head_kv=1, tied=True
-    ),
-    SyntheticSpec(
-        "bench-wide",
-        "llama",
-        n_layers=2,
-        n_embd=1536,
-        n_ff=6144,
-        n_head=12,
-        n_head_kv=12,
-        tied=True,
-    ),
+# Each model is timed this many times, in turn, and the fastest run kept (what the machine does
+# when nothing else runs): on a shared machine one process can run 15% slower than the next
+# for its whole life, and only ever slower.
+REPEATS = 3
+# The types whose cost per byte is measured: those of the catalogue's quants (Q4_K_M is Q4_K
+# and Q6_K, Q2_K and Q3_K_M add Q2_K, Q3_K, Q5_K) and the common older ones. The others are
+# judged from these (gbdesk.fit.speed.seconds_per_byte).
+MEASURED_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "Q3_K", "Q2_K")
+_DEEP = SyntheticSpec(
+    "bench-deep", "llama", n_layers=24, n_embd=128, n_ff=384, n_head=2, n_head_kv=1, tied=True
 )
+# Attention does as many multiply-adds as the weights once a 2,000-token prompt is in.
+_KV = SyntheticSpec(
+    "bench-kv",
+    "llama",
+    n_layers=4,
+    n_embd=1024,
+    n_ff=256,
+    n_head=8,
+    n_head_kv=8,
+    tied=True,
+    n_ctx_train=4096,
+)
+# Half a million rows of 128 values (a vocabulary's output head; and a quarter million of 256
+# in Q6_K, the type of Q4_K_M's heads): times a row's set-up.
+_ROWS = SyntheticSpec(
+    "bench-rows",
+    "llama",
+    n_layers=1,
+    n_embd=128,
+    n_ff=256,
+    n_head=2,
+    n_head_kv=1,
+    n_vocab=524288,
+    tied=True,
+)
+_ROWS_Q6_K = replace(_ROWS, name="bench-rows-Q6_K", n_embd=256, n_vocab=262144, weights="Q6_K")
+# The same attention work with one KV head for eight query heads (GQA): an eighth of the bytes.
+_KV_SHARED = replace(_KV, name="bench-kv-gqa", n_head_kv=1)
+_WIDE = SyntheticSpec(
+    "bench-wide", "llama", n_embd=1536, n_ff=6144, n_head=12, n_head_kv=12, tied=True
+)
+_WIDE_LAYER_WEIGHTS = 4 * 1536 * 1536 + 3 * 1536 * 6144
+_WIDE_BYTES = 150e6
+# The quantized wide models get a short prompt: few KV cells, so their weights are what is
+# timed, and their prompt speed is not what is fitted.
+_SHORT_PROMPT = 64
+
+
+class BenchCase(NamedTuple):
+    """One synthetic model the bench times, with the context and prompt it is timed at."""
+
+    spec: SyntheticSpec
+    n_ctx: int
+    prompt: int
+
+
+def bench_cases() -> tuple[BenchCase, ...]:
+    """The deep, attention and row models, and one wide model of about 150 MB per type."""
+    cases = [
+        BenchCase(_DEEP, 1024, _SHORT_PROMPT),
+        BenchCase(_KV, 4096, 2000),
+        BenchCase(_KV_SHARED, 4096, 2000),
+        BenchCase(_ROWS, 1024, _SHORT_PROMPT),
+        BenchCase(_ROWS_Q6_K, 1024, _SHORT_PROMPT),
+    ]
+    for kind in MEASURED_TYPES:
+        size = bytes_per_element(kind) or 2.0
+        n_layers = max(2, round(_WIDE_BYTES / (_WIDE_LAYER_WEIGHTS * size)))
+        wide = replace(_WIDE, name=f"bench-wide-{kind}", weights=kind, n_layers=n_layers)
+        cases.append(BenchCase(wide, 1024, 512 if kind == "F16" else _SHORT_PROMPT))
+    return tuple(cases)
 
 
 @dataclass(frozen=True)
 class SpeedPoint:
-    """One timed model: its CPU layers, bytes read per token and measured seconds per token."""
+    """One timed model: what a generated token reads on the CPU (layers, weight bytes by ggml
+    type, weight rows, attention multiply-adds) and its measured seconds per token."""
 
     name: str
     n_layers: int
-    bytes_per_token: int
+    bytes_by_type: Mapping[str, int]
     seconds_per_token: float
-    prompt_ratio: float  # measured / uncalibrated predicted prompt tokens/s
+    rows: int = 0
+    attention: int = 0
+    kv_bytes: int = 0
+    prompt_ratio: float | None = None  # measured / uncalibrated predicted prompt tokens/s
 
 
-def fit_speed_model(points: list[SpeedPoint], stream_gbps: float) -> tuple[float, float]:
-    """(seconds per layer, generation efficiency) from at least two points, both clamped to
-    what is physical: a negative fixed cost becomes 0 and the bandwidth is refitted alone.
+@dataclass(frozen=True)
+class SpeedFit:
+    """The fitted speed model (gbdesk.fit.speed.cpu_generation_seconds's terms); a term the
+    points could not tell is 0."""
+
+    seconds_per_layer: float
+    seconds_per_row: float
+    seconds_per_attention: float
+    seconds_per_kv_byte: float
+    seconds_per_byte: dict[str, float]
+
+
+def _fitted_type(type_name: str) -> str:
+    """Float types are fitted as one (F32 norms are a few KB beside F16 matrices)."""
+    return "F16" if type_name in FLOAT_TYPES else type_name
+
+
+_FIXED_TERMS = ("layers", "rows", "attention", "kv bytes")
+
+
+def fit_speed_model(points: list[SpeedPoint]) -> SpeedFit:
+    """Least squares of seconds per token = layers x cost per layer + rows x cost per row +
+    attention x cost per product + weight bytes x cost per byte of each type, in relative
+    terms (a 1 ms model weighs as much as a 15 ms one). What is physical is kept: a term that
+    comes out negative (a cost per byte: 0 or less) is left out and the rest refitted; a
+    left-out type is then judged from the others, a left-out fixed term is 0.
 
     Raises:
-        ValueError: fewer than two points.
+        ValueError: fewer than two points, or no bytes whose cost grows with them.
     """
     if len(points) < 2:
         raise ValueError("the speed model needs at least two measured points")
-    design = np.array([[p.n_layers, p.bytes_per_token] for p in points], dtype=float)
+    kinds = sorted({_fitted_type(k) for p in points for k, n in p.bytes_by_type.items() if n})
+    names = [*_FIXED_TERMS, *kinds]
+    design = np.zeros((len(points), len(names)))
+    for row, point in enumerate(points):
+        design[row, :4] = point.n_layers, point.rows, point.attention, point.kv_bytes
+        for kind, n_bytes in point.bytes_by_type.items():
+            design[row, names.index(_fitted_type(kind))] += n_bytes
     times = np.array([p.seconds_per_token for p in points])
-    (per_layer, per_byte), *_ = np.linalg.lstsq(design, times, rcond=None)
-    if per_layer < 0 or per_byte <= 0:
-        if per_byte <= 0:  # time does not grow with bytes: all of it is fixed cost
-            per_layer = float(np.sum(times * design[:, 0]) / np.sum(design[:, 0] ** 2))
-            per_byte = 1 / (stream_gbps * 1e9)
-        else:
-            per_layer = 0.0
-            per_byte = float(np.sum(times * design[:, 1]) / np.sum(design[:, 1] ** 2))
-    efficiency = 1 / (per_byte * stream_gbps * 1e9)
-    return float(per_layer), float(efficiency)
+    weights = 1 / times  # relative errors
+    kept = [c for c in range(len(names)) if design[:, c].any()]
+    while True:
+        solution, *_ = np.linalg.lstsq(
+            design[:, kept] * weights[:, None], times * weights, rcond=None
+        )
+        figures = {names[c]: float(v) for c, v in zip(kept, solution, strict=True)}
+        unphysical = [
+            c
+            for c in kept
+            if figures[names[c]] < 0 or (names[c] in kinds and figures[names[c]] == 0)
+        ]
+        if not unphysical or len(kept) == 1:
+            break
+        kept.remove(min(unphysical, key=lambda c: figures[names[c]]))
+    costs = {kind: figures[kind] for kind in kinds if figures.get(kind, 0) > 0}
+    if not costs:
+        raise ValueError("time did not grow with bytes in any measured model")
+    layers, rows, attention, kv = (max(figures.get(term, 0.0), 0.0) for term in _FIXED_TERMS)
+    return SpeedFit(layers, rows, attention, kv, costs)
 
 
-def _point(path: Path, profile: HardwareProfile, measured: Measurement) -> SpeedPoint:
+def _point(
+    path: Path, profile: HardwareProfile, runs: list[Measurement], *, with_prompt: bool
+) -> SpeedPoint:
     layout = layout_from_gguf(_read(path), path.name)
-    predicted = estimate_fit(layout, profile, FitSettings(n_ctx=BENCH_CTX)).speed
     arch = layout.architecture
-    # the same bytes the estimator counts: the weights and the KV cells the bench's prompt fills
-    cells = memory.kv_cells(arch, BENCH_CTX, 1)
-    kv_read = sum(
-        memory.attended_kv_bytes(arch, cells, layer, FitSettings().cache_type)
+    # what the estimator counts: the weights in their types, their rows, and attention over
+    # the cells the prompt and the answer filled
+    filled = runs[0].prompt_tokens + N_GEN
+    cells = memory.kv_cells(arch, runs[0].n_ctx, 1)
+    attention = sum(
+        memory.attention_products(arch, cells, layer, filled) for layer in range(arch.n_layers)
+    )
+    kv_bytes = sum(
+        memory.attended_kv_bytes(arch, cells, layer, "f16", filled)
         for layer in range(arch.n_layers)
     )
+    weights = layout.active_bytes_per_token()
+    ratio = None
+    if with_prompt:
+        predicted = estimate_fit(layout, profile, FitSettings(n_ctx=runs[0].n_ctx)).speed
+        ratio = max(run.prompt_tps for run in runs) / predicted.prompt_tps
     return SpeedPoint(
         name=path.name,
         n_layers=arch.n_layers,
-        bytes_per_token=layout.active_bytes_per_token() + kv_read,
-        seconds_per_token=1 / measured.generation_tps,
-        prompt_ratio=measured.prompt_tps / predicted.prompt_tps,
+        bytes_by_type={kind: round(weights * share) for kind, share in layout.weight_mix},
+        seconds_per_token=min(1 / run.generation_tps for run in runs),
+        rows=layout.weight_rows(layout.active_params_per_token()),
+        attention=attention,
+        kv_bytes=kv_bytes,
+        prompt_ratio=ratio,
     )
 
 
@@ -110,49 +228,134 @@ def _read(path: Path) -> GGUFMetadata:
     return read_gguf(path)
 
 
+@dataclass(frozen=True)
+class TimedModel:
+    """A GGUF file to time, with the context and the prompt length it is timed at."""
+
+    path: Path
+    n_ctx: int
+    prompt: int
+
+
+def write_bench_models(folder: Path) -> list[TimedModel]:
+    """Write the synthetic bench models into ``folder``.
+
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    return [
+        TimedModel(write_synthetic(folder / f"{case.spec.name}.gguf", case.spec), *case[1:])
+        for case in bench_cases()
+    ]
+
+
+def time_in_turn(
+    models: list[TimedModel],
+    repeats: int = REPEATS,
+    report: Callable[[str], None] = lambda _: None,
+) -> list[list[Measurement]]:
+    """Time every model ``repeats`` times, in turn, so a slow minute on a shared machine
+    spreads over all of them; the runs of each model, in the order given.
+
+    Raises:
+        GbdeskError: llama-cpp-python failed to load or run one of them.
+    """
+    runs: list[list[Measurement]] = [[] for _ in models]
+    for round_ in range(repeats):
+        report(f"timing {len(models)} models on the CPU (round {round_ + 1} of {repeats})...")
+        for index, model in enumerate(models):
+            runs[index].append(
+                measure(model.path, model.n_ctx, 1, n_gen=N_GEN, max_prompt=model.prompt)
+            )
+    return runs
+
+
+def calibration_from(
+    profile: HardwareProfile, points: list[SpeedPoint], main: list[Measurement], model: str
+) -> Calibration:
+    """The calibration the timed ``points`` give; ``main`` are the runs of the user's model
+    (the first point), whose figures are kept as measured.
+
+    Raises:
+        ValueError: the points do not determine a speed model (see fit_speed_model).
+    """
+    fit = fit_speed_model(points)
+    ratios = [p.prompt_ratio for p in points if p.prompt_ratio]
+    prompt_ratio = float(np.exp(np.mean(np.log(ratios)))) if ratios else 1.0
+    stream = cpu_stream_gbps(profile) * 1e9
+    f16 = fit.seconds_per_byte.get("F16") or float(np.mean(list(fit.seconds_per_byte.values())))
+    return Calibration(
+        cpu_brand=profile.cpu.brand,
+        physical_cores=profile.cpu.physical_cores,
+        # the bandwidth figure a type the bench did not time, and the GUI's summary, go by
+        cpu_generation_efficiency=1 / (f16 * stream),
+        cpu_prompt_efficiency=DEFAULT_CPU_PROMPT_EFFICIENCY * prompt_ratio,
+        measured_generation_tps=1 / points[0].seconds_per_token,
+        measured_prompt_tps=max(run.prompt_tps for run in main),
+        measured_rss_growth_bytes=main[0].rss_growth_bytes,
+        model=model,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        seconds_per_layer=fit.seconds_per_layer,
+        points=len(points),
+        seconds_per_byte=fit.seconds_per_byte,
+        seconds_per_row=fit.seconds_per_row,
+        seconds_per_attention=fit.seconds_per_attention,
+        seconds_per_kv_byte=fit.seconds_per_kv_byte,
+    )
+
+
+def speed_points(
+    profile: HardwareProfile, models: list[TimedModel], runs: list[list[Measurement]]
+) -> list[SpeedPoint]:
+    """One point per timed model, from its fastest run.
+
+    Raises:
+        GGUFError: a file is not a valid GGUF.
+    """
+    return [
+        _point(model.path, profile, timed, with_prompt=model.prompt >= 512)
+        for model, timed in zip(models, runs, strict=True)
+    ]
+
+
+def save_measured(calibration: Calibration) -> Path:
+    """Store ``calibration`` and its model's measured speed.
+
+    Raises:
+        OSError: the data folder cannot be written.
+    """
+    record_measured(
+        calibration.model,
+        generation_tps=calibration.measured_generation_tps,
+        prompt_tps=calibration.measured_prompt_tps,
+        cpu_brand=calibration.cpu_brand,
+        physical_cores=calibration.physical_cores,
+    )
+    return save_calibration(calibration)
+
+
 def calibrate(
-    path: Path, *, report: Callable[[str], None] = lambda _: None
+    path: Path,
+    *,
+    report: Callable[[str], None] = lambda _: None,
+    repeats: int = REPEATS,
 ) -> tuple[Calibration, Path]:
-    """Time ``path`` and the two synthetic shapes on the CPU, store the fitted speed model and
+    """Time ``path`` and the synthetic bench models on the CPU, store the fitted speed model and
     this model's measured speed.
 
     Raises:
         GGUFError: the file is not a valid GGUF.
         GbdeskError: llama-cpp-python failed to load or run it.
-        OSError: the calibration file cannot be written.
+        OSError: the calibration file cannot be written, or the bench models in the
+            temporary folder.
     """
     from gbdesk.hardware.probe import probe
 
-    profile = probe()
-    cpu_profile = replace(profile, gpus=())  # the bench runs on the CPU
-    report(f"running {path.name} on the CPU (context {BENCH_CTX}, 1 sequence)...")
-    main = measure(path, BENCH_CTX, 1, n_gen=N_GEN)
-    points = [_point(path, cpu_profile, main)]
+    profile = replace(probe(), gpus=())  # the bench runs on the CPU
     with tempfile.TemporaryDirectory(prefix="gbdesk-bench-") as folder:
-        for shape in BENCH_SHAPES:
-            synthetic = write_synthetic(Path(folder) / f"{shape.name}.gguf", shape)
-            report(f"running the synthetic {shape.name} model ({shape.n_layers} layers)...")
-            points.append(_point(synthetic, cpu_profile, measure(synthetic, 1024, 1, n_gen=N_GEN)))
-    per_layer, efficiency = fit_speed_model(points, cpu_stream_gbps(cpu_profile))
-    prompt_ratio = float(np.exp(np.mean([np.log(p.prompt_ratio) for p in points])))
-    calibration = Calibration(
-        cpu_brand=profile.cpu.brand,
-        physical_cores=profile.cpu.physical_cores,
-        cpu_generation_efficiency=efficiency,
-        cpu_prompt_efficiency=DEFAULT_CPU_PROMPT_EFFICIENCY * prompt_ratio,
-        measured_generation_tps=main.generation_tps,
-        measured_prompt_tps=main.prompt_tps,
-        measured_rss_growth_bytes=main.rss_growth_bytes,
-        model=path.name,
-        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        seconds_per_layer=per_layer,
-        points=len(points),
-    )
-    record_measured(
-        path.name,
-        generation_tps=main.generation_tps,
-        prompt_tps=main.prompt_tps,
-        cpu_brand=profile.cpu.brand,
-        physical_cores=profile.cpu.physical_cores,
-    )
-    return calibration, save_calibration(calibration)
+        report(f"writing the bench models ({', '.join(MEASURED_TYPES)})...")
+        models = [TimedModel(path, BENCH_CTX, 512), *write_bench_models(Path(folder))]
+        runs = time_in_turn(models, repeats, report)
+        points = speed_points(profile, models, runs)
+    calibration = calibration_from(profile, points, runs[0], path.name)
+    return calibration, save_measured(calibration)

@@ -1,15 +1,16 @@
-"""Measured efficiency of this machine, written by `gbdesk bench` and read by the estimator.
+"""Measured figures of this machine, written by `gbdesk bench` and read by the estimator.
 
-The speed model predicts tokens/s from bandwidth and compute peaks times an efficiency factor.
-A bench run measures the real tokens/s of the starter model and stores the factor that would
-have predicted it, so later estimates for other models on this machine use the measured value.
+The speed model predicts a generated token's time from a fixed cost per layer and the seconds
+each byte of weights costs in its ggml type; a bench run times several models and stores the
+figures that predict them, so later estimates for other models on this machine use measured
+values instead of the defaults.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,15 @@ class Calibration:
     seconds_per_layer: float = 0.0
     seconds_per_token: float = 0.0
     points: int = 1  # how many measured runs the fit rests on
+    # Seconds one byte of weights of each measured ggml type costs a generated token on the
+    # CPU ({"Q4_K": 9.4e-11, "F16": 3.7e-11, ...}); empty in files of gbdesk 0.1, which had
+    # one bandwidth efficiency for every type.
+    seconds_per_byte: dict[str, float] = field(default_factory=dict)
+    # Seconds per weight row read (a dot product's set-up), per attention multiply-add (a query
+    # head x a KV cell x a dimension) and per byte of KV cells read; 0: not measured.
+    seconds_per_row: float = 0.0
+    seconds_per_attention: float = 0.0
+    seconds_per_kv_byte: float = 0.0
 
     def matches(self, cpu_brand: str, physical_cores: int) -> bool:
         """Whether this calibration was measured on a machine with this CPU."""
@@ -68,6 +78,16 @@ def load_calibration(path: Path | None = None) -> Calibration | None:
         numbers = (calibration.cpu_generation_efficiency, calibration.cpu_prompt_efficiency)
         if not all(isinstance(n, (int, float)) and n > 0 for n in numbers):
             raise ValueError("efficiencies must be positive numbers")
+        costs = calibration.seconds_per_byte
+        if not isinstance(costs, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and v > 0 for k, v in costs.items()
+        ):
+            raise ValueError("seconds_per_byte must map type names to positive numbers")
+        fixed = ("layer", "row", "attention", "kv_byte")
+        for name in (f"seconds_per_{term}" for term in fixed):
+            value = getattr(calibration, name)
+            if not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number, 0 or more")
         return calibration
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(
@@ -85,3 +105,24 @@ def save_calibration(calibration: Calibration, path: Path | None = None) -> Path
     path = path or calibration_path()
     write_json_atomic(path, calibration.to_json())
     return path
+
+
+def describe(calibration: Calibration) -> str:
+    """The fitted speed model in one line: the fixed cost and how fast each type streams."""
+    parts = [f"{calibration.seconds_per_layer * 1e6:.0f} us per layer and token"]
+    if calibration.seconds_per_byte:
+        rates = ", ".join(
+            f"{name} {1e-9 / cost:.1f}"
+            for name, cost in sorted(calibration.seconds_per_byte.items(), key=lambda kv: kv[1])
+        )
+        parts.append(f"weights stream at (GB/s) {rates}")
+    else:
+        parts.append(f"bytes at {calibration.cpu_generation_efficiency:.3f} of the bandwidth peak")
+    if calibration.seconds_per_row > 0:
+        parts.append(f"{calibration.seconds_per_row * 1e9:.1f} ns per weight row")
+    if calibration.seconds_per_attention > 0:
+        parts.append(f"{calibration.seconds_per_attention * 1e12:.0f} ps per attention product")
+    if calibration.seconds_per_kv_byte > 0:
+        parts.append(f"KV cells at {1e-9 / calibration.seconds_per_kv_byte:.1f} GB/s")
+    parts.append(f"prompt at {calibration.cpu_prompt_efficiency:.3f} of the compute peak")
+    return "; ".join(parts)

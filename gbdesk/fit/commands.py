@@ -17,6 +17,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gbdesk.fit.bench import calibrate
+    from gbdesk.fit.calibration import describe
     from gbdesk.starter import require_starter_model
 
     path = Path(args.model) if args.model else require_starter_model()
@@ -27,9 +28,6 @@ def run_bench(args: argparse.Namespace) -> int:
         f"{calibration.measured_rss_growth_bytes / (1 << 20):.0f} MiB resident"
     )
     print(
-        f"speed model from {calibration.points} models: "
-        f"{calibration.seconds_per_layer * 1e6:.0f} us per layer and token + bytes at "
-        f"{calibration.cpu_generation_efficiency:.3f} of the bandwidth peak; prompt at "
-        f"{calibration.cpu_prompt_efficiency:.3f} of the compute peak; saved to {where}"
+        f"speed model from {calibration.points} models: {describe(calibration)}; saved to {where}"
     )
     return 0

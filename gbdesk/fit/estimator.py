@@ -194,7 +194,8 @@ def _place(
     where = _layer_devices(arch.n_layers, n_gpu, gpus)
     n_dev = len(gpus) + 1  # slot 0 is the CPU
     weights, kv, layers = [0] * n_dev, [0] * n_dev, [0] * n_dev
-    gen_bytes, gen_params = [0] * n_dev, [0] * n_dev
+    gen_bytes, gen_kv, gen_params = [0] * n_dev, [0] * n_dev, [0] * n_dev
+    attention = [0] * n_dev
     # mmap maps the whole file: its header pages are resident next to the CPU's weights.
     weights[0] = layout.token_embd_bytes + max(layout.file_bytes - layout.weight_bytes, 0)
     gen_bytes[0] = layout.token_embd_bytes // max(arch.n_vocab, 1)
@@ -205,7 +206,8 @@ def _place(
         weights[expert_slot] += piece.experts
         layer_kv = memory.kv_bytes_per_layer(arch, cells, il, settings.cache_type)
         kv[slot] += layer_kv
-        gen_bytes[slot] += memory.attended_kv_bytes(arch, cells, il, settings.cache_type)
+        gen_kv[slot] += memory.attended_kv_bytes(arch, cells, il, settings.cache_type)
+        attention[slot] += memory.attention_products(arch, cells, il)
         layers[slot] += 1
         used = arch.n_expert_used / arch.n_expert if arch.n_expert else 0
         gen_bytes[slot] += piece.dense
@@ -279,7 +281,11 @@ def _place(
     speed = estimate_speed(
         profile,
         cpu_bytes_per_token=gen_bytes[0],
-        gpu_bytes_per_token={g.index: gen_bytes[i] for i, g in enumerate(gpus, 1)},
+        cpu_rows_per_token=layout.weight_rows(gen_params[0]),
+        cpu_attention_per_token=attention[0],
+        cpu_kv_bytes_per_token=gen_kv[0],
+        weight_mix=layout.weight_mix,
+        gpu_bytes_per_token={g.index: gen_bytes[i] + gen_kv[i] for i, g in enumerate(gpus, 1)},
         cpu_params_per_token=gen_params[0],
         gpu_params_per_token={g.index: gen_params[i] for i, g in enumerate(gpus, 1)},
         calibration=calibration,

@@ -8,10 +8,11 @@ out in proportion). The estimator places these pieces on devices the way llama.c
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from gbdesk.catalog.model import Architecture, CatalogEntry, Quant
+from gbdesk.fit.weight_mix import WeightMix, mix_from_bytes, quant_weight_mix
 
 if TYPE_CHECKING:
     from gbdesk.gguf import GGUFMetadata
@@ -51,6 +52,17 @@ class ModelLayout:
     has_output_tensor: bool = True
     output_params: int = 0
     n_merges: int = 0  # BPE merges of the vocabulary (SentencePiece has none)
+    # The ggml types of the bytes one generated token reads (empty: not known).
+    weight_mix: WeightMix = ()
+    # Matrix rows per active weight (from the header; 0: not known, most rows are n_embd long).
+    rows_per_param: float = 0.0
+
+    def weight_rows(self, n_params: int) -> int:
+        """Rows (dot products) a token's matrix-vector products over ``n_params`` of this
+        model's active weights take: each row costs a set-up beside its bytes."""
+        if self.rows_per_param > 0:
+            return round(n_params * self.rows_per_param)
+        return n_params // max(self.architecture.n_embd, 1)
 
     def active_params_per_token(self) -> int:
         """Parameters one token multiplies through (used experts only)."""
@@ -158,27 +170,41 @@ def layout_from_gguf(meta: GGUFMetadata, name: str = "") -> ModelLayout:
     dense_params = [0] * arch.n_layers
     expert_params = [0] * arch.n_layers
     token_embd = output = 0
+    used_experts = arch.n_expert_used / arch.n_expert if arch.n_expert else 0.0
+    read_per_token: dict[str, float] = {}  # bytes by ggml type
+    rows = 0.0  # of the active matrices
     for tensor in meta.tensors:
         match = _LAYER_TENSOR.match(tensor.name)
+        read = float(tensor.n_bytes)
+        tensor_rows = tensor.n_elements / max(tensor.shape[0], 1) if len(tensor.shape) > 1 else 0
         if match and int(match.group(1)) < arch.n_layers:
             layer = int(match.group(1))
             if _EXPERT_TENSOR.search(tensor.name):
                 experts[layer] += tensor.n_bytes
                 expert_params[layer] += tensor.n_elements
+                read *= used_experts
+                tensor_rows *= used_experts
             else:
                 dense[layer] += tensor.n_bytes
                 dense_params[layer] += tensor.n_elements
         elif tensor.name == "token_embd.weight":
             token_embd += tensor.n_bytes
+            read = tensor_rows = 0.0  # one row per token
         elif tensor.name.startswith("output"):
             output += tensor.n_bytes
         else:  # rope factors, extra norms: small, kept with the first layer
             dense[0] += tensor.n_bytes
+        read_per_token[tensor.type_name] = read_per_token.get(tensor.type_name, 0.0) + read
+        rows += tensor_rows
     has_output = meta.tensor("output.weight") is not None
     if not has_output:
         # llama.cpp duplicates the tied embeddings as the output head on the output device.
         output += token_embd
-    return ModelLayout(
+        embd = meta.tensor("token_embd.weight")
+        if embd is not None:
+            read_per_token[embd.type_name] = read_per_token.get(embd.type_name, 0.0) + token_embd
+        rows += arch.n_vocab
+    layout = ModelLayout(
         name=name or str(meta.source),
         architecture=arch,
         layers=tuple(DenseExperts(d, e) for d, e in zip(dense, experts, strict=True)),
@@ -192,7 +218,10 @@ def layout_from_gguf(meta: GGUFMetadata, name: str = "") -> ModelLayout:
         has_output_tensor=has_output,
         output_params=arch.n_vocab * arch.n_embd,
         n_merges=_count(meta.get("tokenizer.ggml.merges")),
+        weight_mix=mix_from_bytes(read_per_token),
     )
+    active = layout.active_params_per_token()
+    return replace(layout, rows_per_param=rows / active if active else 0.0)
 
 
 def _count(value: Any) -> int:
@@ -261,4 +290,5 @@ def layout_from_catalog(entry: CatalogEntry, quant: Quant) -> ModelLayout:
         has_output_tensor=not arch.tied_embeddings,
         output_params=embd_params,
         n_merges=guess_merges(arch),
+        weight_mix=quant_weight_mix(quant.name),
     )

@@ -1,7 +1,7 @@
 """Load a GGUF with llama-cpp-python in a fresh process and measure memory and speed.
 
 The child loads the model the way gbdesk's backend does (low-level API: n_ctx, n_seq_max =
-parallel, n_batch 512), feeds every sequence a prompt of up to 512 tokens (so the compute
+parallel, n_batch 512), feeds every sequence a prompt (512 tokens unless told) (so the compute
 buffer is really used), then generates a few tokens for all sequences together. It reports
 resident memory (RSS) after ``import llama_cpp`` and after the run, and the tokens/s of prompt
 processing and generation (from the 20th-percentile step: what the machine does when other
@@ -34,7 +34,7 @@ def rss():
 import llama_cpp
 from llama_cpp import _internals as internals
 path, n_ctx, par, n_gen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-threads = int(sys.argv[5])
+threads, max_prompt = int(sys.argv[5]), int(sys.argv[6])
 quiet = llama_cpp.llama_log_callback(lambda *a: None)  # kept alive: llama.cpp calls it later
 llama_cpp.llama_log_set(quiet, None)
 base = rss()
@@ -48,13 +48,20 @@ ctx = internals.LlamaContext(model=model, params=cp, verbose=False)
 n_vocab = model.n_vocab()
 batch = internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=par, verbose=False)
 per_seq = llama_cpp.llama_n_ctx(ctx.ctx) // par
-n_prompt = max(1, min(512, per_seq - n_gen - 8))
+n_prompt = max(1, min(max_prompt, per_seq - n_gen - 8))
 t0 = time.perf_counter()
 for s in range(par):
-    batch.batch.n_tokens = 0
     prompt = [(i * 7919 + s * 13) % (n_vocab - 200) + 100 for i in range(n_prompt)]
-    batch.add_sequence(prompt, s, False)
-    ctx.decode(batch)
+    for start in range(0, n_prompt, 512):  # one batch holds 512 tokens
+        chunk = prompt[start:start + 512]
+        batch.batch.n_tokens = len(chunk)
+        for j, token in enumerate(chunk):
+            batch.batch.token[j] = token
+            batch.batch.pos[j] = start + j
+            batch.batch.seq_id[j][0] = s
+            batch.batch.n_seq_id[j] = 1
+            batch.batch.logits[j] = start + j == n_prompt - 1
+        ctx.decode(batch)
 t_prompt = time.perf_counter()
 steps = []
 for step in range(n_gen + 1):  # step 0 warms up and is not timed
@@ -75,7 +82,7 @@ steps.sort()
 print(json.dumps({"base_rss": base, "rss": rss(), "prompt_tokens": n_prompt * par,
     "prompt_seconds": t_prompt - t0, "generated": n_gen * par,
     "step_seconds": steps[len(steps) // 5],
-    "n_ctx": llama_cpp.llama_n_ctx(ctx.ctx)}))
+    "n_ctx": llama_cpp.llama_n_ctx(ctx.ctx), "n_prompt": n_prompt}))
 """
 
 
@@ -90,6 +97,7 @@ class Measurement:
     prompt_tps: float
     generation_tps: float  # per sequence
     allocated_ctx: int
+    prompt_tokens: int  # per sequence: the KV cells generation attends over, with the answer
 
 
 def measure(
@@ -98,6 +106,7 @@ def measure(
     parallel: int,
     *,
     n_gen: int = 16,
+    max_prompt: int = 512,
     threads: int | None = None,
     timeout: float = 240,
 ) -> Measurement:
@@ -116,6 +125,7 @@ def measure(
             str(parallel),
             str(n_gen),
             str(threads or physical_cores()),
+            str(max_prompt),
         ],
         capture_output=True,
         text=True,
@@ -137,4 +147,5 @@ def measure(
         prompt_tps=data["prompt_tokens"] / data["prompt_seconds"],
         generation_tps=1 / data["step_seconds"],
         allocated_ctx=data["n_ctx"],
+        prompt_tokens=data["n_prompt"],
     )

@@ -94,12 +94,26 @@ def kv_bytes_per_layer(arch: Architecture, cells: KvCells, layer: int, cache_typ
 ATTENDED_CELLS = 768
 
 
-def attended_kv_bytes(arch: Architecture, cells: KvCells, layer: int, cache_type: str) -> int:
-    """KV bytes one generated token of one sequence reads in ``layer``: the filled cells of a
-    :data:`ATTENDED_CELLS` conversation, within the stream's (or the sliding window's) cells."""
+def attended_kv_bytes(
+    arch: Architecture, cells: KvCells, layer: int, cache_type: str, filled: int = ATTENDED_CELLS
+) -> int:
+    """KV bytes one generated token of one sequence reads in ``layer``: the ``filled`` cells
+    (padded to 256; by default a :data:`ATTENDED_CELLS` conversation), within the stream's (or
+    the sliding window's) cells."""
     width = arch.n_head_kv * (arch.head_dim_k + (0 if arch.mla_cache else arch.head_dim_v))
     stream = cells.per_sequence_swa if arch.is_swa_layer(layer) else cells.per_sequence
-    return int(width * min(ATTENDED_CELLS, stream) * CACHE_TYPE_BYTES[cache_type])
+    return int(width * min(pad(filled), stream) * CACHE_TYPE_BYTES[cache_type])
+
+
+def attention_products(
+    arch: Architecture, cells: KvCells, layer: int, filled: int = ATTENDED_CELLS
+) -> int:
+    """Multiply-adds attention does in ``layer`` for one generated token of one sequence:
+    every query head takes each filled cell's K and V (head_dim_k + head_dim_v values). This,
+    not the cache's bytes, is a CPU's cost: llama.cpp's CPU kernel loops over query heads, so
+    heads that share a KV head (GQA) each re-read it from the cache."""
+    stream = cells.per_sequence_swa if arch.is_swa_layer(layer) else cells.per_sequence
+    return arch.n_head * (arch.head_dim_k + arch.head_dim_v) * min(pad(filled), stream)
 
 
 def activation_bytes(arch: Architecture, n_ubatch: int) -> int:

@@ -1,11 +1,15 @@
-"""Speed model: generation is memory-bound plus a fixed cost per layer, prompt is compute-bound.
+"""Speed model: generation reads every weight once plus a fixed cost per layer, prompt is
+compute-bound.
 
 Generating a token reads every active weight once (only the used experts of a MoE model) and
-runs every layer's kernels, so seconds per token = fixed cost x layers + bytes read / effective
-bandwidth; a small model is dominated by the first term, a large one by the second. Prompt
-processing does 2 FLOPs per active parameter per token, so tokens/s = effective FLOP/s / (2 x
-active parameters). Effective means peak x efficiency; `gbdesk bench` fits the fixed cost and
-the efficiencies of this machine's CPU.
+runs every layer's kernels, so seconds per token = fixed cost x layers + the bytes read x what a
+byte costs; a small model is dominated by the first term, a large one by the second. What a
+byte costs depends on its ggml type where the cores, not the memory, are the limit: with few
+cores a quantized dot product is bound by unpacking its blocks (measured here: a byte of Q4_K
+costs 2.5 times a byte of F16), so `gbdesk bench` measures each common type and the estimate
+weighs them by the model's mix (`gbdesk.fit.weight_mix`). Uncalibrated, every byte costs the
+same: the peak bandwidth x an efficiency. Prompt processing does 2 FLOPs per active parameter
+per token, so tokens/s = effective FLOP/s / (2 x active parameters).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gbdesk.fit.calibration import Calibration
+from gbdesk.fit.weight_mix import WeightMix
+from gbdesk.gguf import FLOAT_TYPES, bytes_per_element
 from gbdesk.hardware.profile import CpuInfo, GpuInfo, HardwareProfile
 
 # Uncalibrated efficiencies: llama.cpp reaches roughly these fractions of peak (estimates).
@@ -107,25 +113,73 @@ class SpeedEstimate:
         }
 
 
+def seconds_per_byte(type_name: str, calibration: Calibration) -> float | None:
+    """What one byte of ``type_name`` costs a generated token on the calibrated CPU, or None
+    when the bench measured no type to go by.
+
+    A type the bench did not time is judged from those it did: a float type by F16's cost per
+    byte (streamed like F16), a quantized one by the measured quantized types' mean cost per
+    weight (unpacking scales with weights, not bytes).
+    """
+    measured = calibration.seconds_per_byte
+    if type_name in measured:
+        return measured[type_name]
+    if type_name in FLOAT_TYPES and "F16" in measured:
+        return measured["F16"]
+    per_weight = [
+        cost * size
+        for name, cost in measured.items()
+        if name not in FLOAT_TYPES and (size := bytes_per_element(name)) is not None
+    ]
+    size = bytes_per_element(type_name)
+    if per_weight and size:
+        return sum(per_weight) / len(per_weight) / size
+    if measured:
+        return sum(measured.values()) / len(measured)
+    return None
+
+
 def cpu_generation_seconds(
-    profile: HardwareProfile, n_bytes: int, n_layers: int, calibration: Calibration | None
+    profile: HardwareProfile,
+    *,
+    weight_bytes: int,
+    weight_mix: WeightMix,
+    rows: int,
+    attention: int,
+    kv_bytes: int,
+    n_layers: int,
+    calibration: Calibration | None,
 ) -> float:
     """Seconds per generated token for the CPU's share: a fixed cost per layer (thread
-    synchronisation, graph work) plus the bytes read at the effective bandwidth."""
-    if calibration is not None and calibration.matches(
+    synchronisation, graph work), per weight row (each dot product's set-up: 262k rows of 256
+    values cost more than 65k rows of 1024), per attention multiply-add
+    (:func:`gbdesk.fit.memory.attention_products`) and byte of KV cells read (query heads that
+    share a KV head, GQA, share its bytes), and per weight byte at its type's cost.
+    Uncalibrated, every byte (weights and KV cells) costs the bandwidth guess."""
+    bandwidth = cpu_stream_gbps(profile) * 1e9
+    if calibration is None or not calibration.matches(
         profile.cpu.brand, profile.cpu.physical_cores
     ):
-        efficiency = calibration.cpu_generation_efficiency
-        per_layer = calibration.seconds_per_layer
-        per_token = calibration.seconds_per_token
-    else:
-        efficiency, per_layer, per_token = (
-            DEFAULT_CPU_GEN_EFFICIENCY,
-            DEFAULT_CPU_SECONDS_PER_LAYER,
-            0.0,
-        )
-    bandwidth = cpu_stream_gbps(profile) * 1e9 * max(efficiency, 1e-6)
-    return per_token + n_layers * per_layer + n_bytes / bandwidth
+        flat = 1 / (bandwidth * DEFAULT_CPU_GEN_EFFICIENCY)
+        return n_layers * DEFAULT_CPU_SECONDS_PER_LAYER + (weight_bytes + kv_bytes) * flat
+    flat = 1 / (bandwidth * max(calibration.cpu_generation_efficiency, 1e-6))
+
+    def cost(type_name: str) -> float:
+        found = seconds_per_byte(type_name, calibration)
+        return flat if found is None else found
+
+    weight_cost = sum(share * cost(name) for name, share in weight_mix) if weight_mix else flat
+    kv_cost = calibration.seconds_per_kv_byte
+    if not (kv_cost or calibration.seconds_per_attention):  # a calibration before either
+        kv_cost = cost("F16")
+    return (
+        calibration.seconds_per_token
+        + n_layers * calibration.seconds_per_layer
+        + rows * calibration.seconds_per_row
+        + attention * calibration.seconds_per_attention
+        + kv_bytes * kv_cost
+        + weight_bytes * weight_cost
+    )
 
 
 def estimate_speed(
@@ -133,6 +187,10 @@ def estimate_speed(
     *,
     cpu_bytes_per_token: int,
     gpu_bytes_per_token: dict[int, int],
+    cpu_rows_per_token: int = 0,
+    cpu_attention_per_token: int = 0,
+    cpu_kv_bytes_per_token: int = 0,
+    weight_mix: WeightMix = (),
     cpu_params_per_token: int,
     gpu_params_per_token: dict[int, int],
     calibration: Calibration | None,
@@ -142,8 +200,11 @@ def estimate_speed(
     """Tokens/s for generation and prompt processing of one sequence.
 
     Layers run one after another, so the time per token is the sum of each device's share:
-    per device, a fixed cost per layer plus bytes read / effective bandwidth. Never divides by
-    zero: unknown bandwidths and peaks fall back to conservative figures.
+    per device, a fixed cost per layer plus what is read at what it costs there: on the CPU
+    (:func:`cpu_generation_seconds`) weight bytes in ``weight_mix``'s types, weight rows and
+    attention's multiply-adds; on a GPU, whose memory bandwidth is the limit, the bytes of
+    weights and KV cells. Never divides by zero: unknown bandwidths and peaks fall back to
+    conservative figures.
     """
     calibrated = calibration is not None and calibration.matches(
         profile.cpu.brand, profile.cpu.physical_cores
@@ -155,7 +216,14 @@ def estimate_speed(
     )
     gpus = {gpu.index: gpu for gpu in profile.gpus}
     cpu_time = cpu_generation_seconds(
-        profile, cpu_bytes_per_token, cpu_layers, calibration if calibrated else None
+        profile,
+        weight_bytes=cpu_bytes_per_token,
+        weight_mix=weight_mix,
+        rows=cpu_rows_per_token,
+        attention=cpu_attention_per_token,
+        kv_bytes=cpu_kv_bytes_per_token,
+        n_layers=cpu_layers,
+        calibration=calibration if calibrated else None,
     )
     gen_seconds = cpu_time
     pp_seconds = 2 * cpu_params_per_token / (cpu_peak_flops(profile.cpu) * max(pp_eff, 1e-6))

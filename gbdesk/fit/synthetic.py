@@ -9,6 +9,7 @@ tune it on. Each model is a few MB.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,6 +43,9 @@ class SyntheticSpec:
     q_lora_rank: int = 0
     kv_lora_rank: int = 0
     rope_dim: int = 0
+    # How the matrices are stored: a ggml type ("F16", "Q8_0", "Q4_K", ...) or "Q4_K_M", the
+    # mix llama.cpp's quantizer writes for that name (see `_matrix_type`).
+    weights: str = "F16"
 
     @property
     def head_dim(self) -> int:
@@ -201,17 +205,69 @@ def _tensors(s: SyntheticSpec) -> Tensors:
     return out
 
 
+# Where the f16 scales sit in each block of the k-quant types, whose blocks are written as random
+# bytes (gguf-py cannot quantize them): the scales must be finite normal numbers, the rest of a
+# block is any bits. Offsets from ggml-common.h's block_q*_K structs.
+_K_QUANT_SCALES = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
+_SCALE = np.array([0.002], dtype=np.float16).view(np.uint8)
+
+
+def _matrix_type(spec: SyntheticSpec, name: str, ne0: int) -> str:
+    """The ggml type of one matrix. "Q4_K_M" follows llama.cpp's quantizer: Q6_K for the output
+    head and for attn_v / ffn_down of the first and last eighth of the layers and every third
+    one between them, Q4_K elsewhere; a row that the type's blocks do not divide falls back to
+    Q8_0, then F16 (llama.cpp falls back the same way)."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    wanted = spec.weights
+    if wanted == "Q4_K_M":
+        wanted = "Q4_K"
+        layer = re.match(r"blk\.(\d+)\.(attn_v|ffn_down)\.", name)
+        if name == "output.weight" or (layer and _more_bits(int(layer.group(1)), spec.n_layers)):
+            wanted = "Q6_K"
+    for candidate in (wanted, "Q8_0", "F16"):
+        if ne0 % GGML_QUANT_SIZES[GGMLQuantizationType[candidate]][0] == 0:
+            return candidate
+    return "F16"
+
+
+def _more_bits(layer: int, n_layers: int) -> bool:
+    """llama.cpp's use_more_bits: the layers its Q4_K_M keeps at Q6_K."""
+    eighth = n_layers // 8
+    return layer < eighth or layer >= 7 * eighth or (layer - eighth) % 3 == 2
+
+
+def _matrix(rng: np.random.Generator, shape: tuple[int, ...], kind: str) -> np.ndarray:
+    """Random values of ``shape`` (numpy order, rows last) stored as ``kind``."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, quants
+
+    if kind == "F16":
+        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float16)
+    qtype = GGMLQuantizationType[kind]
+    if kind not in _K_QUANT_SCALES:
+        return quants.quantize(rng.standard_normal(shape, dtype=np.float32) * 0.02, qtype)
+    block, block_bytes = GGML_QUANT_SIZES[qtype]
+    n_blocks = int(np.prod(shape)) // block
+    blocks = rng.integers(0, 256, size=(n_blocks, block_bytes), dtype=np.uint8)
+    for offset in _K_QUANT_SCALES[kind]:
+        blocks[:, offset : offset + 2] = _SCALE
+    return blocks.reshape(*shape[:-1], shape[-1] // block * block_bytes)
+
+
 def write_synthetic(path: Path, spec: SyntheticSpec, *, seed: int = 0) -> Path:
-    """Write ``spec`` as a GGUF at ``path``: F16 matrices, F32 vectors, random values.
+    """Write ``spec`` as a GGUF at ``path``: matrices as ``spec.weights``, F32 vectors, random
+    values.
 
     Raises:
-        KeyError: ``spec.arch`` is not one this module can write.
+        KeyError: ``spec.arch`` or ``spec.weights`` is not one this module can write.
         OSError: the file cannot be written.
     """
-    from gguf import GGUFWriter, TokenType
+    from gguf import GGMLQuantizationType, GGUFWriter, TokenType
 
     if spec.arch not in _LAYERS:
         raise KeyError(f"no synthetic writer for architecture {spec.arch!r}")
+    if spec.weights != "Q4_K_M" and spec.weights not in GGMLQuantizationType.__members__:
+        raise KeyError(f"no ggml type called {spec.weights!r}")
     rng = np.random.default_rng(seed)
     writer = GGUFWriter(str(path), spec.arch)
     writer.add_name(spec.name)
@@ -273,10 +329,13 @@ def write_synthetic(path: Path, spec: SyntheticSpec, *, seed: int = 0) -> Path:
     for name, dims in _tensors(spec):
         shape = tuple(reversed(dims))
         if len(dims) == 1:
-            data = np.ones(shape, dtype=np.float32)
-        else:
-            data = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float16)
-        writer.add_tensor(name, data)
+            writer.add_tensor(name, np.ones(shape, dtype=np.float32))
+            continue
+        kind = _matrix_type(spec, name, dims[0])
+        data = _matrix(rng, shape, kind)
+        writer.add_tensor(
+            name, data, raw_dtype=None if kind == "F16" else GGMLQuantizationType[kind]
+        )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -6,13 +6,23 @@ Both validate every count, length and offset and raise :class:`GGUFError` on bad
 """
 
 from gbdesk.gguf.local import read_gguf, read_gguf_bytes
-from gbdesk.gguf.model import GGUFError, GGUFMetadata, TensorInfo, ggml_type_name, ggml_type_size
+from gbdesk.gguf.model import (
+    FLOAT_TYPES,
+    GGUFError,
+    GGUFMetadata,
+    TensorInfo,
+    bytes_per_element,
+    ggml_type_name,
+    ggml_type_size,
+)
 from gbdesk.gguf.remote import read_remote_bytes, read_remote_gguf
 
 __all__ = [
+    "FLOAT_TYPES",
     "GGUFError",
     "GGUFMetadata",
     "TensorInfo",
+    "bytes_per_element",
     "ggml_type_name",
     "ggml_type_size",
     "read_gguf",

@@ -47,6 +47,19 @@ def ggml_type_name(type_id: int) -> str:
         return f"TYPE_{type_id}"
 
 
+FLOAT_TYPES = frozenset({"F64", "F32", "F16", "BF16"})
+
+
+def bytes_per_element(type_name: str) -> float | None:
+    """Bytes one weight takes in the ggml type called ``type_name`` (``Q4_K``: 0.5625), or
+    None for a name this version of the ``gguf`` package does not know."""
+    kind = GGMLQuantizationType.__members__.get(type_name)
+    if kind is None:
+        return None
+    block, block_bytes = GGML_QUANT_SIZES[kind]
+    return block_bytes / block
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     """One tensor's description from a GGUF header (no data)."""
