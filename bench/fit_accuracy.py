@@ -31,17 +31,15 @@ from pathlib import Path
 
 from gbdesk.fit.bench import (
     BENCH_CTX,
-    TimedModel,
     calibration_from,
     save_measured,
     speed_points,
-    time_in_turn,
     write_bench_models,
 )
 from gbdesk.fit.calibration import describe, load_calibration
 from gbdesk.fit.estimator import FitSettings, estimate_fit
 from gbdesk.fit.layout import layout_from_gguf
-from gbdesk.fit.measure import measure
+from gbdesk.fit.measure import TimedModel, measure, time_in_turn
 from gbdesk.fit.synthetic import SPECS, scaled, write_synthetic
 from gbdesk.gguf import read_gguf
 from gbdesk.hardware.probe import probe

@@ -737,8 +737,7 @@ async def detokenize(app: BackendApp, request: Request) -> Response:
     model = _require_chat(app).model
     tokens = body.get("tokens")
     if not isinstance(tokens, list) or not all(
-        isinstance(t, int) and not isinstance(t, bool) and 0 <= t < model.n_vocab
-        for t in tokens
+        isinstance(t, int) and not isinstance(t, bool) and 0 <= t < model.n_vocab for t in tokens
     ):
         raise RequestError(400, "'tokens' must be a list of token ids", param="tokens")
     _reject_unknown(body, {"tokens", "model"})

@@ -26,7 +26,7 @@ from gbdesk.fit import memory
 from gbdesk.fit.calibration import Calibration, save_calibration
 from gbdesk.fit.estimator import FitSettings, estimate_fit
 from gbdesk.fit.layout import layout_from_gguf
-from gbdesk.fit.measure import Measurement, measure
+from gbdesk.fit.measure import REPEATS, Measurement, TimedModel, time_in_turn
 from gbdesk.fit.measured import record_measured
 from gbdesk.fit.speed import DEFAULT_CPU_PROMPT_EFFICIENCY, cpu_stream_gbps
 from gbdesk.fit.synthetic import SyntheticSpec, write_synthetic
@@ -38,10 +38,6 @@ if TYPE_CHECKING:
 
 BENCH_CTX = 2048
 N_GEN = 48
-# Each model is timed this many times, in turn, and the fastest run kept (what the machine does
-# when nothing else runs): on a shared machine one process can run 15% slower than the next
-# for its whole life, and only ever slower.
-REPEATS = 3
 # The types whose cost per byte is measured: those of the catalogue's quants (Q4_K_M is Q4_K
 # and Q6_K, Q2_K and Q3_K_M add Q2_K, Q3_K, Q5_K) and the common older ones. The others are
 # judged from these (gbdesk.fit.speed.seconds_per_byte).
@@ -228,15 +224,6 @@ def _read(path: Path) -> GGUFMetadata:
     return read_gguf(path)
 
 
-@dataclass(frozen=True)
-class TimedModel:
-    """A GGUF file to time, with the context and the prompt length it is timed at."""
-
-    path: Path
-    n_ctx: int
-    prompt: int
-
-
 def write_bench_models(folder: Path) -> list[TimedModel]:
     """Write the synthetic bench models into ``folder``.
 
@@ -247,27 +234,6 @@ def write_bench_models(folder: Path) -> list[TimedModel]:
         TimedModel(write_synthetic(folder / f"{case.spec.name}.gguf", case.spec), *case[1:])
         for case in bench_cases()
     ]
-
-
-def time_in_turn(
-    models: list[TimedModel],
-    repeats: int = REPEATS,
-    report: Callable[[str], None] = lambda _: None,
-) -> list[list[Measurement]]:
-    """Time every model ``repeats`` times, in turn, so a slow minute on a shared machine
-    spreads over all of them; the runs of each model, in the order given.
-
-    Raises:
-        GbdeskError: llama-cpp-python failed to load or run one of them.
-    """
-    runs: list[list[Measurement]] = [[] for _ in models]
-    for round_ in range(repeats):
-        report(f"timing {len(models)} models on the CPU (round {round_ + 1} of {repeats})...")
-        for index, model in enumerate(models):
-            runs[index].append(
-                measure(model.path, model.n_ctx, 1, n_gen=N_GEN, max_prompt=model.prompt)
-            )
-    return runs
 
 
 def calibration_from(
@@ -355,7 +321,7 @@ def calibrate(
     with tempfile.TemporaryDirectory(prefix="gbdesk-bench-") as folder:
         report(f"writing the bench models ({', '.join(MEASURED_TYPES)})...")
         models = [TimedModel(path, BENCH_CTX, 512), *write_bench_models(Path(folder))]
-        runs = time_in_turn(models, repeats, report)
+        runs = time_in_turn(models, repeats, report, n_gen=N_GEN)
         points = speed_points(profile, models, runs)
     calibration = calibration_from(profile, points, runs[0], path.name)
     return calibration, save_measured(calibration)

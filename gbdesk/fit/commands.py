@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import argparse
 
+from gbdesk.fit.measure import REPEATS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "bench", help="measure tokens/s and memory with the starter model; calibrate estimates"
+        "bench",
+        help="time the starter model and synthetic models of each weight type on this CPU; "
+        "calibrate the speed estimates",
     )
     parser.add_argument("--model", help="a GGUF path (default: the starter model)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        choices=range(1, 11),
+        default=REPEATS,
+        metavar="N",
+        help=f"times each model is run, the fastest counting (1-10, default {REPEATS})",
+    )
     parser.set_defaults(handler=run_bench)
 
 
@@ -21,7 +33,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from gbdesk.starter import require_starter_model
 
     path = Path(args.model) if args.model else require_starter_model()
-    calibration, where = calibrate(path, report=print)
+    calibration, where = calibrate(path, report=print, repeats=args.repeats)
     print(
         f"measured {calibration.measured_generation_tps:.1f} tokens/s generating, "
         f"{calibration.measured_prompt_tps:.0f} tokens/s on the prompt, "

@@ -17,11 +17,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gbdesk.errors import GbdeskError
 from gbdesk.hardware.cpu import physical_cores
+
+# Each model is timed this many times, in turn, and the fastest run kept (what the machine does
+# when nothing else runs): on a shared machine one process can run 15% slower than the next
+# for its whole life, and only ever slower.
+REPEATS = 3
 
 _CHILD = r"""
 import json, sys, time
@@ -149,3 +155,35 @@ def measure(
         allocated_ctx=data["n_ctx"],
         prompt_tokens=data["n_prompt"],
     )
+
+
+@dataclass(frozen=True)
+class TimedModel:
+    """A GGUF file to time, with the context and the prompt length it is timed at."""
+
+    path: Path
+    n_ctx: int
+    prompt: int
+
+
+def time_in_turn(
+    models: list[TimedModel],
+    repeats: int = REPEATS,
+    report: Callable[[str], None] = lambda _: None,
+    *,
+    n_gen: int = 48,
+) -> list[list[Measurement]]:
+    """Time every model ``repeats`` times, in turn, so a slow minute on a shared machine
+    spreads over all of them; the runs of each model, in the order given.
+
+    Raises:
+        GbdeskError: llama-cpp-python failed to load or run one of them.
+    """
+    runs: list[list[Measurement]] = [[] for _ in models]
+    for round_ in range(repeats):
+        report(f"timing {len(models)} models on the CPU (round {round_ + 1} of {repeats})...")
+        for index, model in enumerate(models):
+            runs[index].append(
+                measure(model.path, model.n_ctx, 1, n_gen=n_gen, max_prompt=model.prompt)
+            )
+    return runs

@@ -234,7 +234,7 @@ def _matrix_type(spec: SyntheticSpec, name: str, ne0: int) -> str:
 def _more_bits(layer: int, n_layers: int) -> bool:
     """llama.cpp's use_more_bits: the layers its Q4_K_M keeps at Q6_K."""
     eighth = n_layers // 8
-    return layer < eighth or layer >= 7 * eighth or (layer - eighth) % 3 == 2
+    return layer < eighth or layer >= 7 * n_layers // 8 or (layer - eighth) % 3 == 2
 
 
 def _matrix(rng: np.random.Generator, shape: tuple[int, ...], kind: str) -> np.ndarray:

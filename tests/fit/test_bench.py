@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gbdesk.catalog import load_catalog
+from gbdesk.fit.bench import MEASURED_TYPES, bench_cases
 from gbdesk.cli import main
 from gbdesk.fit.calibration import load_calibration
 from gbdesk.fit.estimator import estimate_fit
@@ -21,13 +22,19 @@ def test_bench_calibrates_later_estimates(capsys: pytest.CaptureFixture[str]) ->
     layout = layout_from_catalog(entry, entry.quants[0])
     before = estimate_fit(layout, probe())
     assert not before.speed.calibrated
-    assert main(["bench"]) == 0
-    assert "tokens/s generating" in capsys.readouterr().out
+    assert main(["bench", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "tokens/s generating" in out and "weights stream at (GB/s) " in out
     calibration = load_calibration()
     assert calibration is not None and calibration.measured_generation_tps > 0
     assert 50 * (1 << 20) < calibration.measured_rss_growth_bytes < 1 << 30
-    # Three models of different shapes: the fixed cost and the bandwidth are both fitted.
-    assert calibration.points == 3 and calibration.seconds_per_layer >= 0
+    # The starter and the bench's models: every measured type and the starter's own get a
+    # cost per byte; the fixed terms are physical.
+    assert calibration.points == 1 + len(bench_cases())
+    assert {*MEASURED_TYPES, "Q4_1"} <= set(calibration.seconds_per_byte)
+    assert all(cost > 0 for cost in calibration.seconds_per_byte.values())
+    assert calibration.seconds_per_layer >= 0 and calibration.seconds_per_row >= 0
+    assert calibration.seconds_per_attention + calibration.seconds_per_kv_byte > 0
     assert calibration.cpu_generation_efficiency > 0
     after = estimate_fit(layout, probe(), calibration=calibration)
     assert after.speed.calibrated and after.speed.basis == "calibrated"

@@ -10,7 +10,6 @@ import pytest
 
 from gbdesk.app.recommendation import recommend_here
 from gbdesk.catalog import load_catalog
-from gbdesk.fit.bench import SpeedPoint, fit_speed_model
 from gbdesk.fit.calibration import Calibration, save_calibration
 from gbdesk.fit.measured import load_measured, record_measured
 from gbdesk.fit.recommend import recommend
@@ -110,26 +109,6 @@ def test_recommend_here_finds_the_starter_calibration_and_measurements(
     results = recommend_here(profile, online=False)
     assert results[0].model_id == STARTER_ID and results[0].speed_basis == "measured"
     assert {r.speed_basis for r in results[1:]} == {"calibrated"}
-
-
-def test_the_speed_model_fit_separates_fixed_cost_from_bandwidth() -> None:
-    # Points made by a known machine: 150 us per layer, 20 GB/s effective.
-    per_layer, bandwidth = 150e-6, 20e9
-    shapes = [("deep", 24, 2_000_000), ("wide", 2, 60_000_000), ("starter", 30, 100_000_000)]
-    points = [
-        SpeedPoint(name, layers, size, layers * per_layer + size / bandwidth, 1.0)
-        for name, layers, size in shapes
-    ]
-    fitted_layer, efficiency = fit_speed_model(points, stream_gbps=40.0)
-    assert fitted_layer == pytest.approx(per_layer)
-    assert efficiency == pytest.approx(0.5)  # 20 of 40 GB/s
-    # Noise that would make the fixed cost negative is clamped to what is physical.
-    noisy = [replace(p, seconds_per_token=p.bytes_per_token / bandwidth * 1.2) for p in points]
-    noisy[0] = replace(noisy[0], seconds_per_token=noisy[0].seconds_per_token * 0.1)
-    layer_cost, _ = fit_speed_model(noisy, stream_gbps=40.0)
-    assert layer_cost >= 0
-    with pytest.raises(ValueError, match="at least two"):
-        fit_speed_model(points[:1], stream_gbps=40.0)
 
 
 def test_a_calibration_predicts_a_model_it_was_not_fitted_on() -> None:

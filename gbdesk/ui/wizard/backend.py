@@ -218,8 +218,7 @@ class BackendPage(WizardPage):
         self.start_button.setEnabled(True)
         self.banner.show_message(
             f"The knowledge base model could not be downloaded: {error.message}",
-            error.fix
-            or "check the connection and try again, or untick knowledge base embeddings",
+            error.fix or "check the connection and try again, or untick knowledge base embeddings",
         )
 
     def _start_backend(self, embedding_model: str) -> None:
