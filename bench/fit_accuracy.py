@@ -6,7 +6,8 @@ on every architecture of the catalogue.
 Models: the starter (SmolLM2-135M, real weights) and a small synthetic GGUF of each catalogue
 architecture and feature (gbdesk.fit.synthetic: llama, tied llama, qwen2, gemma2 and gemma3 with
 sliding windows, a 262k vocabulary, phi2, phi3, chatglm, glm4, deepseek2 MoE with a latent
-cache), or the GGUF files given. Each case loads the model in a fresh process with
+cache), two of a real model's size in Q4_K_M (Llama shapes of 1B and 3B parameters, 0.7 and
+1.8 GB), or the GGUF files given. Each case loads the model in a fresh process with
 llama-cpp-python (low-level API as gbdesk's backend, n_batch 512), feeds a prompt of up to 512
 tokens and generates. Memory: RSS after the run minus RSS after `import llama_cpp`, at
 contexts below, at and past the training length (llama.cpp allocates what is asked). Speed: the
@@ -40,7 +41,7 @@ from gbdesk.fit.calibration import describe, load_calibration
 from gbdesk.fit.estimator import FitSettings, estimate_fit
 from gbdesk.fit.layout import layout_from_gguf
 from gbdesk.fit.measure import TimedModel, measure, time_in_turn
-from gbdesk.fit.synthetic import SPECS, scaled, write_synthetic
+from gbdesk.fit.synthetic import SPECS, SyntheticSpec, scaled, write_synthetic
 from gbdesk.gguf import read_gguf
 from gbdesk.hardware.probe import probe
 from gbdesk.starter import require_starter_model
@@ -117,6 +118,34 @@ def _time_and_predict(
         case.row.speed[case.label] = (tps, fit.speed.generation_tps, fit.speed.basis)
 
 
+# Models of a real model's size, in the catalogue's quant: does a calibration on 150 MB bench
+# models hold at 0.7 and 1.8 GB (a 1B and a 3B Llama shape)?
+LARGE = (
+    SyntheticSpec(
+        "llama-1b-Q4_K_M",
+        "llama",
+        n_layers=16,
+        n_embd=2048,
+        n_ff=8192,
+        n_head=16,
+        n_head_kv=4,
+        n_vocab=32768,
+        n_ctx_train=4096,
+        weights="Q4_K_M",
+    ),
+    SyntheticSpec(
+        "llama-3b-Q4_K_M",
+        "llama",
+        n_layers=28,
+        n_embd=3072,
+        n_ff=8192,
+        n_head=24,
+        n_head_kv=8,
+        n_vocab=32768,
+        n_ctx_train=4096,
+        weights="Q4_K_M",
+    ),
+)
 # The wider twins a synthetic model's speed is timed on: (label, weights, width factor).
 TWINS = (("F16", "F16", 4), ("Q4_K_M", "Q4_K_M", 8))
 
@@ -156,6 +185,11 @@ def main() -> int:
                     twin = replace(twin, name=f"{twin.name}-{label}")
                     path = write_synthetic(Path(folder) / f"{twin.name}.gguf", twin)
                     cases.append(SpeedCase(row, label, path, n_ctx))
+            for item in LARGE:
+                path = write_synthetic(Path(folder) / f"{item.name}.gguf", item)
+                row, n_ctx = _memory_row(path)
+                rows.append(row)
+                cases.append(SpeedCase(row, item.weights, path, n_ctx))
         _time_and_predict(cases, args.repeats, args.calibrate, Path(folder))
     print()
     print(
