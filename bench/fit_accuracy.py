@@ -40,7 +40,7 @@ from gbdesk.fit.bench import (
 from gbdesk.fit.calibration import describe, load_calibration
 from gbdesk.fit.estimator import FitSettings, estimate_fit
 from gbdesk.fit.layout import layout_from_gguf
-from gbdesk.fit.measure import TimedModel, measure, time_in_turn
+from gbdesk.fit.measure import REPEATS, TimedModel, measure, time_in_turn
 from gbdesk.fit.synthetic import SPECS, SyntheticSpec, scaled, write_synthetic
 from gbdesk.gguf import read_gguf
 from gbdesk.hardware.probe import probe
@@ -159,7 +159,10 @@ def main() -> int:
         help="calibrate as `gbdesk bench` does, timing its models in the same rounds",
     )
     parser.add_argument(
-        "--repeats", type=int, default=3, help="runs per speed case (the fastest counts)"
+        "--repeats",
+        type=int,
+        default=REPEATS,
+        help=f"runs per speed case, the fastest counting (default {REPEATS})",
     )
     args = parser.parse_args()
     rows: list[Row] = []

@@ -1,14 +1,15 @@
-"""Calibration run: time the model, a deep synthetic model and a wide one in each common ggml
-type on this CPU, fit the speed model's fixed cost per layer and each type's cost per byte, and
-store them.
+"""Calibration run: time the user's model and synthetic models built to pull the speed
+model's terms apart on this CPU, fit them, and store them.
 
 One model cannot separate a fixed cost from the cost of bytes: a small model's time is not
 proportional to its bytes. Nor can one type stand for another: with few cores a quantized dot
-product is bound by unpacking its blocks, so a byte of Q4_K costs more than a byte of F16 or
-Q8_0. Seconds per token = layers x cost per layer + sum over types of bytes x cost per byte is
-fitted by least squares over models that pull the terms apart: many thin layers (the fixed
-cost; their bytes are few) and, per type, a model of a few wide layers holding about 150 MB of
-it (more than a CPU's last-level cache, so memory is what is timed).
+product is bound by unpacking its blocks, so a byte of Q4_1 or Q3_K costs 2-2.5 times a byte of
+F16. Seconds per token = layers x cost per layer + rows x cost per row + attention products x
+cost per product + KV bytes x cost per KV byte + the sum over types of bytes x cost per byte
+(gbdesk.fit.speed.cpu_generation_seconds) is fitted by least squares over: many thin layers
+(the fixed cost), two attention models (8 query heads on 8 and on 1 KV head), two models of
+many short rows, and per type a model of a few wide layers holding about 150 MB of it (more
+than a CPU's last-level cache, so memory is what is timed).
 """
 
 from __future__ import annotations

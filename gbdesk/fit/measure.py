@@ -27,7 +27,7 @@ from gbdesk.hardware.cpu import physical_cores
 # Each model is timed this many times, in turn, and the fastest run kept (what the machine does
 # when nothing else runs): on a shared machine one process can run 15% slower than the next
 # for its whole life, and only ever slower.
-REPEATS = 3
+REPEATS = 5
 
 _CHILD = r"""
 import json, sys, time

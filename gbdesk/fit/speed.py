@@ -5,11 +5,11 @@ Generating a token reads every active weight once (only the used experts of a Mo
 runs every layer's kernels, so seconds per token = fixed cost x layers + the bytes read x what a
 byte costs; a small model is dominated by the first term, a large one by the second. What a
 byte costs depends on its ggml type where the cores, not the memory, are the limit: with few
-cores a quantized dot product is bound by unpacking its blocks (measured here: a byte of Q4_K
-costs 2.5 times a byte of F16), so `gbdesk bench` measures each common type and the estimate
-weighs them by the model's mix (`gbdesk.fit.weight_mix`). Uncalibrated, every byte costs the
-same: the peak bandwidth x an efficiency. Prompt processing does 2 FLOPs per active parameter
-per token, so tokens/s = effective FLOP/s / (2 x active parameters).
+cores a quantized dot product is bound by unpacking its blocks (measured here: a byte of Q4_1
+or Q3_K costs 2-2.5 times a byte of F16), so `gbdesk bench` measures each common type and the
+estimate weighs them by the model's mix (`gbdesk.fit.weight_mix`). Uncalibrated, every byte
+costs the same: the peak bandwidth x an efficiency. Prompt processing does 2 FLOPs per active
+parameter per token, so tokens/s = effective FLOP/s / (2 x active parameters).
 """
 
 from __future__ import annotations

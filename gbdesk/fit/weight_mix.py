@@ -1,7 +1,7 @@
 """Which ggml types a model's weights are stored in, as shares of the bytes one token reads.
 
 Generation speed on a CPU depends on the type: a quantized dot product unpacks its blocks
-before it multiplies, so with few cores a byte of Q4_K costs about 2.5 times a byte of F16
+before it multiplies, so with few cores a byte of Q4_1 or Q3_K costs 2-2.5 times a byte of F16
 (measured by `gbdesk bench`). A GGUF header gives the exact mix; before download the quant's
 name does, through the mixes llama.cpp's quantizer writes for it (`llama-quant.cpp`: the output
 head and some attn_v / ffn_down layers get more bits).

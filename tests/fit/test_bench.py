@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gbdesk.catalog import load_catalog
-from gbdesk.fit.bench import MEASURED_TYPES, bench_cases
 from gbdesk.cli import main
+from gbdesk.fit.bench import MEASURED_TYPES, bench_cases
 from gbdesk.fit.calibration import load_calibration
 from gbdesk.fit.estimator import estimate_fit
 from gbdesk.fit.layout import layout_from_catalog
