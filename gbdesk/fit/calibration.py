@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,11 @@ class Calibration:
         return dataclasses.asdict(self)
 
 
+def _number(value: object) -> bool:
+    """A finite int or float (JSON has no other numbers; true/false are not figures)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def calibration_path() -> Path:
     return app_paths().data_dir / FILE_NAME
 
@@ -76,17 +82,17 @@ def load_calibration(path: Path | None = None) -> Calibration | None:
             raise ValueError("unexpected fields")
         calibration = Calibration(**data)
         numbers = (calibration.cpu_generation_efficiency, calibration.cpu_prompt_efficiency)
-        if not all(isinstance(n, (int, float)) and n > 0 for n in numbers):
+        if not all(_number(n) and n > 0 for n in numbers):
             raise ValueError("efficiencies must be positive numbers")
         costs = calibration.seconds_per_byte
         if not isinstance(costs, dict) or not all(
-            isinstance(k, str) and isinstance(v, (int, float)) and v > 0 for k, v in costs.items()
+            isinstance(k, str) and _number(v) and v > 0 for k, v in costs.items()
         ):
             raise ValueError("seconds_per_byte must map type names to positive numbers")
-        fixed = ("layer", "row", "attention", "kv_byte")
+        fixed = ("layer", "token", "row", "attention", "kv_byte")
         for name in (f"seconds_per_{term}" for term in fixed):
             value = getattr(calibration, name)
-            if not isinstance(value, (int, float)) or not value >= 0:
+            if not _number(value) or value < 0:
                 raise ValueError(f"{name} must be a number, 0 or more")
         return calibration
     except (OSError, ValueError, TypeError) as exc:

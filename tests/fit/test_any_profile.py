@@ -18,6 +18,7 @@ from gbdesk.catalog import load_catalog
 from gbdesk.catalog.presets import load_hardware
 from gbdesk.cli import main
 from gbdesk.errors import UsageError
+from gbdesk.fit.calibration import Calibration
 from gbdesk.fit.estimator import FitSettings, estimate_fit
 from gbdesk.fit.layout import layout_from_catalog
 from gbdesk.fit.recommend import recommend
@@ -109,6 +110,47 @@ def test_recommend_and_plan_give_a_verdict_on_any_profile(
     for gpu_layers in (0, entry.architecture.n_layers + 1, None):
         fit = estimate_fit(layout, profile, replace(fit_settings, gpu_layers=gpu_layers))
         assert math.isfinite(fit.speed.generation_tps)
+
+
+costs = st.floats(min_value=1e-13, max_value=1e-6)
+calibrations = st.fixed_dictionaries(
+    {
+        "seconds_per_byte": st.dictionaries(
+            st.sampled_from(["F16", "F32", "Q8_0", "Q4_K", "Q6_K", "Q4_1", "IQ4_XS", "TYPE_99"]),
+            costs,
+            max_size=5,
+        ),
+        "seconds_per_layer": st.sampled_from([0.0, 3e-6, 1e-4]),
+        "seconds_per_row": st.sampled_from([0.0, 8e-9]),
+        "seconds_per_attention": st.sampled_from([0.0, 5e-11]),
+        "seconds_per_kv_byte": st.sampled_from([0.0, 1e-10]),
+        "cpu_generation_efficiency": st.floats(min_value=1e-3, max_value=10),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(profile=profiles, figures=calibrations)
+def test_any_calibration_gives_finite_speeds(
+    profile: HardwareProfile, figures: dict[str, Any]
+) -> None:
+    """A calibration of this profile's CPU with any measured types (or none, as gbdesk 0.1
+    wrote them) and any terms left at 0 predicts a finite speed for every catalogue quant."""
+    calibration = Calibration(
+        cpu_brand=profile.cpu.brand,
+        physical_cores=profile.cpu.physical_cores,
+        cpu_prompt_efficiency=0.3,
+        measured_generation_tps=90.0,
+        measured_prompt_tps=250.0,
+        measured_rss_growth_bytes=1 << 27,
+        model="m.gguf",
+        created="2026-12-01T00:00:00+00:00",
+        **figures,
+    )
+    for item in recommend(CATALOG, profile, calibration=calibration):
+        speed = item.fit.speed
+        assert math.isfinite(speed.generation_tps) and speed.generation_tps >= 0
+        assert item.speed_basis == "calibrated"
 
 
 def _probe_json() -> dict[str, Any]:

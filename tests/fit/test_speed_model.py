@@ -242,6 +242,8 @@ def test_a_calibration_file_of_every_version_loads_and_a_bad_one_says_so(tmp_pat
         {"seconds_per_byte": {"Q4_K": -1}},
         {"seconds_per_byte": []},
         {"seconds_per_row": "fast"},
+        {"seconds_per_byte": {"F16": 1e999}},  # json reads Infinity
+        {"seconds_per_attention": True},
     ):
         path.write_text(json.dumps({**_calibration().to_json(), **bad}), encoding="utf-8")
         with pytest.raises(ConfigError, match="calibration"):
