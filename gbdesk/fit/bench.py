@@ -319,6 +319,7 @@ def calibrate(
     from gbdesk.hardware.probe import probe
 
     profile = replace(probe(), gpus=())  # the bench runs on the CPU
+    _read(path)  # a damaged or missing file is said before minutes of timing
     with tempfile.TemporaryDirectory(prefix="gbdesk-bench-") as folder:
         report(f"writing the bench models ({', '.join(MEASURED_TYPES)})...")
         models = [TimedModel(path, BENCH_CTX, 512), *write_bench_models(Path(folder))]

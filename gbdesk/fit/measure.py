@@ -15,6 +15,7 @@ repack path crashes in llama_decode, and with it on, weights would be held twice
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from gbdesk.hardware.cpu import physical_cores
 # when nothing else runs): on a shared machine one process can run 15% slower than the next
 # for its whole life, and only ever slower.
 REPEATS = 5
+_log = logging.getLogger(__name__)
 
 _CHILD = r"""
 import json, sys, time
@@ -119,30 +121,38 @@ def measure(
     """Run the measuring child for one case, with the backend's thread count by default.
 
     Raises:
-        GbdeskError: the child failed (the message holds the end of its stderr).
+        GbdeskError: the child failed or ran past ``timeout`` (the message says why in a
+            sentence; the child's whole output goes to the log).
     """
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _CHILD,
-            str(path),
-            str(n_ctx),
-            str(parallel),
-            str(n_gen),
-            str(threads or physical_cores()),
-            str(max_prompt),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
+    command = [
+        sys.executable,
+        "-c",
+        _CHILD,
+        str(path),
+        str(n_ctx),
+        str(parallel),
+        str(n_gen),
+        str(threads or physical_cores()),
+        str(max_prompt),
+    ]
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
         raise GbdeskError(
-            f"loading {path} with llama-cpp-python failed (exit {result.returncode}): "
-            f"{result.stderr.strip()[-400:]}",
-            fix="check that the file is a valid GGUF and that llama-cpp-python is installed",
+            f"timing {path.name} took longer than {timeout:.0f} s",
+            fix="close other programs that keep the processor busy and try again",
+        ) from None
+    if result.returncode != 0:
+        _log.warning("measuring %s failed (exit %s): %s", path, result.returncode, result.stderr)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        # the child's last line is its exception, "ValueError: Failed to load model from ..."
+        reason = lines[-1].split(": ", 1)[-1] if lines else f"exit status {result.returncode}"
+        raise GbdeskError(
+            f"llama.cpp could not run {path.name}: {reason}",
+            fix="check that the file is a complete GGUF model (download it again if it was cut "
+            "short) of an architecture this llama.cpp knows",
         )
     data = json.loads(result.stdout.strip().splitlines()[-1])
     return Measurement(

@@ -250,3 +250,18 @@ def test_a_calibration_file_of_every_version_loads_and_a_bad_one_says_so(tmp_pat
             load_calibration(path)
     full = _calibration(seconds_per_byte={"F16": 2.5e-11}, seconds_per_kv_byte=1e-10)
     assert "F16 40.0" in describe(full) and "KV cells at 10.0 GB/s" in describe(full)
+
+
+def test_a_model_llama_cpp_cannot_run_is_one_sentence(tmp_path: Path) -> None:
+    from gbdesk.errors import GbdeskError
+    from gbdesk.fit.measure import measure
+
+    path = write_synthetic(tmp_path / "cut.gguf", spec("llama"))
+    with path.open("r+b") as handle:  # a download cut short: tensor data missing
+        handle.truncate(path.stat().st_size // 2)
+    with pytest.raises(GbdeskError) as caught:
+        measure(path, 512, 1, n_gen=2)
+    message = str(caught.value)
+    assert message.startswith("llama.cpp could not run cut.gguf: ")
+    assert "Traceback" not in message and "File \"" not in message
+    assert "download it again" in caught.value.fix
