@@ -38,7 +38,10 @@ def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monk
     assert "now serves" in page.banner.text() and page.banner.level == "success"
     assert not page.delete_button.isEnabled()  # not while it serves
     state.backend.stop()
-    qtbot.waitUntil(lambda: state.backend.view.phase == "stopped" and page._task is None)
+    # the supervisor gives the child 10 s to exit on SIGTERM before it kills it
+    qtbot.waitUntil(
+        lambda: state.backend.view.phase == "stopped" and page._task is None, timeout=30_000
+    )
 
     # Importing the same file again is refused with a message.
     page.import_file(str(starter_model))
