@@ -31,11 +31,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gbdesk.fit.bench import (
-    BENCH_CTX,
+    bench_models,
     calibration_from,
     save_measured,
     speed_points,
-    write_bench_models,
 )
 from gbdesk.fit.calibration import describe, load_calibration
 from gbdesk.fit.estimator import FitSettings, estimate_fit
@@ -98,19 +97,18 @@ def _time_and_predict(
     another minute would carry that drift into every error."""
     profile = replace(probe(), gpus=())
     timed = [TimedModel(case.path, case.n_ctx, 512) for case in cases]
-    bench_models: list[TimedModel] = []
+    calibrating: list[TimedModel] = []
     if calibrate_here:
-        starter = require_starter_model()
-        bench_models = [TimedModel(starter, BENCH_CTX, 512), *write_bench_models(folder)]
-    runs = time_in_turn(bench_models + timed, repeats, report=print)
+        calibrating = bench_models(require_starter_model(), folder)
+    runs = time_in_turn(calibrating + timed, repeats, report=print)
     calibration = load_calibration()
     if calibrate_here:
-        points = speed_points(profile, bench_models, runs[: len(bench_models)])
-        calibration = calibration_from(profile, points, runs[0], bench_models[0].path.name)
+        points = speed_points(profile, calibrating, runs[: len(calibrating)])
+        calibration = calibration_from(profile, points, runs[0], calibrating[0].path.name)
         where = save_measured(calibration)
         print(f"calibrated from {calibration.points} models ({where}): {describe(calibration)}")
     print(f"calibration: {'yes' if calibration else 'none (run gbdesk bench or --calibrate)'}")
-    for case, case_runs in zip(cases, runs[len(bench_models) :], strict=True):
+    for case, case_runs in zip(cases, runs[len(calibrating) :], strict=True):
         layout = layout_from_gguf(read_gguf(case.path), case.path.name)
         settings = FitSettings(n_ctx=case.n_ctx)
         fit = estimate_fit(layout, profile, settings, calibration=calibration)

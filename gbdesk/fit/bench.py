@@ -77,10 +77,12 @@ _KV_SHARED = replace(_KV, name="bench-kv-gqa", n_head_kv=1)
 _WIDE = SyntheticSpec(
     "bench-wide", "llama", n_embd=1536, n_ff=6144, n_head=12, n_head_kv=12, tied=True
 )
-_WIDE_LAYER_WEIGHTS = 4 * 1536 * 1536 + 3 * 1536 * 6144
+# weights per layer: Q, K, V and output (as many KV heads as query heads), gate, up and down
+_WIDE_LAYER_WEIGHTS = 4 * _WIDE.n_embd**2 + 3 * _WIDE.n_embd * _WIDE.n_ff
 _WIDE_BYTES = 150e6
-# The quantized wide models get a short prompt: few KV cells, so their weights are what is
-# timed, and their prompt speed is not what is fitted.
+# The prompt the estimator's prompt speed is fitted on (the user's model, F16 shapes), and the
+# short one of the other models: few KV cells, so their weights are what is timed.
+_FULL_PROMPT = 512
 _SHORT_PROMPT = 64
 
 
@@ -105,14 +107,14 @@ def bench_cases() -> tuple[BenchCase, ...]:
         size = bytes_per_element(kind) or 2.0
         n_layers = max(2, round(_WIDE_BYTES / (_WIDE_LAYER_WEIGHTS * size)))
         wide = replace(_WIDE, name=f"bench-wide-{kind}", weights=kind, n_layers=n_layers)
-        cases.append(BenchCase(wide, 1024, 512 if kind == "F16" else _SHORT_PROMPT))
+        cases.append(BenchCase(wide, 1024, _FULL_PROMPT if kind == "F16" else _SHORT_PROMPT))
     return tuple(cases)
 
 
 @dataclass(frozen=True)
 class SpeedPoint:
     """One timed model: what a generated token reads on the CPU (layers, weight bytes by ggml
-    type, weight rows, attention multiply-adds) and its measured seconds per token."""
+    type, weight rows, attention multiply-adds, KV bytes) and its measured seconds per token."""
 
     name: str
     n_layers: int
@@ -146,7 +148,8 @@ _FIXED_TERMS = ("layers", "rows", "attention", "kv bytes")
 
 def fit_speed_model(points: list[SpeedPoint]) -> SpeedFit:
     """Least squares of seconds per token = layers x cost per layer + rows x cost per row +
-    attention x cost per product + weight bytes x cost per byte of each type, in relative
+    attention x cost per product + KV bytes x cost per KV byte + weight bytes x cost per byte
+    of each type, in relative
     terms (a 1 ms model weighs as much as a 15 ms one). What is physical is kept: a term that
     comes out negative (a cost per byte: 0 or less) is left out and the rest refitted; a
     left-out type is then judged from the others, a left-out fixed term is 0.
@@ -225,16 +228,18 @@ def _read(path: Path) -> GGUFMetadata:
     return read_gguf(path)
 
 
-def write_bench_models(folder: Path) -> list[TimedModel]:
-    """Write the synthetic bench models into ``folder``.
+def bench_models(path: Path, folder: Path) -> list[TimedModel]:
+    """What the bench times: the user's model at ``path`` first, then the synthetic bench
+    models, written into ``folder``.
 
     Raises:
         OSError: the folder cannot be written.
     """
-    return [
+    synthetic = [
         TimedModel(write_synthetic(folder / f"{case.spec.name}.gguf", case.spec), *case[1:])
         for case in bench_cases()
     ]
+    return [TimedModel(path, BENCH_CTX, _FULL_PROMPT), *synthetic]
 
 
 def calibration_from(
@@ -254,7 +259,7 @@ def calibration_from(
     return Calibration(
         cpu_brand=profile.cpu.brand,
         physical_cores=profile.cpu.physical_cores,
-        # the bandwidth figure a type the bench did not time, and the GUI's summary, go by
+        # F16's cost as a bandwidth efficiency: what an unmeasured term falls back to
         cpu_generation_efficiency=1 / (f16 * stream),
         cpu_prompt_efficiency=DEFAULT_CPU_PROMPT_EFFICIENCY * prompt_ratio,
         measured_generation_tps=1 / points[0].seconds_per_token,
@@ -280,7 +285,7 @@ def speed_points(
         GGUFError: a file is not a valid GGUF.
     """
     return [
-        _point(model.path, profile, timed, with_prompt=model.prompt >= 512)
+        _point(model.path, profile, timed, with_prompt=model.prompt >= _FULL_PROMPT)
         for model, timed in zip(models, runs, strict=True)
     ]
 
@@ -322,7 +327,7 @@ def calibrate(
     _read(path)  # a damaged or missing file is said before minutes of timing
     with tempfile.TemporaryDirectory(prefix="gbdesk-bench-") as folder:
         report(f"writing the bench models ({', '.join(MEASURED_TYPES)})...")
-        models = [TimedModel(path, BENCH_CTX, 512), *write_bench_models(Path(folder))]
+        models = bench_models(path, Path(folder))
         runs = time_in_turn(models, repeats, report, n_gen=N_GEN)
         points = speed_points(profile, models, runs)
     calibration = calibration_from(profile, points, runs[0], path.name)

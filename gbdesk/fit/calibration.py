@@ -1,7 +1,8 @@
 """Measured figures of this machine, written by `gbdesk bench` and read by the estimator.
 
-The speed model predicts a generated token's time from a fixed cost per layer and the seconds
-each byte of weights costs in its ggml type; a bench run times several models and stores the
+The speed model predicts a generated token's time from its costs per layer, per weight row, per
+attention product and KV byte, and per byte of weights in each ggml type
+(gbdesk.fit.speed.cpu_generation_seconds); a bench run times several models and stores the
 figures that predict them, so later estimates for other models on this machine use measured
 values instead of the defaults.
 """
@@ -40,8 +41,8 @@ class Calibration:
     seconds_per_token: float = 0.0
     points: int = 1  # how many measured runs the fit rests on
     # Seconds one byte of weights of each measured ggml type costs a generated token on the
-    # CPU ({"Q4_K": 9.4e-11, "F16": 3.7e-11, ...}); empty in files of gbdesk 0.1, which had
-    # one bandwidth efficiency for every type.
+    # CPU ({"Q4_K": 9.4e-11, "F16": 3.7e-11, ...}); empty in files written before there
+    # was a cost per type (one bandwidth efficiency for every type).
     seconds_per_byte: dict[str, float] = field(default_factory=dict)
     # Seconds per weight row read (a dot product's set-up), per attention multiply-add (a query
     # head x a KV cell x a dimension) and per byte of KV cells read; 0: not measured.

@@ -1,7 +1,7 @@
 """Load a GGUF with llama-cpp-python in a fresh process and measure memory and speed.
 
 The child loads the model the way gbdesk's backend does (low-level API: n_ctx, n_seq_max =
-parallel, n_batch 512), feeds every sequence a prompt (512 tokens unless told) (so the compute
+parallel, n_batch 512), feeds every sequence a prompt, 512 tokens unless told (so the compute
 buffer is really used), then generates a few tokens for all sequences together. It reports
 resident memory (RSS) after ``import llama_cpp`` and after the run, and the tokens/s of prompt
 processing and generation (from the 20th-percentile step: what the machine does when other

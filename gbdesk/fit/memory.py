@@ -101,8 +101,7 @@ def attended_kv_bytes(
     (padded to 256; by default a :data:`ATTENDED_CELLS` conversation), within the stream's (or
     the sliding window's) cells."""
     width = arch.n_head_kv * (arch.head_dim_k + (0 if arch.mla_cache else arch.head_dim_v))
-    stream = cells.per_sequence_swa if arch.is_swa_layer(layer) else cells.per_sequence
-    return int(width * min(pad(filled), stream) * CACHE_TYPE_BYTES[cache_type])
+    return int(width * _attended_cells(arch, cells, layer, filled) * CACHE_TYPE_BYTES[cache_type])
 
 
 def attention_products(
@@ -112,8 +111,18 @@ def attention_products(
     every query head takes each filled cell's K and V (head_dim_k + head_dim_v values). This,
     not the cache's bytes, is a CPU's cost: llama.cpp's CPU kernel loops over query heads, so
     heads that share a KV head (GQA) each re-read it from the cache."""
+    return (
+        arch.n_head
+        * (arch.head_dim_k + arch.head_dim_v)
+        * _attended_cells(arch, cells, layer, filled)
+    )
+
+
+def _attended_cells(arch: Architecture, cells: KvCells, layer: int, filled: int) -> int:
+    """The cells a token attends over in ``layer``: the filled ones padded to 256 (llama.cpp's
+    n_kv), within the stream's (or the sliding window's) cells."""
     stream = cells.per_sequence_swa if arch.is_swa_layer(layer) else cells.per_sequence
-    return arch.n_head * (arch.head_dim_k + arch.head_dim_v) * min(pad(filled), stream)
+    return min(pad(filled), stream)
 
 
 def activation_bytes(arch: Architecture, n_ubatch: int) -> int:
