@@ -285,7 +285,7 @@ def speed_points(
         GGUFError: a file is not a valid GGUF.
     """
     return [
-        _point(model.path, profile, timed, with_prompt=model.prompt >= _FULL_PROMPT)
+        _point(model.path, profile, timed, with_prompt=model.prompt == _FULL_PROMPT)
         for model, timed in zip(models, runs, strict=True)
     ]
 
