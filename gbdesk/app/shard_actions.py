@@ -29,14 +29,17 @@ def register_this_node(
     datacenter: str | None = None,
     env_file: str = "",
     hardware_profile: dict | None = None,
+    api_key: str | None = None,
 ) -> ShardResult:
-    """Register (or refresh) this node; ``database_url`` empty means the configured database.
+    """Register (or refresh) this node with what it offers now (:mod:`gbdesk.app.fleet`);
+    ``database_url`` empty means the configured database; ``api_key``: the backend's key.
 
     Raises:
         InvalidShardOptionError: an option is out of range.
         DatabaseUnavailableError: the database cannot be reached.
         ShardError, EmbeddedPostgresError: registration or the embedded server failed.
     """
+    from gbdesk.app.fleet import register_capacity
     from gbdesk.shard import service
     from gbdesk.shard.registry import ShardOptions
 
@@ -45,6 +48,7 @@ def register_this_node(
         database_url=database_url or settings.database_url or None,
         env_file=env_file or None,
         hardware_profile=hardware_profile,
+        capacity=register_capacity(settings, api_key),
     )
 
 
@@ -68,16 +72,20 @@ def registration_status(settings: Settings) -> ShardResult | None:
     return ShardResult(registration, False, embedded, state.env_file if state else "")
 
 
-def heartbeat(settings: Settings, llm_model: str | None = None) -> datetime:
-    """Update this node's last-seen time once.
+def heartbeat(settings: Settings, api_key: str | None = None) -> datetime:
+    """Update this node's last-seen time and what it offers (model, slots, speed, worker) once;
+    ``api_key``: the backend's key, to ask it what it serves.
 
     Raises:
         NotRegisteredError: the node never registered.
         DatabaseUnavailableError, ShardError: the database cannot be reached or updated.
     """
+    from gbdesk.app.fleet import this_node_capacity
     from gbdesk.shard import service
 
-    return service.beat_once(settings.database_url or None, llm_model=llm_model)
+    return service.beat_once(
+        settings.database_url or None, capacity=this_node_capacity(settings, api_key=api_key)
+    )
 
 
 def unregister_this_node(settings: Settings) -> int:

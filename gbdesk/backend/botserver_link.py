@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gbdesk.botserver import update_config_csv, update_env_file
-from gbdesk.errors import GbdeskError, UsageError
+from gbdesk.errors import ConfigError, GbdeskError, UsageError, os_error_words
 from gbdesk.options import STARTER
 
 _SECRET_KEYS = frozenset({"llm-key", "LLM_KEY", "embedding-key"})
@@ -77,10 +77,13 @@ def backend_values(
     api_key: str | None = None,
     embedding_model: str | None = None,
     embedding_url: str | None = None,
+    dimensions: int | None = None,
 ) -> BotserverValues:
     """The settings for botserver, from the arguments or else gbdesk's settings.
 
     ``embedding_model`` None means the ``embedding_model`` setting; "" means none.
+    ``dimensions`` (the embedding model's vector length) None reads the model's GGUF on this
+    machine (another machine's model: pass the length its node recorded).
 
     Raises:
         GbdeskError: the embedding model cannot be found or read.
@@ -104,7 +107,9 @@ def backend_values(
             else backend_url(settings.backend_host, settings.embedding_port) + "/v1/embeddings"
         )
         config["embedding-model"] = served_model_id(embedder)
-        config["embedding-dimensions"] = str(embedding_dimensions(embedder))
+        config["embedding-dimensions"] = str(
+            dimensions if dimensions is not None else embedding_dimensions(embedder)
+        )
         config["embedding-key"] = api_key or "none"
     env = {"LLM_URL": url, "LLM_MODEL": model_id}
     if api_key:
@@ -148,11 +153,16 @@ def write_botserver_config(
     *,
     config_csv: Path | None = None,
     env_file: str | Path | None = None,
+    remember: bool = True,
 ) -> list[Path]:
     """Write the values into the files given; returns the files written.
 
+    With ``remember`` their paths are kept in the settings (``botserver_config_csv``,
+    ``botserver_env_file``), so that serving another model later rewrites the model they name
+    (:func:`sync_served_model`) instead of leaving botserver on the old one.
+
     Raises:
-        ConfigError: a file cannot be read or written.
+        ConfigError: a file cannot be read or written, or the settings cannot be saved.
     """
     written: list[Path] = []
     if config_csv is not None:
@@ -161,4 +171,102 @@ def write_botserver_config(
     if env_file is not None:
         update_env_file(env_file, values.env)
         written.append(Path(env_file))
+    if remember and written:
+        _remember(config_csv, env_file)
     return written
+
+
+def _remember(config_csv: Path | None, env_file: str | Path | None) -> None:
+    from gbdesk.settings import load_settings, save_settings
+
+    settings = load_settings()
+    changes: dict[str, str] = {}
+    if config_csv is not None:
+        changes["botserver_config_csv"] = str(Path(config_csv).expanduser().resolve())
+    if env_file is not None:
+        changes["botserver_env_file"] = str(Path(env_file).expanduser().resolve())
+    try:
+        save_settings(settings.replace(**changes))
+    except OSError as exc:
+        raise ConfigError(
+            f"botserver's files were written, but gbdesk cannot remember where: "
+            f"{os_error_words(exc)}",
+            fix="check that gbdesk's config folder is writable",
+        ) from exc
+
+
+def forget_botserver_files(config_csv: Path | None, env_file: str | Path | None) -> None:
+    """Stop keeping these files in line with this machine's served model: they now point at
+    another machine's backend (tenant routing), whose model this machine must not overwrite.
+
+    Raises:
+        ConfigError: the settings cannot be saved.
+    """
+    from gbdesk.settings import load_settings, save_settings
+
+    settings = load_settings()
+    changes: dict[str, str] = {}
+    for field_name, path in (
+        ("botserver_config_csv", config_csv),
+        ("botserver_env_file", env_file),
+    ):
+        remembered = getattr(settings, field_name)
+        if (
+            path is not None
+            and remembered
+            and (Path(remembered) == Path(path).expanduser().resolve())
+        ):
+            changes[field_name] = ""
+    if not changes:
+        return
+    try:
+        save_settings(settings.replace(**changes))
+    except OSError as exc:
+        raise ConfigError(
+            f"gbdesk cannot update its settings: {os_error_words(exc)}",
+            fix="check that gbdesk's config folder is writable",
+        ) from exc
+
+
+@dataclass(frozen=True)
+class ModelSync:
+    """What :func:`sync_served_model` did to botserver's files."""
+
+    model_id: str  # what they name now
+    updated: tuple[Path, ...]  # files that named another model and were rewritten
+    already: tuple[Path, ...]  # files that named it already
+    missing: tuple[Path, ...]  # remembered files that are gone (left alone)
+
+
+def sync_served_model(model: str) -> ModelSync:
+    """Make botserver's remembered files (see :func:`write_botserver_config`) name ``model``,
+    the model the backend now serves: ``llm-model`` in the bot's config.csv, ``LLM_MODEL`` in
+    botserver's .env. Only that key changes; a file that is gone is reported, not created.
+
+    Raises:
+        ConfigError: a file cannot be read or written.
+    """
+    from gbdesk.botserver import read_config_csv, read_env_file
+    from gbdesk.settings import load_settings
+
+    settings = load_settings()
+    model_id = served_model_id(model or STARTER)
+    updated: list[Path] = []
+    already: list[Path] = []
+    missing: list[Path] = []
+    targets = (
+        (settings.botserver_config_csv, "llm-model", read_config_csv, update_config_csv),
+        (settings.botserver_env_file, "LLM_MODEL", read_env_file, update_env_file),
+    )
+    for name, key, read, update in targets:
+        if not name:
+            continue
+        path = Path(name)
+        if not path.is_file():
+            missing.append(path)
+        elif read(path).get(key) == model_id:
+            already.append(path)
+        else:
+            update(path, {key: model_id})
+            updated.append(path)
+    return ModelSync(model_id, tuple(updated), tuple(already), tuple(missing))

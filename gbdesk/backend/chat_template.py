@@ -12,7 +12,9 @@ from __future__ import annotations
 import ctypes
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -20,9 +22,11 @@ import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from gbdesk.backend.errors import RequestError
+from gbdesk.backend.json_body import clip
 
 if TYPE_CHECKING:
     from gbdesk.backend.model import LlamaModel
+    from gbdesk.gguf.model import GGUFMetadata
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -74,6 +78,7 @@ class ChatTemplate:
         builtin: str | None = None,
     ) -> None:
         self.source = source or CHATML_TEMPLATE
+        self.from_model = bool(source)  # else a llama.cpp built-in (or ChatML) stands in
         self.builtin = None if source else builtin  # a llama.cpp template name
         self.bos_token = bos_token
         self.eos_token = eos_token
@@ -86,6 +91,11 @@ class ChatTemplate:
         environment.filters["tojson"] = _tojson
         self._template = environment.from_string(self.source)
 
+    @property
+    def name(self) -> str:
+        """The words for it: "the model's own", or the built-in one used ("chatml", "llama3")."""
+        return "the model's own" if self.from_model else (self.builtin or "chatml")
+
     def render(
         self,
         messages: Sequence[Mapping[str, Any]],
@@ -96,7 +106,7 @@ class ChatTemplate:
         """The prompt text for ``messages``.
 
         Raises:
-            RequestError: the template rejects the conversation (400).
+            RequestError: the template rejects the conversation or fails on it (400).
         """
         if self.builtin is not None:
             return _apply_builtin(self.builtin, messages, add_generation_prompt)
@@ -112,10 +122,15 @@ class ChatTemplate:
             )
         except RequestError:
             raise
-        except jinja2.TemplateError as exc:
+        except Exception as exc:
+            # jinja2's own errors, and whatever the template's code raises on the client's
+            # data (a TypeError adding a string to an object, ...): the messages are at fault.
+            detail = str(exc) if isinstance(exc, jinja2.TemplateError) else type(exc).__name__
             raise RequestError(
-                400, f"the chat template cannot render these messages: {exc}", param="messages"
-            ) from exc
+                400,
+                f"the chat template cannot render these messages: {clip(detail, 200)}",
+                param="messages",
+            ) from None
 
 
 # Architectures whose models use one llama.cpp template whatever their vocabulary.
@@ -133,6 +148,12 @@ _TOKEN_TEMPLATES = (
     ("<start_of_turn>", "gemma"),
     ("<|end|>", "phi3"),
     ("[INST]", "mistral-v1"),
+)
+
+
+# Every llama.cpp built-in template gbdesk may choose ("chatml" when nothing else fits).
+BUILTIN_TEMPLATES = tuple(
+    sorted({*_ARCH_TEMPLATES.values(), *(name for _, name in _TOKEN_TEMPLATES), "chatml"})
 )
 
 
@@ -199,3 +220,60 @@ def template_for_model(model: LlamaModel) -> ChatTemplate:
         eos_token=model.token_text(metadata.get("tokenizer.ggml.eos_token_id")),
         builtin=builtin,
     )
+
+
+@dataclass(frozen=True)
+class TemplateChoice:
+    """Which chat template a model file gets: its own, or a built-in one in its place."""
+
+    model_name: str  # the file name
+    from_model: bool  # the GGUF has tokenizer.chat_template
+    name: str  # "the model's own", or the llama.cpp built-in template used ("chatml"...)
+
+    @property
+    def warning(self) -> str:
+        """What a person must know about a model without a template ("" when it has one)."""
+        return "" if self.from_model else missing_template_warning(self.model_name, self.name)
+
+
+def missing_template_warning(model_name: str, builtin: str) -> str:
+    """The warning for a model without a chat template that is served with ``builtin``."""
+    return (
+        f"{model_name} has no chat template in its file: it is probably a base model, not "
+        "tuned for chat, and its answers may repeat one line until the token limit. gbdesk "
+        f"uses the {builtin} template (llama.cpp's built-in) for it; for a bot, choose the "
+        "model's instruct or chat version."
+    )
+
+
+def template_choice(metadata: GGUFMetadata, model_name: str) -> TemplateChoice:
+    """The template :func:`template_for_model` will give this model, from its header alone
+    (nothing is loaded): its own, or the built-in one its architecture and tokens call for."""
+    if metadata.get("tokenizer.chat_template"):
+        return TemplateChoice(model_name, True, "the model's own")
+    tokens = metadata.get("tokenizer.ggml.tokens") or ()
+    vocabulary = frozenset(token for token in tokens if isinstance(token, str))
+    builtin = builtin_template_name(metadata.architecture, vocabulary.__contains__)
+    return TemplateChoice(model_name, False, builtin)
+
+
+def template_choice_for_file(path: str | Path) -> TemplateChoice:
+    """:func:`template_choice` of a GGUF file.
+
+    Raises:
+        GGUFError: the file is missing or not a readable GGUF.
+    """
+    from gbdesk.gguf import read_gguf
+
+    return template_choice(read_gguf(path), Path(path).name)
+
+
+def template_warning(path: str | Path) -> str:
+    """The warning for a model file without a chat template; "" when it has one, or when its
+    header cannot be read (loading it will say why)."""
+    from gbdesk.gguf.model import GGUFError
+
+    try:
+        return template_choice_for_file(path).warning
+    except GGUFError:
+        return ""

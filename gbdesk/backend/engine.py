@@ -247,6 +247,9 @@ class Engine:
         # Steps that decoded one generating sequence and nothing else: its tokens/s on its own.
         self._single_steps = 0
         self._single_seconds = 0.0
+        # Set when llama.cpp can no longer run this model (an RPC worker stopped answering):
+        # every request then ends with this sentence; the engine thread never comes back.
+        self.failure: str | None = None
         self._thread = threading.Thread(target=self._run, name="gbdesk-engine", daemon=True)
         self._thread.start()
 
@@ -286,6 +289,8 @@ class Engine:
             self.check_grammar(request.grammar, request.grammar_triggers)
         generation = Generation(request, notify)
         with self._wake:
+            if self.failure is not None:
+                raise RequestError(503, self.failure, kind="unavailable_error")
             if self._stopping:
                 raise RequestError(503, "the server is shutting down", kind="unavailable_error")
             # Waiting requests first take the free slots (at the next step); only what is left
@@ -333,8 +338,32 @@ class Engine:
             queue_limit=self.queue_limit,
         )
 
+    def fail(self, message: str) -> None:
+        """llama.cpp stopped on a fault (any thread): end every request with ``message``.
+
+        The engine thread is stuck inside llama.cpp for good (its worker is gone), so nothing
+        else touches the slots any more; this takes them over and refuses new requests.
+        """
+        with self._wake:
+            if self.failure is not None:
+                return
+            self.failure = message
+            self._stopping = True
+            for slot in self._slots:
+                if slot.generation is not None:
+                    self._finish(slot, FinishReason.ERROR, error=message, flush=False)
+            while self._pending:
+                generation = self._pending.popleft()
+                generation.push(
+                    Finish(FinishReason.ERROR, len(generation.request.prompt_tokens), 0, 0, message)
+                )
+
     def close(self) -> None:
         """Stop the engine thread, end every request, free the model (safe to call twice)."""
+        if self.failure is not None:
+            # The engine thread and the model's buffers belong to a lost worker: freeing them
+            # would call it again. The process ends soon after; the OS frees what is here.
+            return
         with self._wake:
             if self._stopping and not self._thread.is_alive():
                 return

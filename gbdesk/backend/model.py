@@ -45,6 +45,10 @@ class ContextOptions:
     # pooled with this llama_pooling_type; ``parallel`` is then the inputs per batch.
     embeddings: bool = False
     pooling: int = -1
+    # llama.cpp devices to offload to (ggml_backend_dev_t addresses: RPC workers, then GPUs) and
+    # each one's share of the offloaded layers; empty: llama.cpp's default choice.
+    devices: tuple[int, ...] = ()
+    tensor_split: tuple[float, ...] = ()
 
 
 def cpu_has_amx() -> bool:
@@ -127,6 +131,14 @@ class LlamaModel:
         model_params.use_extra_bufts = (
             options.repack if options.repack is not None else not cpu_has_amx()
         )
+        if options.devices:
+            # NULL-terminated; kept on self: llama.cpp reads them during the load only, but a
+            # ctypes array freed early would be a use-after-free.
+            self._devices = (ctypes.c_void_p * (len(options.devices) + 1))(*options.devices, None)
+            model_params.devices = ctypes.cast(self._devices, ctypes.c_void_p)
+            split = list(options.tensor_split)[: llama.LLAMA_MAX_DEVICES]
+            self._split = (ctypes.c_float * llama.LLAMA_MAX_DEVICES)(*split)
+            model_params.tensor_split = self._split
         self._model = llama.llama_model_load_from_file(str(self.path).encode(), model_params)
         if not self._model:
             raise ModelLoadError(

@@ -14,6 +14,7 @@ from typing import Any
 
 from gbdesk.backend.engine import SamplingParams
 from gbdesk.backend.errors import RequestError
+from gbdesk.backend.json_body import UnsafeJsonError, clip, decode_json_text
 from gbdesk.backend.reasoning import OPEN_TAG, REASONING_FORMATS
 
 CHAT_ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
@@ -53,6 +54,12 @@ class CommonOptions:
 
 
 MAX_TOP_LOGPROBS = 20
+# Once a grammar is complete only the end of generation is allowed; with the end banned,
+# llama.cpp's grammar sampler throws a C++ exception that ends the whole process.
+IGNORE_EOS_WITH_GRAMMAR = (
+    "'ignore_eos' cannot be combined with a grammar, a JSON response_format or tools: the"
+    " output must end where the grammar ends; leave 'ignore_eos' out"
+)
 
 
 def _logprobs(body: dict[str, Any], chat: bool) -> int | None:
@@ -94,9 +101,11 @@ def _number(body: dict[str, Any], name: str, default: float, low: float, high: f
     value = body.get(name, _MISSING)
     if value is _MISSING or value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _bad(f"'{name}' must be a number", name)
-    if not low <= value <= high:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _bad(f"'{name}' must be a finite number", name)
+    if not low <= value <= high:  # exact for any int: Python compares int and float exactly
         raise _bad(f"'{name}' must be between {low} and {high}, not {value}", name)
     return float(value)
 
@@ -135,23 +144,110 @@ def _stop(body: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _max_tokens(body: dict[str, Any]) -> int | None:
+    """The first of max_completion_tokens, max_tokens and n_predict given (each checked)."""
+    values: list[int | None] = []
     for name in ("max_completion_tokens", "max_tokens", "n_predict"):
-        if body.get(name) is not None:
-            if name == "n_predict" and body[name] == -1:
-                return None  # llama-server's "until the end"
-            return _integer(body, name, None, 1)
-    return None
+        if name == "n_predict" and body.get(name) == -1 and not isinstance(body[name], bool):
+            values.append(None)  # llama-server's "until the end"
+        elif body.get(name) is not None:
+            values.append(_integer(body, name, None, 1))
+    return values[0] if values else None
+
+
+def reject_unknown(body: dict[str, Any], known: frozenset[str] | set[str]) -> None:
+    """Raises:
+    RequestError: 400 naming the first field of ``body`` not in ``known``."""
+    for name in body:
+        if name not in known:
+            raise _bad(f"'{clip(name)}' is not supported by this server", clip(name))
+
+
+def check_strings(body: dict[str, Any], *names: str) -> None:
+    """Fields read as optional strings (``model``, ``user``): a string or null.
+
+    Raises:
+        RequestError: 400 naming the first that is something else.
+    """
+    for name in names:
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise _bad(f"'{name}' must be a string", name)
 
 
 def _check_fields(body: dict[str, Any], chat: bool) -> None:
-    known = _CHAT_FIELDS if chat else _TEXT_FIELDS
-    for name in body:
-        if name not in known:
-            raise _bad(f"'{name}' is not supported by this server", name)
+    reject_unknown(body, _CHAT_FIELDS if chat else _TEXT_FIELDS)
     if body.get("cache_prompt") is not None and not isinstance(body["cache_prompt"], bool):
         raise _bad("'cache_prompt' must be true or false", "cache_prompt")
-    if body.get("user") is not None and not isinstance(body["user"], str):
-        raise _bad("'user' must be a string", "user")
+    check_strings(body, "model", "user")
+
+
+MAX_GRAMMAR_CHARS = 64 * 1024
+MAX_GRAMMAR_NESTING = 100  # parentheses; llama.cpp's parser recurses and crashes near 20,000
+MAX_GRAMMAR_POSTFIX_RUN = 4  # stacked repetition operators ("a"*?+...) nest rules as well
+
+
+def check_grammar_text(
+    grammar: str, param: str = "grammar", max_chars: int | None = MAX_GRAMMAR_CHARS
+) -> None:
+    """A GBNF text small and shallow enough for llama.cpp's recursive parser to survive.
+
+    llama.cpp parses a grammar with recursion over its parentheses and stacked repetition
+    operators, and takes seconds over a grammar of a megabyte: a deep one ends the whole
+    process with a stack overflow. Syntax is left to llama.cpp (the engine checks it).
+    Grammars converted from a JSON schema (``param`` names the schema's field) are checked for
+    nesting only (``max_chars`` None): a large schema makes a long grammar.
+
+    Raises:
+        RequestError: the grammar is over the size, nesting or operator limits (400).
+    """
+    if max_chars is not None and len(grammar) > max_chars:
+        raise _bad(
+            f"'grammar' is {len(grammar)} characters long; at most {max_chars} are accepted",
+            param,
+        )
+    depth = run = 0
+    state = ""  # "" outside, '"' in a literal, "[" in a character class, "#" in a comment
+    escaped = False
+    for char in grammar:
+        if state in ('"', "["):
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == ('"' if state == '"' else "]"):
+                state = ""
+            continue
+        if state == "#":
+            state = "" if char in "\r\n" else "#"
+            continue
+        if char in "*+?{":
+            run += 1
+            if run > MAX_GRAMMAR_POSTFIX_RUN:
+                raise _bad(
+                    f"the grammar stacks more than {MAX_GRAMMAR_POSTFIX_RUN} repetition"
+                    " operators on one symbol",
+                    param,
+                )
+            if char == "{":
+                state = "{"
+            continue
+        if state == "{":
+            state = "" if char == "}" else "{"
+            continue
+        if char.isspace():
+            continue
+        run = 0
+        if char in ('"', "[", "#"):
+            state = char
+        elif char == "(":
+            depth += 1
+            if depth > MAX_GRAMMAR_NESTING:
+                raise _bad(
+                    f"the grammar nests parentheses more than {MAX_GRAMMAR_NESTING} deep"
+                    " (in a JSON schema: a 'pattern' with too many nested groups)",
+                    param,
+                )
+        elif char == ")":
+            depth = max(depth - 1, 0)
 
 
 def _grammar(body: dict[str, Any]) -> str | None:
@@ -161,6 +257,8 @@ def _grammar(body: dict[str, Any]) -> str | None:
     grammar = body.get("grammar")
     if grammar is not None and not isinstance(grammar, str):
         raise _bad("'grammar' must be a GBNF string", "grammar")
+    if grammar:
+        check_grammar_text(grammar)
     response_format = body.get("response_format")
     if response_format is None:
         return grammar or None
@@ -191,11 +289,14 @@ def _grammar(body: dict[str, Any]) -> str | None:
     if not isinstance(schema, dict):
         raise _bad("the response schema must be an object", "response_format")
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        converted = json_schema_to_gbnf(json.dumps(schema))
     except Exception as exc:  # the converter raises plain exceptions for what it cannot express
         raise _bad(
-            f"this JSON schema cannot be turned into a grammar: {exc}", "response_format"
+            f"this JSON schema cannot be turned into a grammar: {clip(str(exc), 200)}",
+            "response_format",
         ) from None
+    check_grammar_text(converted, "response_format", max_chars=None)
+    return converted
 
 
 def parse_chat_options(body: dict[str, Any], default_reasoning: str) -> ChatOptions:
@@ -204,7 +305,9 @@ def parse_chat_options(body: dict[str, Any], default_reasoning: str) -> ChatOpti
     Raises:
         RequestError: an unknown reasoning format (400).
     """
-    value = body.get("reasoning_format", default_reasoning)
+    value = body.get("reasoning_format")
+    if value is None:
+        value = default_reasoning
     if value == "auto":
         value = "deepseek"
     if value not in REASONING_FORMATS:
@@ -240,17 +343,26 @@ def parse_common(body: dict[str, Any], *, chat: bool = True) -> CommonOptions:
         seed=seed,
     )
     stream = _flag(body, "stream")
-    stream_options = body.get("stream_options") or {}
+    stream_options = body.get("stream_options")
+    if stream_options is None:
+        stream_options = {}
     if not isinstance(stream_options, dict):
         raise _bad("'stream_options' must be an object", "stream_options")
+    include_usage = stream_options.get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise _bad("'stream_options.include_usage' must be true or false", "stream_options")
+    ignore_eos = _flag(body, "ignore_eos")
+    grammar = _grammar(body)
+    if ignore_eos and grammar is not None:
+        raise _bad(IGNORE_EOS_WITH_GRAMMAR, "ignore_eos")
     return CommonOptions(
         stream=stream,
-        include_usage=bool(stream_options.get("include_usage", False)),
+        include_usage=bool(include_usage),
         max_tokens=_max_tokens(body),
         stop=_stop(body),
         sampling=sampling,
-        ignore_eos=_flag(body, "ignore_eos"),
-        grammar=_grammar(body),
+        ignore_eos=ignore_eos,
+        grammar=grammar,
         logprobs=_logprobs(body, chat),
     )
 
@@ -291,9 +403,10 @@ def parse_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(message, dict):
             raise _bad("each message must be an object", f"messages[{index}]")
         role = message.get("role")
-        if role not in CHAT_ROLES:
+        if not isinstance(role, str) or role not in CHAT_ROLES:
+            shown = repr(clip(role)) if isinstance(role, str) else "missing or not a string"
             raise _bad(
-                f"unknown role {role!r}; use one of {', '.join(sorted(CHAT_ROLES))}",
+                f"the role is {shown}; use one of {', '.join(sorted(CHAT_ROLES))}",
                 f"messages[{index}].role",
             )
         if role == "developer":
@@ -304,19 +417,52 @@ def parse_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
         }
         calls = message.get("tool_calls")
         if calls is not None:
-            if not isinstance(calls, list) or not all(
-                isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls
-            ):
-                raise _bad(
-                    "'tool_calls' must be a list of {'function': {...}}",
-                    f"messages[{index}].tool_calls",
-                )
-            entry["tool_calls"] = calls
+            entry["tool_calls"] = _tool_calls(calls, f"messages[{index}].tool_calls")
         for name in ("tool_call_id", "name"):
-            if isinstance(message.get(name), str):
-                entry[name] = message[name]
+            value = message.get(name)
+            if value is not None and not isinstance(value, str):
+                raise _bad(f"'{name}' must be a string", f"messages[{index}].{name}")
+            if value is not None:
+                entry[name] = value
         result.append(entry)
     return result
+
+
+def _tool_calls(calls: Any, param: str) -> list[dict[str, Any]]:
+    """An assistant message's earlier ``tool_calls``, each ``{"function": {name, arguments}}``
+    (``arguments`` JSON text, or an object as some clients send it).
+
+    Raises:
+        RequestError: anything else (400, naming the call).
+    """
+    if not isinstance(calls, list):
+        raise _bad("'tool_calls' must be a list of {'function': {...}}", param)
+    for number, call in enumerate(calls):
+        where = f"{param}[{number}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise _bad("a tool call must be {'function': {'name': ..., 'arguments': ...}}", where)
+        if not isinstance(function.get("name"), str):
+            raise _bad("a tool call's function needs a string 'name'", f"{where}.function.name")
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, (str, dict)):
+            raise _bad(
+                "a tool call's 'arguments' must be JSON text (or an object)",
+                f"{where}.function.arguments",
+            )
+        if isinstance(arguments, str):
+            # JSON text inside the body: held to the body's own limits (text that is not JSON
+            # at all goes back into the prompt as it is).
+            try:
+                decode_json_text(arguments, "the tool call's 'arguments'")
+            except UnsafeJsonError as exc:
+                raise _bad(exc.message, f"{where}.function.arguments") from None
+            except RequestError:
+                pass
+        for name in ("id", "type"):
+            if call.get(name) is not None and not isinstance(call[name], str):
+                raise _bad(f"a tool call's '{name}' must be a string", f"{where}.{name}")
+    return calls
 
 
 def parse_prompt(body: dict[str, Any]) -> str | list[int]:
@@ -349,9 +495,8 @@ def parse_embedding_input(body: dict[str, Any]) -> tuple[list[str | list[int]], 
     Raises:
         RequestError: a missing or malformed field (400).
     """
-    for name in body:
-        if name not in {"input", "model", "encoding_format", "user", "content"}:
-            raise _bad(f"'{name}' is not supported by this server", name)
+    reject_unknown(body, {"input", "model", "encoding_format", "user", "content"})
+    check_strings(body, "model", "user")
     value = body.get("input", body.get("content"))  # llama-server's /embedding takes "content"
     if value is None:
         raise _bad("'input' is required", "input")
@@ -379,7 +524,9 @@ def parse_embedding_input(body: dict[str, Any]) -> tuple[list[str | list[int]], 
         raise _bad(f"'input' may hold at most {MAX_EMBEDDING_INPUTS} items", "input")
     if any(item == "" for item in inputs):
         raise _bad("'input' cannot contain an empty string", "input")
-    encoding = body.get("encoding_format", "float")
+    encoding = body.get("encoding_format")
+    if encoding is None:
+        encoding = "float"
     if encoding not in ("float", "base64"):
         raise _bad("'encoding_format' must be 'float' or 'base64'", "encoding_format")
     return inputs, encoding

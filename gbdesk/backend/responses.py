@@ -100,18 +100,27 @@ class ResponseShape:
         reasoning: str | None = None,
         tool_calls: list[dict[str, Any]] | None = None,
         logprobs: list[TokenLogprob] | None = None,
+        unfinished_call: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The whole response; ``reasoning`` (chat only) becomes ``reasoning_content``."""
+        """The whole response; ``reasoning`` (chat only) becomes ``reasoning_content``.
+
+        ``unfinished_call`` (``{"name", "message"}``) is a tool call the model began but that
+        is not returned (cut off): the choice carries it as ``unfinished_tool_call``, and the
+        content holds only the text before the call (null when there is none).
+        """
         reason: str = finish.reason  # or "tool_calls", which the engine does not know
         if self.chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if reasoning:
                 message["reasoning_content"] = reasoning
-            if tool_calls:
+            if tool_calls or unfinished_call:
                 message["content"] = text or None
+            if tool_calls:
                 message["tool_calls"] = tool_calls
                 reason = "tool_calls" if reason == "stop" else reason
             choice = {"index": 0, "message": message}
+            if unfinished_call:
+                choice["unfinished_tool_call"] = unfinished_call
         else:
             choice = {"index": 0, "text": text}
         choice["logprobs"] = None
@@ -182,12 +191,22 @@ class ResponseShape:
         return sse(self._chunk(_delta_choice(opening))) + sse(self._chunk(_delta_choice(arguments)))
 
     def last_delta(
-        self, finish: Finish, first: bool, *, tool_calls: bool = False
+        self,
+        finish: Finish,
+        first: bool,
+        *,
+        tool_calls: bool = False,
+        unfinished_call: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """The stream's last chunk, with ``finish_reason`` (and ``unfinished_tool_call``)."""
         if self.chat:
-            delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else {}
+            delta: dict[str, Any] = {}
+            if first:
+                delta = {"role": "assistant", "content": None if unfinished_call else ""}
             reason = "tool_calls" if tool_calls and finish.reason == "stop" else finish.reason
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+            if unfinished_call:
+                choice["unfinished_tool_call"] = unfinished_call
         else:
             choice = {"index": 0, "text": "", "logprobs": None, "finish_reason": finish.reason}
         return self._chunk(choice)

@@ -32,8 +32,11 @@ from gbdesk.settings import Settings
 if TYPE_CHECKING:
     from gbdesk.backend.chat_template import ChatTemplate
     from gbdesk.backend.embeddings import EmbeddingEngine
-    from gbdesk.backend.engine import EngineStats
+    from gbdesk.backend.engine import Engine, EngineStats
     from gbdesk.backend.model import LlamaModel
+    from gbdesk.fit.pool import PoolPlan
+    from gbdesk.gguf import GGUFMetadata
+    from gbdesk.hardware.rpc import WorkerAddress
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ class ServeOptions:
     embedding_port: int = option("embedding_port").default  # botserver's embedding-url default
     embedding_ctx: int = option("embedding_ctx").default  # tokens per embedded text
     embedding_pooling: str = option("embedding_pooling").default  # "": the GGUF's, else mean
+    rpc: str = option("rpc_workers").default  # "HOST:PORT,...": llama.cpp RPC workers
 
     @classmethod
     def from_settings(
@@ -109,15 +113,38 @@ class ServeOptions:
                 fix="leave it out to use the model's own pooling",
             )
         if self.embedding_model and self.embedding_port == self.port and self.port != 0:
+            from gbdesk.backend.ports import free_port_near
+
             raise UsageError(
                 f"the embedding port {self.embedding_port} is the chat port too",
-                fix=f"pick another one: --embedding-port {self.port + 1}",
+                fix="pick another one: --embedding-port "
+                f"{free_port_near(self.host, self.port, avoid={self.port})}",
             )
+        self.workers()  # junk, duplicates, or this backend's own port: a WorkerError now
         if self.gpu_layers != "auto" and not self.gpu_layers.isdigit():
             raise UsageError(
                 f"--gpu-layers must be 'auto' or a number, not {self.gpu_layers!r}",
                 fix="use --gpu-layers auto, or --gpu-layers 0 for CPU only",
             )
+
+
+    def workers(self) -> tuple[WorkerAddress, ...]:
+        """The RPC workers of ``--rpc``, checked.
+
+        Raises:
+            WorkerError: an address is invalid, listed twice, or is this backend's own port.
+        """
+        from gbdesk.hardware.rpc import WorkerError, parse_workers
+
+        workers = parse_workers(self.rpc)
+        own = {self.port} | ({self.embedding_port} if self.embedding_model else set())
+        for worker in workers:
+            if worker.port in own and (worker.is_loopback or worker.host == self.host):
+                raise WorkerError(
+                    f"the worker {worker} is this backend's own port, not a worker",
+                    fix="start `gbdesk worker` (port 50052 by default) and give its address",
+                )
+        return workers
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,10 @@ class ResolvedSettings:
     parallel: int
     gpu_layers: int
     threads: int
+    # llama.cpp RPC workers and each of their devices' share of the offloaded layers.
+    workers: tuple[WorkerAddress, ...] = ()
+    tensor_split: tuple[float, ...] = ()
+    pool: PoolPlan | None = None
 
 
 def resolve_model(spec: str) -> Path:
@@ -205,6 +236,20 @@ def resolve_settings(options: ServeOptions) -> ResolvedSettings:
     n_ctx = options.ctx or settings.context_length or DEFAULT_CTX
     threads = options.threads or settings.threads or physical_cores()
     gpu_choice = options.gpu_layers if options.gpu_layers != "auto" else settings.gpu_layers
+    workers = options.workers()
+    if workers:
+        pool = plan_workers(path, workers, n_ctx=n_ctx, parallel=parallel)
+        return ResolvedSettings(
+            model_path=path,
+            model_id=options.alias or path.name,
+            n_ctx=max(n_ctx, parallel * 256),
+            parallel=parallel,
+            gpu_layers=pool.plan.gpu_layers,
+            threads=threads,
+            workers=workers,
+            tensor_split=pool.device_split,
+            pool=pool.plan,
+        )
     if gpu_choice.isdigit():
         gpu_layers = int(gpu_choice)
     else:
@@ -223,16 +268,109 @@ def resolve_settings(options: ServeOptions) -> ResolvedSettings:
     )
 
 
+@dataclass(frozen=True)
+class WorkerPlan:
+    """The pool plan and llama.cpp's ``tensor_split`` over every worker device."""
+
+    plan: PoolPlan
+    device_split: tuple[float, ...]
+
+
+def plan_workers(
+    path: Path, workers: tuple[WorkerAddress, ...], *, n_ctx: int, parallel: int
+) -> WorkerPlan:
+    """Ask each worker what it offers and split the model over them and this machine.
+
+    Raises:
+        WorkerError: a worker cannot be used, or the model does not fit even pooled.
+        ModelLoadError: the model file cannot be read.
+    """
+    from gbdesk.fit.calibration import load_calibration
+    from gbdesk.fit.estimator import FitSettings
+    from gbdesk.fit.layout import layout_from_gguf
+    from gbdesk.fit.pool import PoolMember, plan_pool
+    from gbdesk.hardware.probe import probe
+    from gbdesk.hardware.rpc import WorkerError, probe_worker, round_trip_s
+
+    statuses = [probe_worker(worker) for worker in workers]
+    members = [PoolMember(str(s.address), s.free_bytes, round_trip_s(s.address)) for s in statuses]
+    layout = layout_from_gguf(validate_model(path), path.name)
+    plan = plan_pool(
+        layout,
+        probe(),
+        members,
+        FitSettings(n_ctx=n_ctx, n_parallel=parallel),
+        calibration=load_calibration(),
+    )
+    if not plan.runs:
+        raise WorkerError(
+            f"{path.name} {plan.reasons[0]}",
+            fix="add a worker, give the workers more memory (gbdesk worker --memory), or pick"
+            " a smaller model or a shorter context (--ctx)",
+            details={"plan": plan.to_json()},
+        )
+    log.info("%s %s (%s)", path.name, plan.summary(), "the estimate assumes workers as fast as"
+             " this computer")
+    split: list[float] = []
+    for status, weight in zip(statuses, plan.tensor_split, strict=True):
+        free = status.free_bytes or 1
+        split.extend(weight * device.free / free for device in status.devices)
+    return WorkerPlan(plan=plan, device_split=tuple(split))
+
+
+def validate_model(path: Path) -> GGUFMetadata:
+    """The model's header, checked (a clear error for a damaged or missing file).
+
+    Raises:
+        ModelLoadError: the file is missing, not a GGUF file, or truncated.
+    """
+    from gbdesk.backend.model import validate_model_file
+
+    return validate_model_file(path)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a ready backend serves, for the person who started it (`gbdesk serve` prints it)."""
+
+    url: str
+    model_id: str  # what clients send as "model"
+    model_path: Path
+    n_ctx: int  # all slots together
+    parallel: int
+    n_ctx_slot: int  # tokens per chat
+    template: str  # "the model's own", or the built-in template that stands in
+    template_warning: str  # "" when the model has its own template
+    split: str = ""  # over RPC workers: where the layers are ("" on this machine alone)
+
+    def lines(self) -> list[str]:
+        """The summary in words, one line each (the warning last, when there is one)."""
+        lines = [
+            f"gbdesk backend ready on {self.url}",
+            f"  model: {self.model_id} ({self.model_path})",
+            f"  context: {self.n_ctx} tokens, {self.parallel} chats at once of up to "
+            f"{self.n_ctx_slot} tokens each",
+            f"  chat template: {self.template}",
+        ]
+        if self.split:
+            lines.append(f"  split: {self.split}")
+        if self.template_warning:
+            lines.append(f"warning: {self.template_warning}")
+        return lines
+
+
 def run_serve(
     options: ServeOptions,
     *,
     stop: threading.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
     events: EventChannel | None = None,
+    on_serving: Callable[[Serving], None] | None = None,
 ) -> int:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT in the main thread). Returns 0.
 
-    ``events`` gets ``listening``, ``loading`` and ``ready`` (see :mod:`gbdesk.events`).
+    ``events`` gets ``listening``, ``loading`` and ``ready`` (see :mod:`gbdesk.events`);
+    ``on_ready`` the URL once ready, ``on_serving`` what is served (model, context, template).
 
     Raises:
         UsageError: bad options (e.g. a public host without an API key).
@@ -272,6 +410,8 @@ def run_serve(
         events.emit(EventType.LOADING, model=str(resolved.model_path))
         model, template = _load_model(resolved, repack=options.repack)
         engine = Engine(model, queue_limit=options.queue_limit)
+        if resolved.workers:
+            _fail_on_lost_worker(engine, resolved.workers)
         app.attach(engine, template)
         log.info(
             "serving %s: %d-token context in %d slots of %d, %d GPU layers, %d threads",
@@ -282,6 +422,9 @@ def run_serve(
             resolved.gpu_layers,
             resolved.threads,
         )
+        template_warning = "" if template.from_model else _template_warning(resolved, template)
+        if template_warning:
+            log.warning("%s", template_warning)
         ready: dict[str, object] = {}
         if embedding_path is not None:
             events.emit(EventType.LOADING, model=str(embedding_path))
@@ -299,20 +442,70 @@ def run_serve(
             n_ctx=model.n_ctx,
             parallel=model.parallel,
             **ready,
+            **({"pool": resolved.pool.to_json()} if resolved.pool is not None else {}),
         )
         if on_ready is not None:
             on_ready(url)
+        if on_serving is not None:
+            on_serving(
+                Serving(
+                    url=url,
+                    model_id=resolved.model_id,
+                    model_path=resolved.model_path,
+                    n_ctx=model.n_ctx,
+                    parallel=model.parallel,
+                    n_ctx_slot=model.n_ctx_slot,
+                    template=template.name,
+                    template_warning=template_warning,
+                    split=resolved.pool.summary() if resolved.pool is not None else "",
+                )
+            )
         stop.wait()
     finally:
         server.shutdown()
         server.server_close()
         if engine is not None:
-            engine.close()
-            _record_speed(resolved, engine.stats())
+            _close_engine(engine, resolved)
+            if engine.failure is None:
+                _record_speed(resolved, engine.stats())
         if embedder is not None:
             embedder.close()
         restore()
     return 0
+
+
+def _template_warning(resolved: ResolvedSettings, template: ChatTemplate) -> str:
+    from gbdesk.backend.chat_template import missing_template_warning
+
+    return missing_template_warning(resolved.model_path.name, template.name)
+
+
+def _close_engine(engine: Engine, resolved: ResolvedSettings) -> None:
+    """Free the engine; over workers, without hanging on one that went away meanwhile."""
+    if not resolved.workers:
+        engine.close()
+        return
+    from gbdesk.backend import ggml_rpc
+    from gbdesk.hardware.rpc import WorkerError
+
+    try:
+        ggml_rpc.run_guarded("free the model on the workers", engine.close)
+    except WorkerError as exc:  # stopping anyway: the workers free what they held on their own
+        log.warning("%s", exc.message)
+
+
+def _fail_on_lost_worker(engine: Engine, workers: tuple[WorkerAddress, ...]) -> None:
+    """A worker lost mid-generation ends the requests with a sentence naming it; the server
+    keeps answering (``/health`` says why it cannot generate)."""
+    from gbdesk.backend import ggml_rpc
+    from gbdesk.hardware.rpc import lost_worker_message
+
+    def lost(fault: str) -> None:
+        message = lost_worker_message(workers, fault)
+        log.error("%s", message)
+        engine.fail(message)
+
+    ggml_rpc.on_fault(lost)
 
 
 def _record_speed(resolved: ResolvedSettings, stats: EngineStats) -> None:
@@ -348,16 +541,37 @@ def _load_model(
     from gbdesk.backend.chat_template import template_for_model
     from gbdesk.backend.model import ContextOptions, LlamaModel
 
-    model = LlamaModel(
-        resolved.model_path,
-        ContextOptions(
-            n_ctx=resolved.n_ctx,
-            parallel=resolved.parallel,
-            gpu_layers=resolved.gpu_layers,
-            threads=resolved.threads,
-            repack=repack,
-        ),
+    context = ContextOptions(
+        n_ctx=resolved.n_ctx,
+        parallel=resolved.parallel,
+        gpu_layers=resolved.gpu_layers,
+        threads=resolved.threads,
+        repack=repack,
     )
+    if not resolved.workers:
+        model = LlamaModel(resolved.model_path, context)
+        return model, template_for_model(model)
+    from gbdesk.backend import ggml_rpc
+
+    def load() -> LlamaModel:
+        devices = ggml_rpc.worker_devices(resolved.workers) + ggml_rpc.local_gpu_devices()
+        split = resolved.tensor_split + (0.0,) * (len(devices) - len(resolved.tensor_split))
+        try:
+            return LlamaModel(
+                resolved.model_path, replace(context, devices=tuple(devices), tensor_split=split)
+            )
+        except ModelLoadError as exc:  # the file was checked: the workers refused their part
+            from gbdesk.hardware.rpc import WorkerError, format_workers
+
+            raise WorkerError(
+                f"llama.cpp could not place {resolved.model_path.name} on the workers"
+                f" {format_workers(resolved.workers)}: one of them may lack the memory it"
+                " offered a moment ago",
+                fix="free memory on the workers (or lower their --memory), or use a shorter"
+                " context (--ctx); the log file has llama.cpp's reason",
+            ) from exc
+
+    model = ggml_rpc.run_guarded("load the model over the workers", load)
     return model, template_for_model(model)
 
 

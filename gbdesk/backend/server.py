@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gbdesk.backend.chat_template import ChatTemplate
+from gbdesk.backend.chat_template import ChatTemplate, missing_template_warning
 from gbdesk.backend.engine import (
     Engine,
     Event,
@@ -41,15 +41,19 @@ from gbdesk.backend.engine import (
     TokenLogprob,
 )
 from gbdesk.backend.errors import RequestError
+from gbdesk.backend.json_body import clip, decode_json_body
 from gbdesk.backend.model import LlamaModel
 from gbdesk.backend.protocol import (
+    IGNORE_EOS_WITH_GRAMMAR,
     ChatOptions,
     CommonOptions,
+    check_strings,
     parse_chat_options,
     parse_common,
     parse_embedding_input,
     parse_messages,
     parse_prompt,
+    reject_unknown,
 )
 from gbdesk.backend.reasoning import CONTENT, REASONING, ReasoningSplitter
 from gbdesk.backend.responses import (
@@ -219,11 +223,13 @@ class BackendApp:
 # ---------------------------------------------------------------------- request plumbing
 
 
-def _error_response(error: RequestError) -> JSONResponse:
+def _error_response(error: RequestError) -> Response:
     headers = {"Retry-After": "1"} if error.status in (429, 503) else {}
     # After a 413 the transport reads the rest of the body and throws it away (within the
     # request deadline), so that the client gets to read the answer and the connection is kept.
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    # ASCII JSON: a message that quotes client text (a lone surrogate even) always encodes.
+    body = json.dumps(error.body(), separators=(",", ":")).encode()
+    return Response(body, status_code=error.status, headers=headers, media_type="application/json")
 
 
 def _check_key(app: BackendApp, request: Request) -> None:
@@ -246,7 +252,8 @@ async def read_json(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, at most MAX_BODY_BYTES long.
 
     Raises:
-        RequestError: 413 for a body over the limit, 400 for anything but a JSON object.
+        RequestError: 413 for a body over the limit, 400 for anything but a JSON object that
+            Python handles safely (see :func:`gbdesk.backend.json_body.decode_json_body`).
     """
     too_large = RequestError(413, f"the request body is over {MAX_BODY_BYTES} bytes")
     chunks: list[bytes] = []
@@ -266,21 +273,47 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise RequestError(400, "the client closed the connection mid-request") from None
     if size > MAX_BODY_BYTES:
         raise too_large
-    raw = b"".join(chunks)
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RequestError(
-            400, f"the request body is not UTF-8: byte {exc.start} is invalid"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise RequestError(400, f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise RequestError(400, "the request body must be a JSON object")
-    return body
+    return decode_json_body(b"".join(chunks))
 
 
 Handler = Callable[[BackendApp, Request], Awaitable[Response]]
+INTERNAL_ERROR = RequestError(500, "internal server error", kind="server_error")
+
+
+def _log_refusal(request: Request, error: RequestError) -> None:
+    """One log line for a request answered with an error (client input escaped)."""
+    if error.status in (400, 413, 429):
+        level = logging.INFO  # the client's mistake or a full queue: worth a line, not an alarm
+    elif error.status == 500:
+        level = logging.ERROR
+    else:
+        level = logging.DEBUG  # 401, 404, 405, 501 and 503 while loading (polled)
+    param = f" ({printable(clip(error.param))})" if error.param else ""
+    log.log(
+        level,
+        "%s %s -> %d %s%s",
+        printable(request.method),
+        printable(request.url.path),
+        error.status,
+        printable(error.message),
+        param,
+    )
+
+
+def log_failure(what: str, exc: BaseException) -> None:
+    """One escaped error line for an unexpected exception: its type, message and where.
+
+    Never a traceback: the message may quote client input, and a log reader needs one line.
+    """
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = ""
+    if frame is not None:
+        code = frame.tb_frame.f_code
+        where = f" (at {code.co_filename.rsplit('/', 2)[-1]}:{frame.tb_lineno} in {code.co_name})"
+    text = printable(clip(str(exc), 300))
+    log.error("%s failed: %s: %s%s", printable(clip(what, 300)), type(exc).__name__, text, where)
 
 
 def _endpoint(
@@ -289,18 +322,16 @@ def _endpoint(
     """Key check, error mapping, counting and a debug log line around one route's handler."""
 
     async def endpoint(request: Request) -> Response:
-        status = 500
         try:
             if path != "/health":
                 _check_key(app, request)
             response = await handler(app, request)
         except RequestError as exc:
             response = _error_response(exc)
-        except Exception:
-            log.exception("request %s %s failed", request.method, path)
-            response = _error_response(
-                RequestError(500, "internal server error", kind="server_error")
-            )
+            _log_refusal(request, exc)
+        except Exception as exc:
+            log_failure(f"{request.method} {printable(request.url.path)}", exc)
+            response = _error_response(INTERNAL_ERROR)
         status = response.status_code
         app.count(path, status)
         log.debug("%s %s -> %d", request.method, printable(request.url.path), status)
@@ -379,16 +410,27 @@ class OutputPipeline:
             return self._content([(CONTENT, text)])
         return self._content(self.reasoning.feed(text))
 
-    def flush(self) -> list[Piece]:
+    def flush(self, finish: Finish) -> list[Piece]:
+        """The held-back rest, once ``finish`` ended the generation."""
         out = self._content(self.reasoning.flush()) if self.reasoning is not None else []
         if self.tools is not None:
-            for item in self.tools.flush():
+            for item in self.tools.flush(cut=finish.reason != "stop"):
                 out.append(("tool", item) if isinstance(item, ToolCall) else (CONTENT, item))
         return out
 
     @property
     def called(self) -> bool:
         return bool(self.tools is not None and self.tools.calls)
+
+    def unfinished_note(self, finish: Finish, max_tokens: int | None) -> dict[str, Any] | None:
+        """``{"name", "message"}`` for a tool call begun but not returned (after flush)."""
+        unfinished = self.tools.unfinished if self.tools is not None else None
+        if unfinished is None:
+            return None
+        return {
+            "name": unfinished.name,
+            "message": unfinished.message(finish.reason, max_tokens, finish.completion_tokens),
+        }
 
 
 class GenerationResponse(Response):
@@ -473,7 +515,7 @@ class GenerationResponse(Response):
             await _error_response(error)({"type": "http"}, _no_receive, send)
             return
         pipeline = self.pipeline
-        pieces = [*pipeline.feed("".join(parts)), *pipeline.flush()]
+        pieces = [*pipeline.feed("".join(parts)), *pipeline.flush(finish)]
         text = "".join(v for f, v in pieces if f == CONTENT and isinstance(v, str))
         reasoning = "".join(v for f, v in pieces if f == REASONING and isinstance(v, str))
         calls = [v.as_dict() for f, v in pieces if isinstance(v, ToolCall)]
@@ -483,6 +525,7 @@ class GenerationResponse(Response):
             reasoning=reasoning or None,
             tool_calls=calls or None,
             logprobs=logprobs if self.options.logprobs is not None else None,
+            unfinished_call=pipeline.unfinished_note(finish, self.options.max_tokens),
         )
         body = json.dumps(payload, ensure_ascii=False).encode()
         await send(
@@ -554,8 +597,13 @@ class GenerationResponse(Response):
             error = RequestError(500, finish.error or "generation failed", kind="server_error")
             tail.append(sse(error.body()))
         else:
-            self._encode(pipeline.flush(), tail)
-            last = shape.last_delta(finish, self._first, tool_calls=pipeline.called)
+            self._encode(pipeline.flush(finish), tail)
+            last = shape.last_delta(
+                finish,
+                self._first,
+                tool_calls=pipeline.called,
+                unfinished_call=pipeline.unfinished_note(finish, self.options.max_tokens),
+            )
             if self._logprobs:  # tokens whose text never came out (held back, then cut)
                 last["choices"][0]["logprobs"] = (
                     chat_logprobs(self._logprobs) if shape.chat else text_logprobs(self._logprobs)
@@ -637,6 +685,8 @@ def _require_chat(app: BackendApp) -> ChatParts:
 async def health(app: BackendApp, request: Request) -> Response:
     if not app.ready:
         raise _LOADING
+    if app.engine is not None and app.engine.failure is not None:
+        raise RequestError(503, app.engine.failure, kind="unavailable_error")
     return JSONResponse({"status": "ok"})
 
 
@@ -701,6 +751,13 @@ async def props(app: BackendApp, request: Request) -> Response:
             "model_alias": info.model_id,
             "model_path": str(model.path),
             "chat_template": template.source,
+            # Which template answers: the model's own, or the built-in one standing in for a
+            # model without any (a base model, likely to loop), with the warning in words.
+            "chat_template_from_model": template.from_model,
+            "chat_template_name": template.name,
+            "chat_template_warning": ""
+            if template.from_model
+            else missing_template_warning(model.path.name, template.name),
             "bos_token": template.bos_token,
             "eos_token": template.eos_token,
             "n_ctx": info.n_ctx,
@@ -717,11 +774,13 @@ async def tokenize(app: BackendApp, request: Request) -> Response:
     content = body.get("content")
     if not isinstance(content, str):
         raise RequestError(400, "'content' must be a string", param="content")
-    add_special = body.get("add_special", False)
-    with_pieces = body.get("with_pieces", False)
-    if not isinstance(add_special, bool) or not isinstance(with_pieces, bool):
-        raise RequestError(400, "'add_special' and 'with_pieces' must be true or false")
-    _reject_unknown(body, {"content", "add_special", "with_pieces", "model"})
+    reject_unknown(body, {"content", "add_special", "with_pieces", "model"})
+    check_strings(body, "model")
+    flags = {name: body.get(name, False) for name in ("add_special", "with_pieces")}
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise RequestError(400, f"'{name}' must be true or false", param=name)
+    add_special, with_pieces = flags["add_special"], flags["with_pieces"]
     tokens = model.tokenize(content, add_special=add_special)
     if not with_pieces:
         return JSONResponse({"tokens": tokens})
@@ -740,15 +799,10 @@ async def detokenize(app: BackendApp, request: Request) -> Response:
         isinstance(t, int) and not isinstance(t, bool) and 0 <= t < model.n_vocab for t in tokens
     ):
         raise RequestError(400, "'tokens' must be a list of token ids", param="tokens")
-    _reject_unknown(body, {"tokens", "model"})
+    reject_unknown(body, {"tokens", "model"})
+    check_strings(body, "model")
     data = b"".join(model.piece(token) for token in tokens)
     return JSONResponse({"content": data.decode("utf-8", errors="replace")})
-
-
-def _reject_unknown(body: dict[str, Any], known: set[str]) -> None:
-    for name in body:
-        if name not in known:
-            raise RequestError(400, f"'{name}' is not supported here", param=name)
 
 
 async def chat_completions(app: BackendApp, request: Request) -> Response:
@@ -760,6 +814,8 @@ async def chat_completions(app: BackendApp, request: Request) -> Response:
     source = "" if template.builtin else template.source
     messages, tools = prepare_messages(parse_messages(body), source, tool_options)
     if tool_options is not None:
+        if options.ignore_eos:
+            raise RequestError(400, IGNORE_EOS_WITH_GRAMMAR, param="ignore_eos")
         if options.grammar is not None:
             raise RequestError(
                 400, "'tools' cannot be combined with a grammar or a JSON response_format",
@@ -835,17 +891,45 @@ _ROUTES: list[tuple[str, str, Handler, tuple[str, ...]]] = [
 ]
 
 
-def build_asgi(app: BackendApp) -> Starlette:
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """Starlette's answer to an exception no route caught: OpenAI's 500 (logged by _Guard)."""
+    return _error_response(INTERNAL_ERROR)
+
+
+class _Guard:
+    """The outermost ASGI layer: an exception that escaped everything else becomes one log line.
+
+    Starlette has already answered it with OpenAI's 500 when the response had not started (and
+    re-raises it, which uvicorn would log as a traceback). A response cut mid-way is left
+    incomplete, so that uvicorn closes the connection and the client sees it end early.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            what = f"{printable(scope.get('method', '?'))} {printable(scope.get('path', '?'))}"
+            log_failure(what, exc)
+
+
+def build_asgi(app: BackendApp) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The ASGI application serving ``app``."""
     routes = []
     for path, method, handler, aliases in _ROUTES:
         endpoint = _endpoint(app, path, handler)
         for route_path in (path, *aliases):
             routes.append(Route(route_path, endpoint, methods=[method]))
-    return Starlette(
+    starlette = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: _http_exception_handler(app)},
+        exception_handlers={
+            HTTPException: _http_exception_handler(app),
+            Exception: _internal_error,
+        },
     )
+    return _Guard(starlette)
 
 
 class BackendServer(HttpServer):

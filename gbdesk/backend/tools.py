@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gbdesk.backend.errors import RequestError
+from gbdesk.backend.json_body import clip, decode_json_text
+from gbdesk.backend.protocol import check_grammar_text
 
 OPEN_TAG = "<tool_call>"
 CLOSE_TAG = "</tool_call>"
@@ -132,7 +134,10 @@ def tool_grammar(options: ToolOptions) -> str:
     try:
         call_rules = json_schema_to_gbnf(json.dumps(schema))
     except Exception as exc:  # the converter raises plain exceptions
-        raise _bad(f"a tool's parameters cannot be turned into a grammar: {exc}", "tools") from None
+        raise _bad(
+            f"a tool's parameters cannot be turned into a grammar: {clip(str(exc), 200)}", "tools"
+        ) from None
+    check_grammar_text(call_rules, "tools", max_chars=None)
     call_rules = re.sub(r"^root ::=", "tool-call-json ::=", call_rules, flags=re.MULTILINE)
     repeat = ' ("\\n" tool-call)*' if options.parallel else ""
     return (
@@ -161,12 +166,21 @@ def template_knows_tools(source: str) -> bool:
     return "tools" in source and "tool_call" in source
 
 
+def _arguments(value: Any) -> Any:
+    """A call's ``arguments`` as an object when they are JSON text, else as given.
+
+    Unsafe JSON text (deep, huge numbers, lone surrogates) was refused with the request.
+    """
+    if isinstance(value, str):
+        with contextlib.suppress(RequestError):
+            return decode_json_text(value, "the tool call's 'arguments'")
+    return value
+
+
 def call_text(call: dict[str, Any]) -> str:
     """An assistant's earlier tool call written back as Hermes text (for the prompt)."""
     function = call.get("function") or {}
-    arguments = function.get("arguments", "{}")
-    with contextlib.suppress(json.JSONDecodeError):
-        arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+    arguments = _arguments(function.get("arguments", "{}"))
     payload = json.dumps({"name": function.get("name", ""), "arguments": arguments})
     return f"{OPEN_TAG}\n{payload}\n{CLOSE_TAG}"
 
@@ -190,7 +204,7 @@ class ToolCall:
 def _parse_call(text: str) -> ToolCall | None:
     try:
         payload = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or JSON Python cannot hold
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
         return None
@@ -199,13 +213,62 @@ def _parse_call(text: str) -> ToolCall | None:
     return ToolCall(f"call_{uuid.uuid4().hex[:24]}", payload["name"], arguments_text)
 
 
+_NAME_SO_FAR = re.compile(r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+def _name_so_far(text: str) -> str | None:
+    """The function name at the start of an unfinished call's JSON, when written whole."""
+    match = _NAME_SO_FAR.match(text)
+    if match is None:
+        return None
+    try:
+        name = json.loads(match.group(1))
+    except ValueError:
+        return None
+    return name if isinstance(name, str) else None
+
+
+@dataclass(frozen=True)
+class UnfinishedCall:
+    """A tool call the model began but that is not returned: cut off, or not a valid call.
+
+    Its markup is never returned as content; the response says what happened instead.
+    """
+
+    name: str | None  # the function's name, when the model wrote it whole
+    invalid: bool = False  # closed, but its text is not {"name": ..., "arguments": ...} JSON
+
+    def message(self, finish_reason: str, max_tokens: int | None, completion_tokens: int) -> str:
+        """What happened, in a sentence with what to do about it."""
+        call = f"call to {self.name}" if self.name else "tool call"
+        if self.invalid:
+            return f"The model wrote a {call} that is not valid JSON, so no call is returned."
+        start = f"The model's {call} was cut off"
+        end = "before it was complete, so no call is returned"
+        if finish_reason == "length" and max_tokens is not None and completion_tokens >= max_tokens:
+            return f"{start} by max_tokens ({max_tokens}) {end}; raise max_tokens to get the call."
+        if finish_reason == "length":
+            return (
+                f"{start} at the end of the context {end}; shorten the conversation or start the"
+                " server with a larger context."
+            )
+        return f"{start} by a stop string {end}; remove that string from 'stop'."
+
+
 class ToolCallParser:
-    """Splits streamed text into content pieces (str) and :class:`ToolCall` objects."""
+    """Splits streamed text into content pieces (str) and :class:`ToolCall` objects.
+
+    Text that may be the start of a tag is held back until the next piece tells, and
+    everything from ``<tool_call>`` on until its ``</tool_call>``: tool-call markup is never
+    content (a stray ``</tool_call>`` is dropped as well). A call that is cut off (or is not a
+    valid call) is dropped and kept in :attr:`unfinished`, for the response to say so.
+    """
 
     def __init__(self) -> None:
         self._held = ""
         self._in_call = False
         self.calls: list[ToolCall] = []
+        self.unfinished: UnfinishedCall | None = None
 
     def feed(self, text: str) -> list[str | ToolCall]:
         out: list[str | ToolCall] = []
@@ -217,23 +280,27 @@ class ToolCallParser:
                 if end < 0:
                     self._held = held
                     return out
-                call = _parse_call(held[:end].strip())
-                if call is None:  # not a valid call: give the text back as it was
-                    out.append(OPEN_TAG + held[: end + len(CLOSE_TAG)])
+                body = held[:end].strip()
+                call = _parse_call(body)
+                if call is None:
+                    self.unfinished = self.unfinished or UnfinishedCall(
+                        _name_so_far(body), invalid=True
+                    )
                 else:
                     self.calls.append(call)
                     out.append(call)
                 self._in_call = False
                 held = held[end + len(CLOSE_TAG) :]
                 continue
-            start = held.find(OPEN_TAG)
+            start, tag = _first_tag(held)
             if start >= 0:
                 if (held[:start].strip() or not self.calls) and held[:start]:
                     out.append(held[:start])
-                self._in_call = True
-                held = held[start + len(OPEN_TAG) :]
+                # A closing tag without its opening one is markup too: dropped.
+                self._in_call = tag == OPEN_TAG
+                held = held[start + len(tag) :]
                 continue
-            keep = _partial_suffix(held, OPEN_TAG)
+            keep = max(_partial_suffix(held, OPEN_TAG), _partial_suffix(held, CLOSE_TAG))
             ready = held[: len(held) - keep]
             if ready and (ready.strip() or not self.calls):
                 out.append(ready)
@@ -241,16 +308,35 @@ class ToolCallParser:
             return out
         return out
 
-    def flush(self) -> list[str | ToolCall]:
+    def flush(self, cut: bool = False) -> list[str | ToolCall]:
+        """The rest, at the end of the generation.
+
+        ``cut``: the generation was stopped (max_tokens, the context) rather than ended by
+        the model. Text held as a possible start of ``<tool_call>`` is then dropped (it may be
+        markup) and counts as a call begun; after the model's own end it is content.
+        """
         held, self._held = self._held, ""
         if self._in_call:
             self._in_call = False
-            call = _parse_call(held.strip())
-            if call is not None:
+            body = held.rstrip()
+            body = body[: len(body) - _partial_suffix(body, CLOSE_TAG)].strip()
+            call = _parse_call(body)
+            if call is not None:  # whole, only the closing tag is missing
                 self.calls.append(call)
                 return [call]
-            return [OPEN_TAG + held]
+            self.unfinished = self.unfinished or UnfinishedCall(_name_so_far(body))
+            return []
+        if cut and held:  # maybe a tag begun: not content; an opening one is a call cut off
+            if OPEN_TAG.startswith(held):
+                self.unfinished = self.unfinished or UnfinishedCall(None)
+            return []
         return [held] if held and (held.strip() or not self.calls) else []
+
+
+def _first_tag(text: str) -> tuple[int, str]:
+    """(position, tag) of the first ``<tool_call>`` or ``</tool_call>`` in ``text``; -1 if none."""
+    found = [(at, tag) for tag in (OPEN_TAG, CLOSE_TAG) if (at := text.find(tag)) >= 0]
+    return min(found) if found else (-1, OPEN_TAG)
 
 
 def _partial_suffix(text: str, tag: str) -> int:
@@ -295,8 +381,6 @@ def prepare_messages(
 
 def _structured(call: dict[str, Any]) -> dict[str, Any]:
     function = dict(call.get("function") or {})
-    arguments = function.get("arguments")
-    if isinstance(arguments, str):
-        with contextlib.suppress(json.JSONDecodeError):
-            function["arguments"] = json.loads(arguments)
+    if "arguments" in function:
+        function["arguments"] = _arguments(function["arguments"])
     return {**call, "type": "function", "function": function}

@@ -141,8 +141,9 @@ class GbdeskProtocol(H11Protocol):
         self.transport.close()
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, *, flag: str = "--port") -> socket.socket:
     """A listening TCP socket on ``host`` (IPv4 or IPv6 address, or a name) and ``port``.
+    ``flag`` names the option that sets this port, for the fix of a taken one.
 
     Raises:
         PortInUseError: another program listens on the port.
@@ -166,9 +167,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno in (errno.EADDRINUSE, 48, 10048):
+            from gbdesk.backend.ports import free_port_near
+
+            suggested = free_port_near(host, port)  # free now, and not the embedding port
             raise PortInUseError(
                 f"port {port} on {host} is already in use by another program",
-                fix=f"stop that program, or pick another port: --port {port + 1}",
+                fix=f"stop that program, or pick a free port: {flag} {suggested}",
+                details={"port": port, "suggested_port": suggested},
             ) from exc
         if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
             raise UsageError(
@@ -196,8 +201,10 @@ class HttpServer:
     def __init__(self, app: Any, listen: list[tuple[str, int]]) -> None:
         self.sockets: list[socket.socket] = []
         try:
-            for host, port in listen:
-                self.sockets.append(bind_socket(host, port))
+            for index, (host, port) in enumerate(listen):
+                # The first address is the chat port; more are the embedding port.
+                flag = "--port" if index == 0 else "--embedding-port"
+                self.sockets.append(bind_socket(host, port, flag=flag))
         except BaseException:
             for sock in self.sockets:
                 sock.close()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL
+
+if TYPE_CHECKING:
+    from gbdesk.hardware.profile import HardwareProfile
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--hardware", help="a preset id or a `gbdesk probe --json` file")
     _fit_options(rec)
     rec.add_argument("--use-case", help="only models for this use case (qa, reasoning...)")
+    rec.add_argument(
+        "--rpc",
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="also list the models that fit only across this machine and these `gbdesk worker`"
+        " machines (default: the rpc_workers setting; '' for none)",
+    )
     rec.add_argument("--json", action="store_true", help="print JSON")
     rec.set_defaults(handler=run_recommend)
 
@@ -137,7 +146,7 @@ def _hardware(spec: str | None):
 def run_recommend(args: argparse.Namespace) -> int:
     from gbdesk.catalog.loader import load_catalog
     from gbdesk.fit.calibration import load_calibration
-    from gbdesk.fit.recommend import recommend
+    from gbdesk.fit.recommend import context_words, recommend
 
     profile = _hardware(args.hardware)
     if args.hardware:  # another machine: only the calibration (it names its CPU) may apply
@@ -155,8 +164,16 @@ def run_recommend(args: argparse.Namespace) -> int:
         results = recommend_here(profile, _settings(args), use_case=args.use_case, online=online)
         if not online and not args.json:
             print("the Hub cannot be reached: models already on this computer come first")
+    pooled, workers = _pooled(args, profile)
     if args.json:
-        print(json.dumps({"hardware": profile.source, "results": [r.to_json() for r in results]}))
+        document: dict[str, object] = {
+            "hardware": profile.source,
+            "results": [r.to_json() for r in results],
+        }
+        if workers:
+            document["workers"] = workers
+            document["pooled"] = [option.to_json() for option in pooled]
+        print(json.dumps(document))
         return 0
     print(f"hardware: {profile.source}   context {args.ctx}, {args.parallel} sequence(s)")
     name_width = max((len(f"{r.model_id}:{r.quant}") for r in results), default=0)
@@ -168,11 +185,49 @@ def run_recommend(args: argparse.Namespace) -> int:
         print(
             f"{mark} {name:{name_width}}  {fit.verdict:13} "
             f"RAM {_gb(fit.cpu.total):>9}  GPU {_gb(fit.gpu_bytes):>9}  "
-            f"max ctx {fit.max_ctx:>7}  {fit.speed.generation_tps:7.1f} tok/s{calibrated}"
+            f"max ctx {fit.max_ctx_per_chat:>7}/chat  {fit.speed.generation_tps:7.1f} tok/s"
+            f"{calibrated}"
         )
         print(f"    {item.reason}")
+        if fit.runs:
+            print(f"    {context_words(fit)}")
     print("+ runs well   ~ runs slowly   x does not fit")
+    if workers:
+        _print_pooled(pooled, workers)
     return 0
+
+
+def _pooled(args: argparse.Namespace, profile: HardwareProfile) -> tuple[list[Any], str]:
+    """The models that fit only with the workers of --rpc (or the rpc_workers setting).
+
+    Raises:
+        WorkerError: a worker address is invalid or a worker cannot be used.
+    """
+    from gbdesk.settings import load_settings
+
+    workers = args.rpc if args.rpc is not None else load_settings().rpc_workers
+    if not workers.strip():
+        return [], ""
+    from gbdesk.app.pool import pool_members, pooled_options
+    from gbdesk.fit.calibration import load_calibration
+
+    members = pool_members(workers)
+    return (
+        pooled_options(profile, members, _settings(args), calibration=load_calibration()),
+        workers,
+    )
+
+
+def _print_pooled(pooled: list[Any], workers: str) -> None:
+    from gbdesk.fit.pool import ASSUMPTIONS
+
+    print()
+    print(f"with the workers {workers}: models that fit only across machines")
+    if not pooled:
+        print("  none: every catalogue model either fits this computer alone or not even pooled")
+    for option in pooled:
+        print(f"= {option.model_id}:{option.quant}  {option.plan.summary()}")
+    print(f"= fits across machines (speed {ASSUMPTIONS})")
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -279,6 +334,8 @@ def _repo_line(repo: Any) -> str:
 
 
 def _result_line(result: Any) -> str:
+    from gbdesk.fit.recommend import context_words
+
     words = VERDICT_WORDS.get(result.verdict, result.verdict)
     head = f"  {result.quant:<10} {_gb(result.size_bytes):>9}  "
     if result.verdict == "unknown":
@@ -295,7 +352,7 @@ def _result_line(result: Any) -> str:
     memory = sum(d.total for d in fit.devices)
     return (
         f"{head}{words:<18} needs {_gb(memory):>9}  ~{fit.speed.generation_tps:.1f} tokens/s "
-        f"({result.speed_source})  context up to {fit.max_ctx}  {model}"
+        f"({result.speed_source})  {context_words(fit)}  {model}"
     )
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from gbdesk.errors import ExitCode, GbdeskError, UsageError
+from gbdesk.errors import ExitCode, GbdeskError, UsageError, os_error_words
 
 # The CLI's and the GUI's sort names -> huggingface_hub's ``sort`` values.
 SORTS: dict[str, str] = {
@@ -41,13 +41,21 @@ class HubSearchError(GbdeskError):
     exit_code = ExitCode.HUB_SEARCH
 
 
+def endpoint_words(endpoint: str) -> str:
+    """The endpoint as a person says it: the Hugging Face Hub itself is named by its address,
+    any other endpoint is a mirror ("mirror: URL")."""
+    if urlsplit(endpoint).hostname == "huggingface.co":
+        return endpoint.rstrip("/")
+    return f"mirror: {endpoint}"
+
+
 class HubSearchUnreachableError(HubSearchError):
     """The endpoint (the Hub or its mirror) cannot be reached, or offline mode is on."""
 
     def __init__(self, endpoint: str, detail: str) -> None:
         super().__init__(
-            f"the Hub is unreachable (mirror: {endpoint}): {detail}",
-            fix="check the network connection, or set another mirror in Settings (Hub "
+            f"the Hub is unreachable ({endpoint_words(endpoint)}): {detail}",
+            fix="check the network connection, or set a Hub mirror in Settings (Hub "
             "endpoint) or with HF_ENDPOINT; models already on this computer still work",
         )
         self.endpoint = endpoint
@@ -179,7 +187,7 @@ def _check_reachable(endpoint: str, timeout: float = 3.0) -> None:
         with socket.create_connection((parts.hostname or "", port), timeout=timeout):
             pass
     except OSError as exc:
-        raise HubSearchUnreachableError(endpoint, str(exc) or type(exc).__name__) from None
+        raise HubSearchUnreachableError(endpoint, os_error_words(exc)) from None
 
 
 def search_repos(
@@ -233,7 +241,7 @@ def search_repos(
             fix="try again later, or set another mirror in Settings (Hub endpoint)",
         ) from exc
     except (httpx2.TransportError, OSError) as exc:
-        raise HubSearchUnreachableError(endpoint, str(exc) or type(exc).__name__) from exc
+        raise HubSearchUnreachableError(endpoint, os_error_words(exc)) from exc
     for item in listing:
         try:
             info = api.model_info(item.id, files_metadata=True, timeout=timeout)
@@ -246,5 +254,5 @@ def search_repos(
                 fix="try again later, or set another mirror in Settings (Hub endpoint)",
             ) from exc
         except (httpx2.TransportError, OSError) as exc:
-            raise HubSearchUnreachableError(endpoint, str(exc) or type(exc).__name__) from exc
+            raise HubSearchUnreachableError(endpoint, os_error_words(exc)) from exc
         yield repo_from_info(info)

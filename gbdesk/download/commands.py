@@ -128,9 +128,10 @@ def run_download(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     import json
 
-    from gbdesk.download.library import ModelLibrary
+    from gbdesk.app.installed import installed_models
 
-    models = ModelLibrary().list_models()
+    # The bundled starter is listed too: it is what `gbdesk serve` serves when no model is set.
+    models = installed_models()
     if args.json:
         print(json.dumps([m.to_json() for m in models], indent=2))
         return 0
@@ -139,7 +140,8 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     for model in models:
         quant = model.quant or "?"
-        print(f"{model.id}\t{quant}\t{model.size / 1e9:.2f} GB\t{model.path}")
+        where = "bundled with gbdesk: " if model.source == "bundled" else ""
+        print(f"{model.id}\t{quant}\t{model.size / 1e9:.2f} GB\t{where}{model.path}")
     return 0
 
 
@@ -148,6 +150,11 @@ def run_import(args: argparse.Namespace) -> int:
 
     model = ModelLibrary().import_file(args.path)
     print(f"imported {model.id} ({model.size / 1e9:.2f} GB) to {model.path}")
+    from gbdesk.backend.chat_template import template_warning
+
+    warning = template_warning(model.path)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

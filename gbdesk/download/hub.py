@@ -38,14 +38,18 @@ class HubConfig:
 
 
 def hub_cache_dir() -> Path:
-    """The Hugging Face cache: ``HF_HUB_CACHE``, else ``$HF_HOME/hub``, else the default."""
-    if explicit := os.environ.get("HF_HUB_CACHE"):
+    """The Hugging Face cache, resolved as huggingface_hub does: ``HF_HUB_CACHE`` (or its old
+    name ``HUGGINGFACE_HUB_CACHE``), else ``$HF_HOME/hub``, else
+    ``$XDG_CACHE_HOME/huggingface/hub``, else ``~/.cache/huggingface/hub``. Read on every call
+    without importing huggingface_hub (the wizard's first page shows it)."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
         return Path(explicit).expanduser()
-    if home := os.environ.get("HF_HOME"):
-        return Path(home).expanduser() / "hub"
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
+    home = os.environ.get("HF_HOME")
+    if not home:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        home = os.path.join(cache, "huggingface")
+    return Path(home).expanduser() / "hub"
 
 
 def hub_endpoint(setting: str = "") -> str:

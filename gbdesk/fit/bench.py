@@ -10,12 +10,20 @@ cost per product + KV bytes x cost per KV byte + the sum over types of bytes x c
 (the fixed cost), two attention models (8 query heads on 8 and on 1 KV head), two models of
 many short rows, and per type a model of a few wide layers holding about 150 MB of it (more
 than a CPU's last-level cache, so memory is what is timed).
+
+The quick bench (`gbdesk bench --quick`, and the app's first-run measurement) times fewer
+models, fewer times: the user's model, the F16 model of many rows and the wide ones of the
+catalogue's types (F16, Q8_0, Q6_K, Q4_K). Too few to pull the fixed costs apart (per layer,
+row, attention product and KV byte), it takes those from the uncalibrated guess
+(gbdesk.fit.speed.guess_costs) and fits each timed type's cost on the rest of each time; a type
+it did not time is judged from those it did (gbdesk.fit.speed.seconds_per_byte).
 """
 
 from __future__ import annotations
 
 import datetime
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,12 +32,23 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from gbdesk.fit import memory
-from gbdesk.fit.calibration import Calibration, save_calibration
+from gbdesk.fit.calibration import Calibration, bench_lock, save_calibration
 from gbdesk.fit.estimator import FitSettings, estimate_fit
 from gbdesk.fit.layout import layout_from_gguf
-from gbdesk.fit.measure import REPEATS, Measurement, TimedModel, time_in_turn
+from gbdesk.fit.measure import (
+    REPEATS,
+    BenchCancelledError,
+    Measurement,
+    TimedModel,
+    time_in_turn,
+)
 from gbdesk.fit.measured import record_measured
-from gbdesk.fit.speed import DEFAULT_CPU_PROMPT_EFFICIENCY, cpu_stream_gbps
+from gbdesk.fit.speed import (
+    DEFAULT_CPU_PROMPT_EFFICIENCY,
+    CpuCosts,
+    cpu_stream_gbps,
+    guess_costs,
+)
 from gbdesk.fit.synthetic import SyntheticSpec, write_synthetic
 from gbdesk.gguf import FLOAT_TYPES, bytes_per_element
 from gbdesk.hardware.profile import HardwareProfile
@@ -43,6 +62,8 @@ N_GEN = 48
 # and Q6_K, Q2_K and Q3_K_M add Q2_K, Q3_K, Q5_K) and the common older ones. The others are
 # judged from these (gbdesk.fit.speed.seconds_per_byte).
 MEASURED_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "Q3_K", "Q2_K")
+# The quick bench's types: the catalogue's common quants (Q4_K_M is Q4_K and Q6_K) and F16.
+QUICK_TYPES = ("F16", "Q8_0", "Q6_K", "Q4_K")
 _DEEP = SyntheticSpec(
     "bench-deep", "llama", n_layers=24, n_embd=128, n_ff=384, n_head=2, n_head_kv=1, tied=True
 )
@@ -94,16 +115,20 @@ class BenchCase(NamedTuple):
     prompt: int
 
 
-def bench_cases() -> tuple[BenchCase, ...]:
-    """The deep, attention and row models, and one wide model of about 150 MB per type."""
-    cases = [
-        BenchCase(_DEEP, 1024, _SHORT_PROMPT),
-        BenchCase(_KV, 4096, 2000),
-        BenchCase(_KV_SHARED, 4096, 2000),
-        BenchCase(_ROWS, 1024, _SHORT_PROMPT),
-        BenchCase(_ROWS_Q6_K, 1024, _SHORT_PROMPT),
-    ]
-    for kind in MEASURED_TYPES:
+def bench_cases(*, quick: bool = False) -> tuple[BenchCase, ...]:
+    """The deep, attention and row models, and one wide model of about 150 MB per type; quick:
+    the F16 row model and the wide ones of QUICK_TYPES."""
+    if quick:
+        cases = [BenchCase(_ROWS, 1024, _SHORT_PROMPT)]
+    else:
+        cases = [
+            BenchCase(_DEEP, 1024, _SHORT_PROMPT),
+            BenchCase(_KV, 4096, 2000),
+            BenchCase(_KV_SHARED, 4096, 2000),
+            BenchCase(_ROWS, 1024, _SHORT_PROMPT),
+            BenchCase(_ROWS_Q6_K, 1024, _SHORT_PROMPT),
+        ]
+    for kind in QUICK_TYPES if quick else MEASURED_TYPES:
         size = bytes_per_element(kind) or 2.0
         n_layers = max(2, round(_WIDE_BYTES / (_WIDE_LAYER_WEIGHTS * size)))
         wide = replace(_WIDE, name=f"bench-wide-{kind}", weights=kind, n_layers=n_layers)
@@ -146,13 +171,39 @@ def _fitted_type(type_name: str) -> str:
 _FIXED_TERMS = ("layers", "rows", "attention", "kv bytes")
 
 
-def fit_speed_model(points: list[SpeedPoint]) -> SpeedFit:
+def _least_squares(
+    design: np.ndarray, times: np.ndarray, names: list[str], kinds: list[str]
+) -> dict[str, float]:
+    """Relative least squares of ``times`` on ``design``'s columns, leaving out what comes out
+    unphysical (a negative cost, a type's cost of 0) and refitting the rest."""
+    weights = 1 / times  # relative errors
+    kept = [c for c in range(len(names)) if design[:, c].any()]
+    while True:
+        solution, *_ = np.linalg.lstsq(
+            design[:, kept] * weights[:, None], times * weights, rcond=None
+        )
+        figures = {names[c]: float(v) for c, v in zip(kept, solution, strict=True)}
+        unphysical = [
+            c
+            for c in kept
+            if figures[names[c]] < 0 or (names[c] in kinds and figures[names[c]] == 0)
+        ]
+        if not unphysical or len(kept) == 1:
+            return figures
+        kept.remove(min(unphysical, key=lambda c: figures[names[c]]))
+
+
+def fit_speed_model(points: list[SpeedPoint], prior: CpuCosts | None = None) -> SpeedFit:
     """Least squares of seconds per token = layers x cost per layer + rows x cost per row +
     attention x cost per product + KV bytes x cost per KV byte + weight bytes x cost per byte
     of each type, in relative
     terms (a 1 ms model weighs as much as a 15 ms one). What is physical is kept: a term that
     comes out negative (a cost per byte: 0 or less) is left out and the rest refitted; a
     left-out type is then judged from the others, a left-out fixed term is 0.
+
+    With a ``prior`` (the quick bench: too few models to pull the four fixed terms apart) the
+    fixed terms are the prior's and only the types' costs are fitted, on what the fixed terms
+    leave of each time (at least a tenth of it).
 
     Raises:
         ValueError: fewer than two points, or no bytes whose cost grows with them.
@@ -167,25 +218,18 @@ def fit_speed_model(points: list[SpeedPoint]) -> SpeedFit:
         for kind, n_bytes in point.bytes_by_type.items():
             design[row, names.index(_fitted_type(kind))] += n_bytes
     times = np.array([p.seconds_per_token for p in points])
-    weights = 1 / times  # relative errors
-    kept = [c for c in range(len(names)) if design[:, c].any()]
-    while True:
-        solution, *_ = np.linalg.lstsq(
-            design[:, kept] * weights[:, None], times * weights, rcond=None
-        )
-        figures = {names[c]: float(v) for c, v in zip(kept, solution, strict=True)}
-        unphysical = [
-            c
-            for c in kept
-            if figures[names[c]] < 0 or (names[c] in kinds and figures[names[c]] == 0)
-        ]
-        if not unphysical or len(kept) == 1:
-            break
-        kept.remove(min(unphysical, key=lambda c: figures[names[c]]))
+    if prior is None:
+        figures = _least_squares(design, times, names, kinds)
+    else:
+        rest = np.maximum(times - design[:, :4] @ np.array(prior.fixed), times / 10)
+        figures = _least_squares(design[:, 4:], rest, names[4:], kinds)
     costs = {kind: figures[kind] for kind in kinds if figures.get(kind, 0) > 0}
     if not costs:
         raise ValueError("time did not grow with bytes in any measured model")
-    layers, rows, attention, kv = (max(figures.get(term, 0.0), 0.0) for term in _FIXED_TERMS)
+    if prior is not None:
+        layers, rows, attention, kv = prior.fixed
+    else:
+        layers, rows, attention, kv = (max(figures.get(term, 0.0), 0.0) for term in _FIXED_TERMS)
     return SpeedFit(layers, rows, attention, kv, costs)
 
 
@@ -228,30 +272,45 @@ def _read(path: Path) -> GGUFMetadata:
     return read_gguf(path)
 
 
-def bench_models(path: Path, folder: Path) -> list[TimedModel]:
+def bench_models(
+    path: Path,
+    folder: Path,
+    *,
+    quick: bool = False,
+    cancel: threading.Event | None = None,
+) -> list[TimedModel]:
     """What the bench times: the user's model at ``path`` first, then the synthetic bench
-    models, written into ``folder``.
+    models (the quick bench's with ``quick``), written into ``folder``.
 
     Raises:
+        BenchCancelledError: ``cancel`` was set.
         OSError: the folder cannot be written.
     """
-    synthetic = [
-        TimedModel(write_synthetic(folder / f"{case.spec.name}.gguf", case.spec), *case[1:])
-        for case in bench_cases()
-    ]
+    synthetic = []
+    for case in bench_cases(quick=quick):
+        if cancel is not None and cancel.is_set():
+            raise BenchCancelledError("the timing was stopped", fix="start it again when you like")
+        written = write_synthetic(folder / f"{case.spec.name}.gguf", case.spec)
+        synthetic.append(TimedModel(written, *case[1:]))
     return [TimedModel(path, BENCH_CTX, _FULL_PROMPT), *synthetic]
 
 
 def calibration_from(
-    profile: HardwareProfile, points: list[SpeedPoint], main: list[Measurement], model: str
+    profile: HardwareProfile,
+    points: list[SpeedPoint],
+    main: list[Measurement],
+    model: str,
+    *,
+    quick: bool = False,
 ) -> Calibration:
     """The calibration the timed ``points`` give; ``main`` are the runs of the user's model
-    (the first point), whose figures are kept as measured.
+    (the first point), whose figures are kept as measured. ``quick``: the quick bench's points,
+    whose fixed costs are the guess's (see fit_speed_model).
 
     Raises:
         ValueError: the points do not determine a speed model (see fit_speed_model).
     """
-    fit = fit_speed_model(points)
+    fit = fit_speed_model(points, prior=guess_costs(profile) if quick else None)
     ratios = [p.prompt_ratio for p in points if p.prompt_ratio]
     prompt_ratio = float(np.exp(np.mean(np.log(ratios)))) if ratios else 1.0
     stream = cpu_stream_gbps(profile) * 1e9
@@ -311,11 +370,19 @@ def calibrate(
     *,
     report: Callable[[str], None] = lambda _: None,
     repeats: int = REPEATS,
+    quick: bool = False,
+    cancel: threading.Event | None = None,
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> tuple[Calibration, Path]:
-    """Time ``path`` and the synthetic bench models on the CPU, store the fitted speed model and
-    this model's measured speed.
+    """Time ``path`` and the synthetic bench models (the quick bench's with ``quick``) on the
+    CPU, store the fitted speed model and this model's measured speed. One bench at a time
+    runs on a machine (:func:`gbdesk.fit.calibration.bench_lock`); ``progress`` gets (models
+    timed, models to time); setting ``cancel`` stops it within a tenth of a second and
+    stores nothing.
 
     Raises:
+        BenchBusyError: another bench is running on this machine.
+        BenchCancelledError: ``cancel`` was set.
         GGUFError: the file is not a valid GGUF.
         GbdeskError: llama-cpp-python failed to load or run it.
         OSError: the calibration file cannot be written, or the bench models in the
@@ -325,10 +392,13 @@ def calibrate(
 
     profile = replace(probe(), gpus=())  # the bench runs on the CPU
     _read(path)  # a damaged or missing file is said before minutes of timing
-    with tempfile.TemporaryDirectory(prefix="gbdesk-bench-") as folder:
-        report(f"writing the bench models ({', '.join(MEASURED_TYPES)})...")
-        models = bench_models(path, Path(folder))
-        runs = time_in_turn(models, repeats, report, n_gen=N_GEN)
+    with bench_lock(), tempfile.TemporaryDirectory(prefix="gbdesk-bench-") as folder:
+        types = QUICK_TYPES if quick else MEASURED_TYPES
+        report(f"writing the bench models ({', '.join(types)})...")
+        models = bench_models(path, Path(folder), quick=quick, cancel=cancel)
+        runs = time_in_turn(models, repeats, report, n_gen=N_GEN, cancel=cancel, progress=progress)
         points = speed_points(profile, models, runs)
-    calibration = calibration_from(profile, points, runs[0], path.name)
-    return calibration, save_measured(calibration)
+        calibration = calibration_from(profile, points, runs[0], path.name, quick=quick)
+        if cancel is not None and cancel.is_set():
+            raise BenchCancelledError("the timing was stopped", fix="start it again when you like")
+        return calibration, save_measured(calibration)

@@ -9,18 +9,26 @@ values instead of the defaults.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gbdesk.atomic import write_json_atomic
-from gbdesk.errors import ConfigError
+from gbdesk.errors import ConfigError, GbdeskError
 from gbdesk.paths import app_paths
 
 FILE_NAME = "calibration.json"
+LOCK_NAME = "calibration.lock"
+
+
+class BenchBusyError(GbdeskError):
+    """Another bench (the app's first-run measurement or `gbdesk bench`) is timing this
+    computer: two at once would each measure the other's load."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,35 @@ def load_calibration(path: Path | None = None) -> Calibration | None:
             f"cannot read the calibration file {path}: {exc}",
             fix="run `gbdesk bench` again, or delete the file",
         ) from exc
+
+
+@contextlib.contextmanager
+def bench_lock(folder: Path | None = None) -> Iterator[None]:
+    """Hold the machine's bench lock (a lock file in the data folder) for the block.
+
+    Raises:
+        BenchBusyError: another process or thread holds it.
+        OSError: the data folder cannot be written.
+    """
+    from filelock import FileLock, Timeout
+
+    folder = folder or app_paths().data_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    # A new FileLock each time: an OS lock on its own open file, so another thread of this
+    # process finds it taken too, not only another process.
+    lock = FileLock(str(folder / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise BenchBusyError(
+            "this computer is already being measured (by gbdesk's first-run measurement or "
+            "another `gbdesk bench`)",
+            fix="wait for it to finish (about a minute); its figures are used as soon as it ends",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def save_calibration(calibration: Calibration, path: Path | None = None) -> Path:

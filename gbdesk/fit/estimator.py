@@ -109,7 +109,16 @@ class Fit:
     disk_free_bytes: int
     exact: bool
     reasons: tuple[str, ...] = field(default=())
-    max_ctx: int = 0  # the largest context that fits with this offload
+    max_ctx: int = 0  # the largest total context (all chats) that fits with this offload
+    n_ctx_train: int = 0  # tokens per sequence the model was trained on
+    longer_ctx_fits: bool = False  # memory would hold chats longer than the trained length
+
+    @property
+    def max_ctx_per_chat(self) -> int:
+        """The longest chat that fits, at most the trained length (what "max ctx" means to a
+        person: ``max_ctx`` counts every parallel chat together)."""
+        per_chat = self.max_ctx // max(1, self.n_parallel)
+        return min(per_chat, self.n_ctx_train) if self.n_ctx_train else per_chat
 
     @property
     def runs(self) -> bool:
@@ -141,6 +150,9 @@ class Fit:
             "n_ctx": self.n_ctx,
             "n_parallel": self.n_parallel,
             "max_ctx": self.max_ctx,
+            "max_ctx_per_chat": self.max_ctx_per_chat,
+            "n_ctx_train": self.n_ctx_train,
+            "longer_ctx_fits": self.longer_ctx_fits,
             "devices": [d.to_json() for d in self.devices],
             "speed": self.speed.to_json(),
             "download_bytes": self.download_bytes,
@@ -420,9 +432,24 @@ def estimate_fit(
                 "free on disk",
             ),
         )
+    fit = replace(fit, n_ctx_train=arch.n_ctx_train)
     if fit.runs:
-        fit = replace(fit, max_ctx=largest_context(layout, profile, settings, n_gpu))
+        largest = largest_context(layout, profile, settings, n_gpu)
+        fit = replace(fit, max_ctx=largest)
+        if largest >= arch.n_ctx_train * settings.n_parallel:  # capped at the trained length
+            fit = replace(fit, longer_ctx_fits=_longer_fits(layout, profile, settings, n_gpu))
     return fit
+
+
+def _longer_fits(
+    layout: ModelLayout, profile: HardwareProfile, settings: FitSettings, n_gpu: int
+) -> bool:
+    """Whether memory would also hold chats of twice the trained length (which llama.cpp
+    allows, with answers that may degrade past what the model was trained on)."""
+    n_ctx = 2 * layout.architecture.n_ctx_train * settings.n_parallel
+    trial = replace(settings, n_ctx=n_ctx, gpu_layers=n_gpu)
+    devices, _, _ = _place(layout, profile, trial, n_gpu, None)
+    return _fits(devices, profile)
 
 
 def largest_context(

@@ -18,18 +18,31 @@ import json
 import logging
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gbdesk.errors import GbdeskError
+from gbdesk.errors import ExitCode, GbdeskError
 from gbdesk.hardware.cpu import physical_cores
 
 # Each model is timed this many times, in turn, and the fastest run kept (what the machine does
 # when nothing else runs): on a shared machine one process can run 15% slower than the next
 # for its whole life, and only ever slower.
 REPEATS = 5
+# Runs per model of the quick bench (`gbdesk bench --quick`, the app's first-run measurement).
+QUICK_REPEATS = 2
 _log = logging.getLogger(__name__)
+# How often a waiting measure() looks at its cancel event (seconds).
+_CANCEL_POLL_S = 0.1
+
+
+class BenchCancelledError(GbdeskError):
+    """The timing was stopped on request (Quit, Cancel); nothing was stored."""
+
+    exit_code = ExitCode.INTERRUPTED
+
 
 _CHILD = r"""
 import json, sys, time
@@ -117,10 +130,13 @@ def measure(
     max_prompt: int = 512,
     threads: int | None = None,
     timeout: float = 240,
+    cancel: threading.Event | None = None,
 ) -> Measurement:
     """Run the measuring child for one case, with the backend's thread count by default.
+    Setting ``cancel`` kills the child within a tenth of a second.
 
     Raises:
+        BenchCancelledError: ``cancel`` was set.
         GbdeskError: the child failed or ran past ``timeout`` (the message says why in a
             sentence; the child's whole output goes to the log).
     """
@@ -135,15 +151,12 @@ def measure(
         str(threads or physical_cores()),
         str(max_prompt),
     ]
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
+    result = _run_child(command, timeout, cancel)
+    if result is None:
         raise GbdeskError(
             f"timing {path.name} took longer than {timeout:.0f} s",
             fix="close other programs that keep the processor busy and try again",
-        ) from None
+        )
     if result.returncode != 0:
         _log.warning("measuring %s failed (exit %s): %s", path, result.returncode, result.stderr)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -167,6 +180,42 @@ def measure(
     )
 
 
+def _run_child(
+    command: list[str], timeout: float, cancel: threading.Event | None
+) -> subprocess.CompletedProcess[str] | None:
+    """Run ``command`` to its end (None when it ran past ``timeout``; killed then).
+
+    Raises:
+        BenchCancelledError: ``cancel`` was set (the child is killed and reaped first).
+    """
+    if cancel is None:
+        try:
+            return subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return None
+    if cancel.is_set():
+        raise BenchCancelledError("the timing was stopped", fix="start it again when you like")
+    deadline = time.monotonic() + timeout
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
+        while True:
+            try:
+                stdout, stderr = child.communicate(timeout=_CANCEL_POLL_S)
+                return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
+            except subprocess.TimeoutExpired:
+                if cancel.is_set() or time.monotonic() > deadline:
+                    child.kill()
+                    child.communicate()
+                    if cancel.is_set():
+                        raise BenchCancelledError(
+                            "the timing was stopped", fix="start it again when you like"
+                        ) from None
+                    return None
+
+
 @dataclass(frozen=True)
 class TimedModel:
     """A GGUF file to time, with the context and the prompt length it is timed at."""
@@ -182,18 +231,31 @@ def time_in_turn(
     report: Callable[[str], None] = lambda _: None,
     *,
     n_gen: int = 48,
+    cancel: threading.Event | None = None,
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> list[list[Measurement]]:
     """Time every model ``repeats`` times, in turn, so a slow minute on a shared machine
-    spreads over all of them; the runs of each model, in the order given.
+    spreads over all of them; the runs of each model, in the order given. ``progress`` gets
+    (runs done, runs in all) after each run.
 
     Raises:
+        BenchCancelledError: ``cancel`` was set.
         GbdeskError: llama-cpp-python failed to load or run one of them.
     """
     runs: list[list[Measurement]] = [[] for _ in models]
+    total = repeats * len(models)
     for round_ in range(repeats):
         report(f"timing {len(models)} models on the CPU (round {round_ + 1} of {repeats})...")
         for index, model in enumerate(models):
             runs[index].append(
-                measure(model.path, model.n_ctx, 1, n_gen=n_gen, max_prompt=model.prompt)
+                measure(
+                    model.path,
+                    model.n_ctx,
+                    1,
+                    n_gen=n_gen,
+                    max_prompt=model.prompt,
+                    cancel=cancel,
+                )
             )
+            progress(round_ * len(models) + index + 1, total)
     return runs

@@ -94,13 +94,34 @@ def _sentence(fit: Fit, runs_well: bool, on_disk: bool) -> str:
         return fit.reasons[0]
     text = f"{fit.reasons[0]}; {speed}"
     if not runs_well and fit.speed.basis == "guess":
-        text += f"; may be slow (a guess needs {RUNS_WELL_TPS * GUESS_MARGIN:g} tokens/s to count)"
+        text += (
+            f"; may be slow: a guessed speed is often too high, so only a guess of "
+            f"{RUNS_WELL_TPS * GUESS_MARGIN:g} tokens/s or more counts as running well "
+            f"({RUNS_WELL_TPS:g} tokens/s is about reading speed)"
+        )
     elif not runs_well:
-        text += f"; below {RUNS_WELL_TPS:g} tokens/s: slow"
+        text += f"; slow: below {RUNS_WELL_TPS:g} tokens/s, slower than you read"
     if on_disk:
         text += "; already on disk"
     elif not fit.fits_disk:
         text += "; the download does not fit the free disk space"
+    return text
+
+
+def context_words(fit: Fit) -> str:
+    """The longest chat that fits, in words: per chat, at most the length the model was
+    trained on, and saying so when memory would hold longer chats."""
+    if not fit.runs or fit.max_ctx <= 0:
+        return "no context fits"
+    per_chat = fit.max_ctx_per_chat
+    text = f"context up to {per_chat:,} tokens per chat"
+    if fit.longer_ctx_fits:
+        text += (
+            " (the length it was trained on; memory would hold longer chats, but answers "
+            "may degrade past it)"
+        )
+    elif fit.n_ctx_train and per_chat >= fit.n_ctx_train:
+        text += " (the length it was trained on)"
     return text
 
 
@@ -139,7 +160,8 @@ def recommend(
     calibrated figure; runs well by a guess (which must reach twice the bar, GUESS_MARGIN); runs
     slowly; does not fit. Offline (``online``
     False) what is on disk comes first within each group, and what is not cannot be fetched.
-    Within a group: best quality first, then the more trusted figure, then faster.
+    Within a group: best quality first, then the more trusted figure, then faster; among the
+    slow ones the fastest first (see :func:`rank_key`).
 
     Raises:
         UsageError: the settings are out of range.
@@ -214,14 +236,21 @@ def recommend_layout(
 
 
 def rank_key(item: Recommendation, *, online: bool) -> tuple[int, int, float, int, float]:
-    """The sort key of :func:`recommend`'s order (lower first)."""
+    """The sort key of :func:`recommend`'s order (lower first).
+
+    Among models that run well, the best quality comes first. Among those that run but slowly,
+    the fastest comes first: at ~1 token/s a better model is not usable, while one at ~4.6 is
+    (GLM-4-9B Q8_0 must not come before Llama 3.2 3B).
+    """
     basis = BASIS_RANK[item.speed_basis]
+    speed = item.fit.speed.generation_tps
+    unreachable = 0 if online or item.on_disk else 1
     if item.runs_well:
         group = 0 if basis < BASIS_RANK["guess"] else 1
-    else:
-        group = 2 if item.fit.runs else 3
-    unreachable = 0 if online or item.on_disk else 1
-    return (unreachable, group, -item.quality, basis, -item.fit.speed.generation_tps)
+        return (unreachable, group, -item.quality, basis, -speed)
+    if item.fit.runs:
+        return (unreachable, 2, -speed, basis, -item.quality)
+    return (unreachable, 3, -item.quality, basis, -speed)
 
 
 def recommend_for_machine(

@@ -39,6 +39,7 @@ def reinstall_command(flag: str, version: str, system: str) -> str:
     """The pip command that rebuilds llama-cpp-python ``version`` with a CMake ``flag``."""
     pin = f"llama-cpp-python=={version}" if version else "llama-cpp-python"
     pip = f"pip install --force-reinstall --no-cache-dir {pin}"
+    flag = f"{flag} -DGGML_RPC=ON"  # keep llama.cpp's RPC backend (gbdesk worker, serve --rpc)
     if system == "Windows":
         return f'$env:CMAKE_ARGS="{flag}"; {pip}'
     return f'CMAKE_ARGS="{flag}" {pip}'

@@ -141,7 +141,9 @@ def load_backend_info() -> BackendInfo:
     return BackendInfo(
         installed=True,
         version=getattr(llama_cpp, "__version__", from_files.version),
-        gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
+        # llama_supports_gpu_offload() is true for a build with RPC alone (a worker counts as
+        # a device there); gbdesk's gpu_offload means a GPU in this machine.
+        gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()) and from_files.gpu_offload,
         backends=from_files.backends or parse_system_info(system_info),
         system_info=system_info.strip(),
         library_dir=from_files.library_dir,

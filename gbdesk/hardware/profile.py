@@ -26,6 +26,13 @@ class Diagnostic:
     message: str
     fix: str = ""
 
+    def __post_init__(self) -> None:
+        # An OSError's text in a finding is told in words: a person never sees an errno.
+        from gbdesk.errors import without_errno
+
+        object.__setattr__(self, "message", without_errno(self.message))
+        object.__setattr__(self, "fix", without_errno(self.fix))
+
 
 @dataclass(frozen=True)
 class CpuInfo:

@@ -1,4 +1,5 @@
-"""`gbdesk shard ...`: register this node as a single-node shard, show it, remove it.
+"""`gbdesk shard ...`: register this node as a single-node shard, show it, remove it;
+`gbdesk fleet`: every node of the registry.
 
 Module level imports stay light (argparse); the handlers import the rest.
 """
@@ -9,6 +10,11 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from gbdesk.errors import GbdeskError
+    from gbdesk.settings import Settings
+    from gbdesk.shard.fleet import FleetNode
     from gbdesk.shard.registry import Registration
 
 
@@ -46,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="botserver's .env to receive SHARD_ID and DATABASE_URL (remembered)",
     )
+    reg.add_argument(
+        "--advertise-host",
+        metavar="HOST",
+        help="the address other machines reach this one at (remembered; default: this "
+        "machine's LAN address when the backend listens beyond 127.0.0.1; '' finds it again)",
+    )
     reg.set_defaults(handler=_register)
 
     st = actions.add_parser("status", help="show this node's registration")
@@ -57,8 +69,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     database_option(unreg)
     unreg.set_defaults(handler=_unregister)
 
-    beat = actions.add_parser("heartbeat", help="update this node's last-seen time once")
+    beat = actions.add_parser(
+        "heartbeat",
+        help="update this node's last-seen time and capacity once (or keep doing it)",
+    )
     database_option(beat)
+    beat.add_argument(
+        "--keep-beating",
+        action="store_true",
+        help="beat every 30 s until Ctrl+C (next to a `gbdesk serve` without the desktop app,"
+        " so that the fleet sees the node live)",
+    )
     beat.set_defaults(handler=_heartbeat)
 
     regions = actions.add_parser("regions", help="list the ISO 3166-1 alpha-3 region codes")
@@ -84,6 +105,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     psql.set_defaults(handler=_db_psql)
 
+    fleet = subparsers.add_parser(
+        "fleet",
+        help="list every node of the shard registry: address, model, capacity, worker, state",
+        description="Every gbdesk node registered in the registry (the same database as `gbdesk"
+        " shard`): the URL other machines reach its backend at, its model, context, slots,"
+        " measured tokens/s, its worker's free memory, when it was last seen and whether it"
+        " is live or stale (silent for more than 90 s).",
+    )
+    database_option(fleet)
+    fleet.add_argument("--json", action="store_true", help="print JSON")
+    fleet.set_defaults(handler=_fleet)
+
 
 def _print_json(data: object) -> None:
     import json
@@ -92,6 +125,8 @@ def _print_json(data: object) -> None:
 
 
 def _register(args: argparse.Namespace) -> int:
+    from gbdesk.app.fleet import register_capacity
+    from gbdesk.settings import load_settings
     from gbdesk.shard.registry import ShardOptions, parse_tenant_range
     from gbdesk.shard.service import register_this_node
 
@@ -102,7 +137,13 @@ def _register(args: argparse.Namespace) -> int:
         tenant_range=parse_tenant_range(args.tenant_range) if args.tenant_range else None,
         tenant_slug=args.tenant,
     )
-    result = register_this_node(options, database_url=args.database_url, env_file=args.env_file)
+    result = register_this_node(
+        options,
+        database_url=args.database_url,
+        env_file=args.env_file,
+        capacity=register_capacity(load_settings()),
+        advertise_host=args.advertise_host,
+    )
     registration = result.registration
     verb = "registered" if result.created else "already registered; refreshed"
     print(f"{verb}: node {registration.node_id} as shard {registration.shard_id}")
@@ -133,7 +174,8 @@ def _print_registration(registration: Registration, embedded: bool) -> None:
     print(f"  tenants     {tenants or '(none)'}  [{r.tenants_table} tenants table]")
     print(f"  database    {r.connection}  ({where}; stored encrypted)")
     print(f"  node        {r.host_name}, gbdesk {r.gbdesk_version}")
-    print(f"  backend     {r.llm_url}  model {r.llm_model or '(not chosen yet)'}")
+    where = "" if r.llm_url_reachable else "  (this machine only)"
+    print(f"  backend     {r.llm_url}{where}  model {r.llm_model or '(not chosen yet)'}")
     print(f"  registered  {r.registered_at.isoformat(timespec='seconds')}")
     print(f"  last seen   {r.last_seen_at.isoformat(timespec='seconds')}")
     print(f"  schema      migrations {', '.join(str(v) for v in r.schema_versions)}")
@@ -177,10 +219,43 @@ def _unregister(args: argparse.Namespace) -> int:
 
 
 def _heartbeat(args: argparse.Namespace) -> int:
+    from gbdesk.app.fleet import this_node_capacity
+    from gbdesk.settings import load_settings
     from gbdesk.shard.service import beat_once
 
-    seen = beat_once(args.database_url)
+    settings = load_settings()
+    if args.keep_beating:
+        return _keep_beating(args, settings)
+    seen = beat_once(args.database_url, capacity=this_node_capacity(settings))
     print(f"last seen {seen.isoformat(timespec='seconds')}")
+    return 0
+
+
+def _keep_beating(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import sys
+    import threading
+
+    from gbdesk.app.fleet import capacity_source
+    from gbdesk.shard.service import keep_beating
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+
+    def beat(seen: datetime) -> None:
+        print(f"last seen {seen.isoformat(timespec='seconds')}", flush=True)
+
+    def failed(error: GbdeskError) -> None:
+        print(f"heartbeat failed: {error}", file=sys.stderr, flush=True)
+
+    keep_beating(
+        stop,
+        database_url=args.database_url,
+        capacity=capacity_source(settings),
+        on_beat=beat,
+        on_error=failed,
+    )
     return 0
 
 
@@ -238,3 +313,41 @@ def _db_psql(args: argparse.Namespace) -> int:
         extra = [arg for sql in args.command for arg in ("-c", sql)]
         argv, env = server.psql_command(*extra)
         return subprocess.run(argv, env=env, check=False).returncode
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from gbdesk.shard.heartbeat import STALE_AFTER_S
+    from gbdesk.shard.service import fleet
+
+    result = fleet(args.database_url)
+    if args.json:
+        _print_json(
+            {
+                "stale_after_s": STALE_AFTER_S,
+                "this_node_id": result.this_node_id,
+                "nodes": [node.to_json() for node in result.nodes],
+            }
+        )
+        return 0
+    if not result.nodes:
+        print("no node is registered in this registry: `gbdesk shard register` adds this one")
+        return 0
+    print(fleet_table(result.nodes, result.this_node_id))
+    print(f"(* this machine; a node is stale after {STALE_AFTER_S:.0f} s without a heartbeat)")
+    return 0
+
+
+def fleet_table(nodes: tuple[FleetNode, ...], this_node_id: str | None) -> str:
+    """The fleet as aligned text columns, this machine marked with ``*``."""
+    from gbdesk.app.fleet import fleet_row
+
+    rows = []
+    for node in nodes:
+        row = fleet_row(node)
+        row["id"] = ("*" if node.node_id == this_node_id else " ") + row["id"]
+        rows.append(row)
+    headers = list(rows[0])
+    widths = {h: max(len(h), *(len(row[h]) for row in rows)) for h in headers}
+    lines = ["  ".join(h.upper().ljust(widths[h]) for h in headers).rstrip()]
+    lines += ["  ".join(row[h].ljust(widths[h]) for h in headers).rstrip() for row in rows]
+    return "\n".join(lines)

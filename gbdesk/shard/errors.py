@@ -31,3 +31,21 @@ class NotRegisteredError(ShardError):
 
 class EmbeddedPostgresError(ShardError):
     """The embedded PostgreSQL could not be created, started or stopped."""
+
+
+class TenantRouteError(ShardError):
+    """A tenant cannot be routed to a node (base class of the routing errors)."""
+
+    exit_code = ExitCode.TENANT_ROUTE
+
+
+class UnknownTenantError(TenantRouteError):
+    """No tenant with that slug is mapped to a shard in the registry."""
+
+
+class NoLiveNodeError(TenantRouteError):
+    """The tenant's shard has no node, or its node has gone silent (stale)."""
+
+
+class NodeNotReachableError(TenantRouteError):
+    """The tenant's node serves on its own machine only (loopback), and the caller is elsewhere."""

@@ -1,8 +1,11 @@
-"""The heartbeat: keeps ``gbdesk_nodes.last_seen_at`` fresh while the backend runs.
+"""The heartbeat: keeps ``gbdesk_nodes.last_seen_at`` and the node's capacity fresh while the
+backend runs.
 
 A daemon thread touches the node's row every ``interval_s`` seconds over one connection, which
-it reopens after a failure. Failures go to ``on_error`` (already masked: no password) and the
-beat goes on; the GUI and ``gbdesk serve`` start it next to the backend and stop it with it.
+it reopens after a failure, and records what ``capacity()`` says the node offers now (its
+reachable URL, model, speed, slots, context, worker). Failures go to ``on_error`` (already
+masked: no password) and the beat goes on; the GUI starts it next to the backend and stops it
+with it. A node silent for :data:`STALE_AFTER_S` shows as stale in the fleet.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from gbdesk.errors import GbdeskError
+from gbdesk.shard.capacity import NodeCapacity
 from gbdesk.shard.connection import connect, mask, parse
 from gbdesk.shard.registry import touch
 
@@ -23,6 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 30.0
+# A node whose last beat is older than this (three missed beats) is stale: the fleet says so and
+# tenant routing refuses it. One constant for the CLI, the GUI and the routing.
+STALE_AFTER_S = 3 * DEFAULT_INTERVAL_S
 
 
 class Heartbeat:
@@ -34,7 +41,8 @@ class Heartbeat:
         interval_s: seconds between beats.
         on_beat: called with the new ``last_seen_at`` after each successful beat.
         on_error: called with a :class:`GbdeskError` after each failed beat.
-        llm_model: returns the model the backend serves now (recorded with each beat).
+        capacity: returns what the node offers now (recorded with each beat); None or a
+            failure records nothing but the beat.
     """
 
     def __init__(
@@ -45,7 +53,7 @@ class Heartbeat:
         interval_s: float = DEFAULT_INTERVAL_S,
         on_beat: Callable[[datetime], None] | None = None,
         on_error: Callable[[GbdeskError], None] | None = None,
-        llm_model: Callable[[], str | None] | None = None,
+        capacity: Callable[[], NodeCapacity | None] | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
@@ -55,7 +63,7 @@ class Heartbeat:
         self.interval_s = interval_s
         self._on_beat = on_beat
         self._on_error = on_error
-        self._llm_model = llm_model  # asked at each beat: the model the backend serves now
+        self._capacity = capacity  # asked at each beat: what the node offers now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
@@ -75,8 +83,7 @@ class Heartbeat:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self._url)
-            model = self._llm_model() if self._llm_model is not None else None
-            return touch(self._conn, self.node_id, model or None)
+            return touch(self._conn, self.node_id, self._measure())
         except psycopg.Error as exc:
             self._close()
             raise ShardError(
@@ -86,6 +93,16 @@ class Heartbeat:
         except GbdeskError:
             self._close()
             raise
+
+    def _measure(self) -> NodeCapacity | None:
+        """The capacity now; a failure to measure must not stop the beat itself."""
+        if self._capacity is None:
+            return None
+        try:
+            return self._capacity()
+        except Exception as exc:  # measuring reads files and HTTP: the beat matters more
+            log.warning("heartbeat: could not measure this node's capacity: %s", exc)
+            return None
 
     def start(self) -> None:
         """Beat now and then every ``interval_s`` seconds, in a daemon thread."""

@@ -1,9 +1,10 @@
 """This machine's side of the registration: its node id, where it registered, how to reach it.
 
 ``shard.json`` in the config folder holds the node id (a UUID made once), the database the node
-registered in (its URL without password; empty for the embedded PostgreSQL) and the botserver
-``.env`` file last written. Passwords of other databases go to :mod:`gbdesk.secrets`, keyed by
-``user@host:port/database``.
+registered in (its URL without password; empty for the embedded PostgreSQL), the botserver
+``.env`` file last written and the address other machines reach this one at when the operator
+chose it (``--advertise-host``; empty: found by :mod:`gbdesk.hardware.address`). Passwords of
+other databases go to :mod:`gbdesk.secrets`, keyed by ``user@host:port/database``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pathlib import Path
 
 from gbdesk.atomic import write_json_atomic
 from gbdesk.errors import ConfigError
+from gbdesk.hardware.address import advertised_host
 from gbdesk.paths import AppPaths, app_paths
 from gbdesk.secrets import get_secret, set_secret
+from gbdesk.shard.capacity import NodeCapacity
 from gbdesk.shard.connection import parse, strip_password, with_password
 from gbdesk.shard.registry import NodeDescription
 
@@ -30,6 +33,7 @@ class LocalState:
     database_url: str = ""  # without password; "" = the embedded PostgreSQL
     env_file: str = ""
     shard_id: int | None = None
+    advertise_host: str = ""  # the operator's choice; "" = found from the network
 
 
 def _state_file(paths: AppPaths) -> Path:
@@ -52,6 +56,7 @@ def load_state(paths: AppPaths | None = None) -> LocalState | None:
             database_url=str(data.get("database_url", "")),
             env_file=str(data.get("env_file", "")),
             shard_id=data.get("shard_id"),
+            advertise_host=str(data.get("advertise_host", "")),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
@@ -174,8 +179,14 @@ def describe_node(
     settings_port: int,
     model: str,
     hardware_profile: Callable[[], dict] | None = None,
+    advertise_host: str = "",
+    capacity: NodeCapacity | None = None,
 ) -> NodeDescription:
-    """This machine as the registry records it (probes the hardware)."""
+    """This machine as the registry records it (probes the hardware).
+
+    The backend's URL is the one other machines reach (see :func:`advertised_host`); with
+    ``capacity`` (measured by the caller), its URL and model win and the rest is recorded too.
+    """
     from gbdesk import __version__
 
     if hardware_profile is None:
@@ -185,12 +196,17 @@ def describe_node(
     else:
         profile = hardware_profile()
     profile = stable_profile(profile)  # type: ignore[assignment]
-    host = settings_host if ":" not in settings_host else f"[{settings_host}]"
+    advertised = advertised_host(settings_host, advertise_host)
+    if capacity is None:
+        capacity = NodeCapacity(
+            llm_url=advertised.url(settings_port, "/v1"), reachable=advertised.reachable
+        )
     return NodeDescription(
         node_id=node,
         host_name=socket.gethostname(),
         gbdesk_version=__version__,
-        llm_url=f"http://{host}:{settings_port}/v1",
+        llm_url=advertised.url(settings_port, "/v1"),
         llm_model=model,
         hardware_profile=profile,
+        capacity=capacity,
     )

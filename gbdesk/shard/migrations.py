@@ -121,7 +121,27 @@ _NODES = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_SHARD_TABLES, _TENANTS, _SNOWFLAKE, _NODES)
+# What the fleet needs to know of each node (gbdesk.shard.capacity.NodeCapacity), kept current
+# by the heartbeat. Rows of older versions read as "this machine only" until their next beat.
+_FLEET = Migration(
+    5,
+    "gbdesk_nodes fleet columns (reachable URL, capacity, worker)",
+    (
+        """ALTER TABLE gbdesk_nodes
+            ADD COLUMN IF NOT EXISTS llm_url_reachable BOOLEAN NOT NULL DEFAULT false,
+            ADD COLUMN IF NOT EXISTS embedding_url TEXT NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS embedding_model TEXT NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS embedding_dimensions INTEGER,
+            ADD COLUMN IF NOT EXISTS tokens_per_second DOUBLE PRECISION,
+            ADD COLUMN IF NOT EXISTS slots INTEGER,
+            ADD COLUMN IF NOT EXISTS context_tokens INTEGER,
+            ADD COLUMN IF NOT EXISTS worker_endpoint TEXT,
+            ADD COLUMN IF NOT EXISTS worker_free_bytes BIGINT,
+            ADD COLUMN IF NOT EXISTS worker_total_bytes BIGINT""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_SHARD_TABLES, _TENANTS, _SNOWFLAKE, _NODES, _FLEET)
 
 _CREATE_LEDGER = """CREATE TABLE IF NOT EXISTS gbdesk_schema_migrations (
     version INTEGER PRIMARY KEY,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gbdesk.paths import AppPaths
 from gbdesk.shard import crypto
+from gbdesk.shard.capacity import NodeCapacity
 from gbdesk.shard.connection import mask, parse
 from gbdesk.shard.errors import (
     InvalidShardOptionError,
@@ -142,6 +143,8 @@ class NodeDescription:
     llm_url: str = ""
     llm_model: str = ""
     hardware_profile: dict[str, Any] = field(default_factory=dict)
+    # What it offers now; its llm_url and llm_model, when set, win over the two above.
+    capacity: NodeCapacity | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ class Registration:
     tenants: tuple[dict[str, Any], ...] = ()
     tenants_table: str = ""
     schema_versions: tuple[int, ...] = ()
+    llm_url_reachable: bool = False  # False: llm_url works on the node's own machine only
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -410,7 +414,10 @@ def _write_node(
 ) -> bool:
     """Insert or refresh this node's row; True when it was inserted."""
     profile = json.dumps(node.hardware_profile, sort_keys=True)
-    described = (node.host_name, profile, node.llm_url, node.llm_model, node.gbdesk_version)
+    capacity = node.capacity
+    llm_url = (capacity.llm_url if capacity else "") or node.llm_url
+    llm_model = (capacity.llm_model if capacity else None) or node.llm_model
+    described = (node.host_name, profile, llm_url, llm_model, node.gbdesk_version)
     if exists:
         conn.execute(
             """UPDATE gbdesk_nodes SET last_seen_at = NOW(), host_name = %s,
@@ -419,14 +426,56 @@ def _write_node(
                WHERE node_id = %s""",
             (*described, node.node_id),
         )
-        return False
-    conn.execute(
-        """INSERT INTO gbdesk_nodes (node_id, shard_id, host_name, hardware_profile, llm_url,
-               llm_model, gbdesk_version)
-           VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s)""",
-        (node.node_id, shard_id, *described),
+    else:
+        conn.execute(
+            """INSERT INTO gbdesk_nodes (node_id, shard_id, host_name, hardware_profile,
+                   llm_url, llm_model, gbdesk_version)
+               VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s)""",
+            (node.node_id, shard_id, *described),
+        )
+    if capacity is not None:
+        _write_capacity(conn, node.node_id, capacity)
+    return not exists
+
+
+# The capacity columns (migration 5) in NodeCapacity's order, after llm_url and llm_model.
+_CAPACITY_COLUMNS = (
+    "llm_url_reachable",
+    "embedding_url",
+    "embedding_model",
+    "embedding_dimensions",
+    "tokens_per_second",
+    "slots",
+    "context_tokens",
+    "worker_endpoint",
+    "worker_free_bytes",
+    "worker_total_bytes",
+)
+
+
+def _write_capacity(conn: psycopg.Connection, node_id: str, capacity: NodeCapacity) -> None:
+    """Record what the node offers now (every field: a worker that stopped becomes NULL)."""
+    c = capacity
+    values = (
+        c.reachable,
+        c.embedding_url,
+        c.embedding_model,
+        c.embedding_dimensions,
+        c.tokens_per_second,
+        c.slots,
+        c.context_tokens,
+        c.worker_endpoint,
+        c.worker_free_bytes,
+        c.worker_total_bytes,
     )
-    return True
+    assignments = ", ".join(f"{column} = %s" for column in _CAPACITY_COLUMNS)
+    conn.execute(
+        f"""UPDATE gbdesk_nodes SET {assignments},
+               llm_url = COALESCE(NULLIF(%s, ''), llm_url),
+               llm_model = COALESCE(NULLIF(%s, ''), llm_model)
+           WHERE node_id = %s""",
+        (*values, c.llm_url, c.llm_model or "", node_id),
+    )
 
 
 def _decrypt_or_none(stored: str, paths: AppPaths | None) -> str | None:
@@ -527,6 +576,16 @@ def _map_tenant(
             )
 
 
+def ensure_current(conn: psycopg.Connection) -> None:
+    """Apply the migrations a registry made by an older gbdesk lacks (one query when current).
+
+    Raises:
+        ShardError: a migration failed.
+    """
+    if set(applied_versions(conn)) < {migration.version for migration in MIGRATIONS}:
+        migrate(conn)
+
+
 def _registry_exists(conn: psycopg.Connection) -> bool:
     """Whether gbdesk's own tables are in this database (the first registration makes them)."""
     row = conn.execute("SELECT to_regclass('gbdesk_nodes')").fetchone()
@@ -539,6 +598,7 @@ def status(
     """This node's registration, or None when it is not registered here."""
     if not _registry_exists(conn):
         return None
+    ensure_current(conn)
     from psycopg.rows import dict_row
 
     row = (
@@ -547,7 +607,7 @@ def status(
             """SELECT n.node_id::text AS node_id, n.shard_id, n.host_name, s.region_code,
                       s.datacenter, s.is_primary, s.is_active, s.min_tenant_id,
                       s.max_tenant_id, s.connection_string, n.llm_url, n.llm_model,
-                      n.gbdesk_version, n.registered_at, n.last_seen_at
+                      n.gbdesk_version, n.registered_at, n.last_seen_at, n.llm_url_reachable
                FROM gbdesk_nodes n JOIN shard_config s USING (shard_id)
                WHERE n.node_id = %s""",
             (node_id,),
@@ -600,6 +660,7 @@ def status(
         tenants=tenants,
         tenants_table=kind,
         schema_versions=tuple(applied_versions(conn)),
+        llm_url_reachable=bool(row["llm_url_reachable"]),
     )
 
 
@@ -629,20 +690,24 @@ def unregister(conn: psycopg.Connection, node_id: str) -> int:
     return int(row[0])
 
 
-def touch(conn: psycopg.Connection, node_id: str, llm_model: str | None = None) -> datetime:
+def touch(conn: psycopg.Connection, node_id: str, capacity: NodeCapacity | None = None) -> datetime:
     """Set this node's ``last_seen_at`` to now and return it (the heartbeat); with
-    ``llm_model``, the model the node's backend serves now is recorded too.
+    ``capacity``, what the node offers now is recorded in the same transaction.
 
     Raises:
         NotRegisteredError: the node's row is gone (unregistered elsewhere).
     """
     row = None
     if _registry_exists(conn):
-        row = conn.execute(
-            "UPDATE gbdesk_nodes SET last_seen_at = NOW(), llm_model = COALESCE(%s, llm_model)"
-            " WHERE node_id = %s RETURNING last_seen_at",
-            (llm_model, node_id),
-        ).fetchone()
+        ensure_current(conn)  # a node beating into a registry made by an older gbdesk
+        with conn.transaction():
+            row = conn.execute(
+                "UPDATE gbdesk_nodes SET last_seen_at = NOW() WHERE node_id = %s"
+                " RETURNING last_seen_at",
+                (node_id,),
+            ).fetchone()
+            if row is not None and capacity is not None:
+                _write_capacity(conn, node_id, capacity)
     if row is None:
         raise NotRegisteredError(
             f"node {node_id} is not registered in this database",

@@ -47,7 +47,9 @@ def install_exception_hook() -> None:
             box.setText(value.message)
             detail = value.fix or ""
         else:
-            box.setText(f"Something unexpected went wrong: {value}")
+            from gbdesk.errors import without_errno
+
+            box.setText(f"Something unexpected went wrong: {without_errno(str(value))}")
             detail = ""
         box.setInformativeText(
             (f"Fix: {detail}\n\n" if detail else "")
@@ -140,6 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     after_paint = [_setup_logging, lambda: _listen_for_launches(state, app)]
     if state.settings_error is not None:
         after_paint.append(lambda: _warn_settings(window, state.settings_error))
+    if "--background" not in argv and os.environ.get(EXIT_ON_SHOW_ENV) != "1":
+        # A relaunch serves again what it served before Quit (the resume_backend setting).
+        after_paint.append(lambda: _resume_serving(state))
+    if "--background" not in argv and os.environ.get(EXIT_ON_SHOW_ENV) != "1":
+        # No calibration of this CPU yet: measure it in the background (the wizard shows it).
+        after_paint.append(lambda: _measure_later(state))
     window.installEventFilter(_AfterFirstPaint(window, after_paint))
     app.aboutToQuit.connect(state.shutdown)
     # --background (start at login): the backend and only the tray icon, when there is a tray.
@@ -153,6 +161,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         QTimer.singleShot(0, _setup_logging)  # no paint will come
         QTimer.singleShot(0, lambda: _listen_for_launches(state, app))
     return app.exec()
+
+
+def _resume_serving(state) -> None:
+    state.resume_serving()  # the Dashboard says so when it did
+
+
+# The first-run measurement waits this long after the first paint, so the window and the
+# hardware probe get the processor first.
+MEASURE_DELAY_MS = 2000
+
+
+def _measure_later(state) -> None:
+    QTimer.singleShot(MEASURE_DELAY_MS, lambda: state.calibration.start_if_needed(state.profile))
 
 
 def _listen_for_launches(state, app: QApplication) -> None:
@@ -190,7 +211,9 @@ def _setup_logging() -> None:
     try:
         setup_logging(to_stderr=False)
     except OSError as exc:
-        print(f"warning: cannot write the log file: {exc}", file=sys.stderr)
+        from gbdesk.errors import os_error_words
+
+        print(f"warning: cannot write the log file: {os_error_words(exc)}", file=sys.stderr)
 
 
 def _open_main_window(state, app: QApplication, page: str) -> None:

@@ -15,12 +15,12 @@ carries the child's typed error's message and fix (a taken port, a damaged model
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from gbdesk.backend.ports import free_port_near, port_is_free
 from gbdesk.backend.supervisor import BackendState
 from gbdesk.errors import GbdeskError
 from gbdesk.options import STARTER
@@ -63,33 +63,7 @@ class BackendView:
 
 
 PORT_TAKEN = "use_another_port"
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Whether ``port`` can be listened on at ``host`` now (another program may hold it)."""
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        if os.name != "nt":  # a port left in TIME_WAIT by our last backend is free to listen on
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host or "127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_near(host: str, port: int, tries: int = 50) -> int:
-    """The first free port after ``port`` (for "Use another port")."""
-    for candidate in range(port + 1, min(65535, port + tries) + 1):
-        if port_is_free(host, candidate):
-            return candidate
-    import socket
-
-    with socket.socket() as sock:  # any free port the system gives
-        sock.bind((host or "127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["BackendController", "BackendView", "free_port_near", "port_is_free"]
 
 
 def plain_error(error: GbdeskError, port: int) -> tuple[str, str, str]:
@@ -119,6 +93,7 @@ _SETTING_WORDS = {
     "queue_limit": "waiting requests",
     "alias": "model name for clients",
     "repack": "repacked weights",
+    "rpc_workers": "workers",
 }
 
 
@@ -279,7 +254,12 @@ class BackendController(QObject):
     def use_another_port(self) -> int:
         """Save a free port in the settings and start the backend on it; returns the port."""
         settings = self._state.settings
-        port = free_port_near(settings.backend_host, settings.backend_port)
+        # Free now, and neither the chat nor the embedding port (which the backend opens too).
+        port = free_port_near(
+            settings.backend_host,
+            settings.backend_port,
+            avoid={settings.backend_port, settings.embedding_port},
+        )
         self._state.update_settings(backend_port=port)
         self.restart()
         return port

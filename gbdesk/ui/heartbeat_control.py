@@ -2,7 +2,8 @@
 registered, stopped with the backend and on Quit.
 
 The beating itself is the core's :func:`gbdesk.shard.service.heartbeat_for_this_node` (a daemon
-thread that touches ``last_seen_at`` every 30 s); this adapter starts it in a worker (reading the
+thread that touches ``last_seen_at`` every 30 s and records what the node offers, measured by
+:func:`gbdesk.app.fleet.capacity_source`); this adapter starts it in a worker (reading the
 registration and starting the embedded PostgreSQL can take seconds) and turns its callbacks into
 Qt signals for the Node page.
 """
@@ -28,32 +29,24 @@ def start_heartbeat(
     on_error: Any,
     *,
     on_embedded_started: Any = None,
-    llm_model: Any = None,
+    capacity: Any = None,
 ) -> Any:
     """A started heartbeat for this node, or None when it is not registered.
 
     Raises:
         EmbeddedPostgresError, GbdeskError: the registry cannot be reached or started.
     """
-    from gbdesk.shard import local, service
+    from gbdesk.app.fleet import start_node_heartbeat
 
-    state = local.load_state()
-    if state is None or state.shard_id is None:
-        return None
-    choice = local.choose_database(None, database_url)
-    if choice.embedded:  # registration left it running; after a reboot it is started here
-        from gbdesk.shard.embedded import EmbeddedPostgres
-
-        if EmbeddedPostgres().start() and on_embedded_started is not None:
-            on_embedded_started()
-    ctx.check_cancelled()
-    heartbeat = service.heartbeat_for_this_node(
-        on_beat=on_beat, on_error=on_error, llm_model=llm_model
+    heartbeat = start_node_heartbeat(
+        database_url,
+        capacity=capacity,
+        on_beat=on_beat,
+        on_error=on_error,
+        on_embedded_started=on_embedded_started,
+        cancelled=lambda: ctx.cancelled,
     )
-    heartbeat.start()
-    if ctx.cancelled:  # stopped meanwhile: no beating thread may be left behind
-        heartbeat.stop()
-        ctx.check_cancelled()
+    ctx.check_cancelled()  # stopped meanwhile: start_node_heartbeat left nothing beating
     return heartbeat
 
 
@@ -80,16 +73,18 @@ class NodeHeartbeat(QObject):
         """Start beating when this node is registered (nothing happens otherwise)."""
         if self._heartbeat is not None or self._task is not None:
             return
-        database_url = self._state.settings.database_url
+        from gbdesk.app.fleet import capacity_source
+
+        settings = self._state.settings
         self._task = run_task(
             "start the heartbeat",
             lambda ctx: start_heartbeat(
                 ctx,
-                database_url,
+                settings.database_url,
                 self.beat.emit,
                 self._emit_error,
                 on_embedded_started=self._state.note_embedded_started,
-                llm_model=self._state.served_model_name,
+                capacity=capacity_source(settings, self._state.backend_api_key()),
             ),
             on_done=self._on_started,
             on_failed=self.failed.emit,

@@ -137,7 +137,7 @@ class QuantRow(QFrame):
         self.download_button.setEnabled(False)
         self.download_button.clicked.connect(lambda: self.download_requested.emit(self))
         layout.addWidget(self.download_button, 0, 2, Qt.AlignmentFlag.AlignRight)
-        self.facts = muted("Reading the file's header…", wrap=False)
+        self.facts = muted("Reading the file's header…")  # wraps: never wider than the page
         layout.addWidget(self.facts, 1, 0, 1, 3)
         # Shown (empty) from the start: a verdict then repaints this row only, without moving
         # every row below it.
@@ -164,9 +164,11 @@ class QuantRow(QFrame):
             return
         fit = result.fit
         speed = SPEED_SOURCES.get(result.speed_source, result.speed_source)
+        from gbdesk.fit.recommend import context_words
+
         text = (
-            f"~{fit.speed.generation_tps:.1f} tokens/s ({speed})  ·  context up to "
-            f"{fit.max_ctx:,} tokens  ·  {_count(result.params)} parameters, {result.architecture}"
+            f"~{fit.speed.generation_tps:.1f} tokens/s ({speed})  ·  {context_words(fit)}  ·  "
+            f"{_count(result.params)} parameters, {result.architecture}"
         )
         if result.loadable is False:
             text = (
@@ -216,8 +218,7 @@ class RepoCard(QFrame):
         updated = repo.last_modified.date().isoformat() if repo.last_modified else "unknown"
         self.facts = muted(
             f"{_count(repo.downloads)} downloads  ·  {_count(repo.likes)} likes  ·  updated "
-            f"{updated}  ·  licence: {repo.licence or 'not stated'}",
-            wrap=False,
+            f"{updated}  ·  licence: {repo.licence or 'not stated'}"
         )
         layout.addWidget(self.facts)
         self.gated_note = muted(
@@ -286,6 +287,8 @@ class HubBrowser(QWidget):
         layout.addWidget(self.status)
         self.results_area = QScrollArea()
         self.results_area.setWidgetResizable(True)
+        # Only up and down: the cards wrap their text to the width they are given.
+        self.results_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.results_area.setFrameShape(QFrame.Shape.NoFrame)
         self._holder = holder = QWidget()
         self.results = QVBoxLayout(holder)

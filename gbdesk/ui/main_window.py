@@ -26,10 +26,14 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.ui.resources_access import app_icon, icon
+from gbdesk.ui.screen_fit import fit_to_screen
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
 
-MINIMUM_SIZE = QSize(720, 500)
+# The size the window opens at where the screen has room, and the smallest every page holds at
+# (both fit a 1024x600 screen; smaller work areas shrink them, see gbdesk/ui/screen_fit.py).
+WINDOW_SIZE = QSize(1120, 740)
+MINIMUM_SIZE = QSize(800, 480)
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,7 @@ class MainWindow(QMainWindow):
         self._quitting = False
         self.setWindowTitle("gbdesk")
         self.setWindowIcon(app_icon())
-        self.resize(1120, 740)
-        # The smallest size every page holds at (pages scroll below their own minimum).
-        self.setMinimumSize(MINIMUM_SIZE)
+        fit_to_screen(self, WINDOW_SIZE, MINIMUM_SIZE)
 
         central = QWidget()
         layout = QHBoxLayout(central)

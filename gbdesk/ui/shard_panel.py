@@ -8,7 +8,6 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QComboBox,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -24,7 +23,14 @@ from PySide6.QtWidgets import (
 from gbdesk.app.shard_actions import ShardResult, register_this_node
 from gbdesk.errors import GbdeskError
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, Card, choose_env_file, muted, primary_button
+from gbdesk.ui.widgets import (
+    Banner,
+    Card,
+    ElidingComboBox,
+    choose_env_file,
+    muted,
+    primary_button,
+)
 from gbdesk.ui.workers import TaskHandle, run_task
 
 ALL_TENANTS_MAX = 2**63 - 1  # the registry's default range ends at PostgreSQL's largest BIGINT
@@ -156,7 +162,8 @@ class RegistrationView(Card):
         self.values["region"].setText(f"{r.region_code}, datacenter {r.datacenter}")
         self.values["tenants"].setText(tenant_range_text(r.min_tenant_id, r.max_tenant_id))
         self.values["database"].setText(f"{r.connection} ({where})")
-        self.values["backend"].setText(f"{r.llm_url}  {r.llm_model or ''}".strip())
+        where = "" if r.llm_url_reachable else " (this computer only)"
+        self.values["backend"].setText(f"{r.llm_url}{where}  {r.llm_model or ''}".strip())
         self.set_last_seen(r.last_seen_at)
 
     def set_last_seen(self, when: Any) -> None:
@@ -208,8 +215,7 @@ class ShardPanel(QWidget):
         self.shard_id.setRange(0, 1023)
         self.shard_id.setValue(1)
         form.addRow("Shard id", self.shard_id)
-        self.region = QComboBox()
-        self.region.setEditable(False)
+        self.region = ElidingComboBox()  # long country names end in "…" when narrow
         self._fill_regions()
         form.addRow("Region", self.region)
         self.datacenter = QLineEdit("local")
@@ -227,7 +233,7 @@ class ShardPanel(QWidget):
         form.addRow("botserver .env", env_row)
         form_card.body.addLayout(form)
         buttons = QHBoxLayout()
-        self.progress_label = muted("", wrap=False)
+        self.progress_label = muted("")
         self.register_button = primary_button("Register this computer")
         self.register_button.clicked.connect(self.register)
         buttons.addWidget(self.progress_label, 1)
@@ -308,7 +314,7 @@ class ShardPanel(QWidget):
         embedded = EmbeddedPostgres()
         was_running = embedded.is_running()
         try:
-            return register_this_node(settings, **options)
+            return register_this_node(settings, api_key=self.state.backend_api_key(), **options)
         finally:
             if not was_running and embedded.is_running():
                 self.state.note_embedded_started()

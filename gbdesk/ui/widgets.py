@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QObject, QPointF, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -21,16 +21,26 @@ from PySide6.QtGui import (
     QPen,
 )
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLayout,
+    QLayoutItem,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QSizePolicy,
     QSpinBox,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
+    QToolTip,
     QVBoxLayout,
     QWidget,
+    QWidgetItem,
 )
 
 from gbdesk.errors import GbdeskError
@@ -86,8 +96,8 @@ def page_layout(page: QWidget, title: str, subtitle: str, *, spacing: int = 12) 
 def scrolling_page_layout(
     page: QWidget, title: str, subtitle: str, *, spacing: int = 12
 ) -> QVBoxLayout:
-    """Like :func:`page_layout`, but the content scrolls when the window is smaller than it
-    (cards never overlap or clip; a scroll bar appears instead)."""
+    """Like :func:`page_layout`, but the content scrolls up and down when the window is shorter
+    than it (cards never overlap or clip; a scroll bar appears instead)."""
     from PySide6.QtWidgets import QScrollArea
 
     page.setObjectName("Page")
@@ -97,7 +107,8 @@ def scrolling_page_layout(
     area.setObjectName("PageScroll")
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    # Only up and down: the content wraps and stacks to the width it is given.
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     body = QWidget()
     body.setObjectName("Page")
     area.setWidget(body)
@@ -127,6 +138,24 @@ def muted(text: str, *, wrap: bool = True) -> QLabel:
     label.setObjectName("Muted")
     label.setWordWrap(wrap)
     return label
+
+
+def labelled(caption: str, widget: QWidget) -> QWidget:
+    """A caption and its control kept side by side (one item of a :class:`FlowLayout`)."""
+    pair = QWidget()
+    layout = QHBoxLayout(pair)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(6)
+    layout.addWidget(QLabel(caption))
+    layout.addWidget(widget)
+    return pair
+
+
+def scrolls_sideways(view: QWidget) -> None:
+    """Mark ``view`` (a log, a table of many columns) as one whose rows are not reflowed: it may
+    scroll sideways, and it opens at its left edge. Every other view wraps or stacks to its
+    width instead (tests/ui/test_layouts.py holds both to that)."""
+    view.setProperty("scrollsSideways", True)
 
 
 def section_title(text: str) -> QLabel:
@@ -161,6 +190,219 @@ def primary_button(text: str) -> QPushButton:
     button = QPushButton(text)
     button.setProperty("primary", True)
     return button
+
+
+class FlowLayout(QLayout):
+    """Items side by side, wrapping onto the next line when the width runs out (like words).
+
+    Rows of controls (a caption and its spin box, a row of buttons) use it so that a narrow
+    window stacks them instead of cutting them or scrolling sideways. ``stretch_last`` lets the
+    last item of each line take the rest of the line (a search box, a status text).
+    """
+
+    def __init__(self, parent: QWidget | None = None, *, spacing: int = 10) -> None:
+        super().__init__(parent)
+        self._items: list[QLayoutItem] = []
+        self.setContentsMargins(0, 0, 0, 0)
+        self.setSpacing(spacing)
+
+    def addItem(self, item: QLayoutItem) -> None:  # noqa: N802
+        self._items.append(item)
+
+    def add(self, widget: QWidget) -> None:
+        """Add ``widget`` (what :meth:`addWidget` does, typed)."""
+        self.addChildWidget(widget)
+        self.addItem(QWidgetItem(widget))
+        self.invalidate()
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int) -> QLayoutItem | None:  # noqa: N802
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int) -> QLayoutItem | None:  # noqa: N802
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self._arrange(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802
+        super().setGeometry(rect)
+        self._arrange(rect, move=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        # Everything on one line.
+        visible = [i for i in self._items if not i.isEmpty()]
+        width = sum(i.sizeHint().width() for i in visible) + self.spacing() * max(
+            0, len(visible) - 1
+        )
+        height = max((i.sizeHint().height() for i in visible), default=0)
+        margins = self.contentsMargins()
+        return QSize(
+            width + margins.left() + margins.right(), height + margins.top() + margins.bottom()
+        )
+
+    def minimumSize(self) -> QSize:  # noqa: N802
+        # The widest item alone on its line.
+        size = QSize()
+        for item in self._items:
+            if not item.isEmpty():
+                size = size.expandedTo(item.minimumSize())
+        margins = self.contentsMargins()
+        return size + QSize(margins.left() + margins.right(), margins.top() + margins.bottom())
+
+    def _arrange(self, rect: QRect, *, move: bool) -> int:
+        margins = self.contentsMargins()
+        area = rect.adjusted(margins.left(), margins.top(), -margins.right(), -margins.bottom())
+        lines: list[list[tuple[QLayoutItem, int]]] = [[]]
+        x = 0
+        for item in self._items:
+            if item.isEmpty():
+                continue
+            width = min(item.sizeHint().width(), area.width())
+            width = max(width, item.minimumSize().width())
+            if lines[-1] and x + width > area.width():
+                lines.append([])
+                x = 0
+            lines[-1].append((item, width))
+            x += width + self.spacing()
+        y = area.top()
+        for line in lines:
+            if not line:
+                continue
+            height = max(item.sizeHint().height() for item, _ in line)
+            if move:
+                x = area.left()
+                for item, width in line:
+                    item.setGeometry(QRect(x, y, width, height))
+                    x += width + self.spacing()
+            y += height + self.spacing()
+        return max(0, y - self.spacing() - area.top()) + margins.top() + margins.bottom()
+
+
+class ElidingComboBox(QComboBox):
+    """A drop-down that shows its whole current text when there is room, ends it in "…" when
+    there is not (the full text in the tooltip), and never asks for more than a few words."""
+
+    def __init__(self, parent: QWidget | None = None, *, minimum_chars: int = 14) -> None:
+        super().__init__(parent)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(minimum_chars)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        # The size hint follows the current text, also when a caller blocks the signals.
+        self.currentIndexChanged.connect(lambda _index: self.updateGeometry())
+        model = self.model()
+        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
+            signal.connect(lambda *_args: self.updateGeometry())
+
+    def setCurrentIndex(self, index: int) -> None:  # noqa: N802
+        super().setCurrentIndex(index)
+        self.updateGeometry()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        # Room for the whole current text (the base class: only ``minimum_chars``).
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        text = QSize(self.fontMetrics().horizontalAdvance(self.currentText()) + 8, 0)
+        if not self.itemIcon(self.currentIndex()).isNull():
+            text += QSize(self.iconSize().width() + 4, 0)
+        full = self.style().sizeFromContents(
+            QStyle.ContentsType.CT_ComboBox, option, text.expandedTo(QSize(0, 1)), self
+        )
+        return super().sizeHint().expandedTo(QSize(full.width(), 0))
+
+    def shown_text(self) -> str:
+        """The current text as drawn at the present width (ends in "…" when cut)."""
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox,
+            option,
+            QStyle.SubControl.SC_ComboBoxEditField,
+            self,
+        )
+        return self.fontMetrics().elidedText(
+            self.currentText(), Qt.TextElideMode.ElideRight, max(0, field.width() - 4)
+        )
+
+    def full_tooltip(self) -> str:
+        """The whole current text, then what the control is for."""
+        return "\n".join(t for t in (self.currentText(), self.toolTip()) if t)
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        option.currentText = self.shown_text()
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and self.currentText():
+            QToolTip.showText(event.globalPos(), self.full_tooltip(), self)  # type: ignore[attr-defined]
+            return True
+        return super().event(event)
+
+
+class WidgetList(QListWidget):
+    """A list whose rows are widgets as wide as the list, as tall as their text needs at that
+    width (rows wrap their text instead of scrolling sideways).
+
+    A row's height follows its widget's width: when the list is resized the rows take its width,
+    and when a row widget is resized its row takes the height the widget needs at that width
+    (plus the item's own padding from the style sheet).
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.viewport().installEventFilter(self)
+        self._items: dict[QWidget, QListWidgetItem] = {}
+
+    def clear(self) -> None:
+        """Remove every row. The rows' widgets are deleted later than their items: forget them
+        first, so a resize reaching one before it goes never touches a deleted item."""
+        self._items.clear()
+        super().clear()
+
+    def set_row_widget(self, item: QListWidgetItem, widget: QWidget) -> None:
+        """Show ``widget`` as the row ``item`` (added to the list already)."""
+        self._items[widget] = item
+        widget.destroyed.connect(lambda _obj=None, w=widget: self._items.pop(w, None))
+        widget.installEventFilter(self)
+        item.setSizeHint(QSize(self._row_width(), widget.sizeHint().height()))
+        self.setItemWidget(item, widget)
+
+    def _row_width(self) -> int:
+        return max(1, self.viewport().width() - 2 * self.spacing())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Resize:
+            if watched is self.viewport():
+                for item in self._items.values():
+                    item.setSizeHint(QSize(self._row_width(), item.sizeHint().height()))
+            elif isinstance(watched, QWidget) and watched in self._items:
+                self._fit_height(self._items[watched], watched)
+        return super().eventFilter(watched, event)
+
+    def _fit_height(self, item: QListWidgetItem, widget: QWidget) -> None:
+        padding = self.visualItemRect(item).height() - widget.height()
+        needed = (
+            widget.heightForWidth(widget.width())
+            if widget.hasHeightForWidth()
+            else widget.sizeHint().height()
+        )
+        size = QSize(self._row_width(), needed + max(0, padding))
+        if item.sizeHint() != size:
+            item.setSizeHint(size)
 
 
 class Card(QFrame):
@@ -229,6 +471,9 @@ class Banner(QFrame):
         self.setProperty("level", level)
         self.style().unpolish(self)
         self.style().polish(self)
+        from gbdesk.errors import without_errno  # no errno reaches a person, whatever the source
+
+        message, fix = without_errno(message), without_errno(fix)
         self.message_label.setText(message)
         self.fix_label.setText(f"Fix: {fix}" if fix else "")
         self.fix_label.setVisible(bool(fix))
@@ -367,8 +612,9 @@ class MemoryBar(QWidget):
         self._segments: tuple[MemorySegment, ...] = ()
         self._budget = 0
         self._budget_label = "available"
-        self.setMinimumHeight(40)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
 
     def set_usage(
         self, segments: Iterable[MemorySegment], budget_bytes: int, budget_label: str = "available"
@@ -377,6 +623,7 @@ class MemoryBar(QWidget):
         self._budget = max(0, budget_bytes)
         self._budget_label = budget_label
         self.setToolTip(self.summary())
+        self.updateGeometry()
         self.update()
 
     def summary(self) -> str:
@@ -394,7 +641,7 @@ class MemoryBar(QWidget):
         )
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(320, 40)
+        return QSize(320, self.heightForWidth(320))
 
     def paintEvent(self, _event) -> None:  # noqa: N802
         palette = current_palette()
@@ -431,35 +678,59 @@ class MemoryBar(QWidget):
             tick_x = bar.left() + bar.width() * self._budget / scale_total
             painter.setPen(QPen(QColor(palette.text), 2))
             painter.drawLine(QPointF(tick_x, 0), QPointF(tick_x, bar.bottom() + 2))
-        # Legend: one coloured dot and label per segment, then the budget.
-        painter.setPen(QColor(palette.muted))
-        legend_y = bar.bottom() + 6
-        x = 0.0
-        for segment in self._segments:
-            painter.setBrush(QColor(getattr(palette, segment.colour_name)))
+        # Legend: one coloured dot and label per segment, the part that does not fit, then the
+        # budget; entries wrap onto a second line when the bar is narrow.
+        for entry, left, line in self._legend(self.width()):
+            y = bar.bottom() + 6 + line * (metrics.height() + 2)
+            text, colour_name, marker = entry
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.drawEllipse(QRectF(x, legend_y + metrics.height() / 2 - 4, 8, 8))
-            text = f"{segment.label} {human_bytes(segment.size_bytes)}"
-            painter.setPen(QColor(palette.muted))
-            painter.drawText(QPointF(x + 12, legend_y + metrics.ascent()), text)
-            x += 12 + metrics.horizontalAdvance(text) + 14
-        if need > self._budget > 0:
-            painter.setBrush(QColor(palette.error))
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.drawRect(QRectF(x, legend_y + metrics.height() / 2 - 4, 8, 8))
-            text = f"does not fit: {human_bytes(need - self._budget)} too much"
-            painter.setPen(QColor(palette.error))
-            painter.drawText(QPointF(x + 12, legend_y + metrics.ascent()), text)
-            painter.setPen(QColor(palette.muted))
-        budget_text = f"{human_bytes(self._budget)} {self._budget_label}"
-        painter.drawText(
-            QPointF(
-                self.width() - metrics.horizontalAdvance(budget_text) - 2,
-                legend_y + metrics.ascent(),
-            ),
-            budget_text,
-        )
+            if marker:
+                painter.setBrush(QColor(getattr(palette, colour_name)))
+                box = QRectF(left, y + metrics.height() / 2 - 4, 8, 8)
+                painter.drawRect(box) if marker == "square" else painter.drawEllipse(box)
+            text_colour = palette.error if colour_name == "error" else palette.muted
+            painter.setPen(QColor(text_colour))
+            painter.drawText(QPointF(left + (12 if marker else 0), y + metrics.ascent()), text)
         painter.end()
+
+    def _entries(self) -> list[tuple[str, str, str]]:
+        """The legend: (text, palette colour, marker: dot, square or none)."""
+        entries = [
+            (f"{s.label} {human_bytes(s.size_bytes)}", s.colour_name, "dot") for s in self._segments
+        ]
+        need = sum(s.size_bytes for s in self._segments)
+        if need > self._budget > 0:
+            entries.append(
+                (f"does not fit: {human_bytes(need - self._budget)} too much", "error", "square")
+            )
+        entries.append((f"{human_bytes(self._budget)} {self._budget_label}", "muted", ""))
+        return entries
+
+    def _legend(self, width: int) -> list[tuple[tuple[str, str, str], float, int]]:
+        """Where each legend entry goes: (entry, x, line). The budget sits at the right end."""
+        metrics = QFontMetrics(self.font())
+        placed: list[tuple[tuple[str, str, str], float, int]] = []
+        x, line = 0.0, 0
+        entries = self._entries()
+        for index, entry in enumerate(entries):
+            text, _colour, marker = entry
+            entry_width = (12 if marker else 0) + metrics.horizontalAdvance(text)
+            if x > 0 and x + entry_width > width:
+                x, line = 0.0, line + 1
+            last = index == len(entries) - 1
+            placed.append((entry, max(x, width - entry_width - 2) if last else x, line))
+            x += entry_width + 14
+        return placed
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        lines = 1 + max((line for _entry, _x, line in self._legend(width)), default=0)
+        return 20 + lines * (QFontMetrics(self.font()).height() + 2)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(120, self.heightForWidth(max(120, self.width())))
 
 
 class LineChart(QWidget):
@@ -550,7 +821,7 @@ class StatTile(Card):
 
     def __init__(self, caption: str, parent: QWidget | None = None) -> None:
         super().__init__(parent=parent)
-        self.caption = muted(caption, wrap=False)
+        self.caption = muted(caption)
         self.value_label = QLabel("-")
         self.value_label.setObjectName("BigNumber")
         self.body.addWidget(self.caption)

@@ -349,10 +349,9 @@ def test_tool_call_parser_on_split_text() -> None:
     assert out[0] == "Let me check. "
     assert isinstance(out[1], ToolCall)
     assert (out[1].name, json.loads(out[1].arguments)) == ("f", {"a": 1})
-    broken = ToolCallParser()
-    assert "".join(map(str, broken.feed("<tool_call>not json</tool_call>"))) == (
-        "<tool_call>not json</tool_call>"
-    )
+    broken = ToolCallParser()  # not a call: dropped (never markup as content), and said
+    assert broken.feed("<tool_call>not json</tool_call>") == []
+    assert broken.unfinished is not None and broken.unfinished.invalid
 
 
 def test_logprobs_chat_streamed_and_text(both: tuple[RunningBackend, str]) -> None:

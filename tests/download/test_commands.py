@@ -25,11 +25,31 @@ def test_download_then_list_and_remove(
 
     assert main(["models", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [m["id"] for m in listed] == [f"{REPO}/{FILENAME}"]
+    assert [m["id"] for m in listed] == [f"{REPO}/{FILENAME}", "starter"]
     assert listed[0]["quant"] == "Q4_1"
 
     assert main(["models", "rm", f"{REPO}/{FILENAME}"]) == 0
     assert "GB freed" in capsys.readouterr().out
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "no models installed" not in out and f"{REPO}/{FILENAME}" not in out
+
+
+def test_models_list_shows_the_starter_that_serve_uses(
+    capsys: pytest.CaptureFixture[str], starter_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing downloaded: the list names the bundled starter (what `gbdesk serve` serves), not
+    "no models"; only without a starter is the list empty."""
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "no models installed" not in out
+    assert out.startswith("starter\tQ4_1\t") and "bundled with gbdesk" in out
+    assert str(starter_model) in out
+    assert main(["models", "list", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["source"] == "bundled" and listed["path"] == str(starter_model)
+
+    monkeypatch.setenv("GBDESK_STARTER_MODEL", str(starter_model.parent / "missing.gguf"))
     assert main(["models", "list"]) == 0
     assert "no models installed" in capsys.readouterr().out
 

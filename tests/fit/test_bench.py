@@ -46,3 +46,16 @@ def test_bench_calibrates_later_estimates(capsys: pytest.CaptureFixture[str]) ->
     assert "(calibrated)" in out
     assert main(["recommend"]) == 0
     assert "(measured)" in capsys.readouterr().out
+
+
+def test_bench_quick_while_another_bench_runs_says_so(
+    capsys: pytest.CaptureFixture[str], starter_model: object
+) -> None:
+    from gbdesk.fit.calibration import bench_lock, calibration_path
+
+    with bench_lock():  # the app's first-run measurement, say
+        code = main(["bench", "--quick"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "already being measured" in err and "fix:" in err and "Traceback" not in err
+    assert not calibration_path().exists()

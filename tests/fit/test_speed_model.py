@@ -88,6 +88,22 @@ def test_noise_that_makes_a_term_negative_leaves_it_out() -> None:
     assert fit.seconds_per_byte and all(cost > 0 for cost in fit.seconds_per_byte.values())
 
 
+def test_the_quick_fit_takes_the_fixed_costs_from_the_guess() -> None:
+    from gbdesk.fit.speed import CpuCosts
+
+    fixed = ("per_layer", "per_row", "per_product", "per_kv_byte")
+    prior = CpuCosts(*(MACHINE[name] for name in fixed))
+    quick = [p for p in _points() if p.name in {"rows", "wide-F16", "wide-Q8_0", "wide-Q4_K"}]
+    fit = fit_speed_model(quick, prior=prior)
+    assert fit.seconds_per_row == MACHINE["per_row"]  # the prior's, not fitted
+    for kind in ("F16", "Q8_0", "Q4_K"):
+        assert fit.seconds_per_byte[kind] == pytest.approx(MACHINE[kind], rel=1e-6)
+    # a guess whose fixed costs would take more than a model's whole time leaves its types
+    # a positive cost all the same
+    heavy = CpuCosts(*(MACHINE[name] * 50 for name in fixed))
+    assert all(cost > 0 for cost in fit_speed_model(quick, prior=heavy).seconds_per_byte.values())
+
+
 def _calibration(**fields: object) -> Calibration:
     cpu = probe().cpu
     base = Calibration(
@@ -131,10 +147,10 @@ def test_the_estimate_weighs_each_type_by_the_models_mix() -> None:
         profile, weight_mix=(("F16", 1.0),), calibration=calibration, **common
     )
     assert f16 < mixed
-    # Uncalibrated, a byte costs the same in every type.
+    # Uncalibrated too, a type costs what unpacking it does (tests/fit/test_guess.py).
     guess = {"calibration": None, **common}
-    assert cpu_generation_seconds(profile, weight_mix=(("F16", 1.0),), **guess) == (
-        cpu_generation_seconds(profile, weight_mix=(("Q4_K", 1.0),), **guess)
+    assert cpu_generation_seconds(profile, weight_mix=(("F16", 1.0),), **guess) < (
+        cpu_generation_seconds(profile, weight_mix=(("Q4_1", 1.0),), **guess)
     )
 
 
@@ -263,5 +279,5 @@ def test_a_model_llama_cpp_cannot_run_is_one_sentence(tmp_path: Path) -> None:
         measure(path, 512, 1, n_gen=2)
     message = str(caught.value)
     assert message.startswith("llama.cpp could not run cut.gguf: ")
-    assert "Traceback" not in message and "File \"" not in message
+    assert "Traceback" not in message and 'File "' not in message
     assert "download it again" in caught.value.fix

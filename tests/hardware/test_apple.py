@@ -88,7 +88,7 @@ def test_apple_silicon_without_metal_build_says_how_to_rebuild(tmp_path: Path) -
     (diagnostic,) = [d for d in profile.diagnostics if d.code == "apple-gpu-unused"]
     assert "without Metal" in diagnostic.message
     assert diagnostic.fix.endswith(
-        'CMAKE_ARGS="-DGGML_METAL=on" pip install --force-reinstall --no-cache-dir '
+        'CMAKE_ARGS="-DGGML_METAL=on -DGGML_RPC=ON" pip install --force-reinstall --no-cache-dir '
         "llama-cpp-python==0.3.36"
     )
 

@@ -89,7 +89,10 @@ def test_summary_lists_gpus_and_diagnostics_with_fixes(tmp_path: Path) -> None:
     assert "[intel 0] Intel GPU (PCI 8086:4680)" in text
     assert "shares system RAM" in text
     assert "[error] an NVIDIA GPU is present (NVIDIA GeForce RTX 4090)" in text
-    assert '  fix: with the CUDA toolkit (nvcc) installed, run: CMAKE_ARGS="-DGGML_CUDA=on"' in text
+    assert (
+        '  fix: with the CUDA toolkit (nvcc) installed, run: CMAKE_ARGS="-DGGML_CUDA=on'
+        ' -DGGML_RPC=ON"'
+    ) in text
     # Every line after a section label is indented to the same column.
     for line in text.splitlines():
         label, value = line[:13], line[13:]

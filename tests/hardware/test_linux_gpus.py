@@ -72,7 +72,7 @@ def test_amd_gpu_with_a_cpu_build_gets_a_note_and_advice(tmp_path: Path) -> None
     intel = next(g for g in profile.gpus if g.vendor == "intel")
     assert intel.note.startswith("not used:")
     assert "intel-gpu-unused" not in [d.code for d in profile.diagnostics]
-    assert 'CMAKE_ARGS="-DGGML_VULKAN=on"' in diagnostic.fix
+    assert 'CMAKE_ARGS="-DGGML_VULKAN=on -DGGML_RPC=ON"' in diagnostic.fix
 
 
 def test_vulkan_build_uses_amd_and_intel(tmp_path: Path) -> None:

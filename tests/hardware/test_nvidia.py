@@ -137,7 +137,7 @@ def test_cpu_only_build_with_an_nvidia_gpu_says_how_to_rebuild(
     nvidia_pci_device(sources.sysfs_root)
     profile = probe(tmp_path, sources=sources)
     version = importlib.metadata.version("llama-cpp-python")
-    assert profile.backend.backends == ("cpu",)
+    assert profile.backend.backends == ("cpu", "rpc")
     (gpu,) = profile.gpus
     assert not gpu.usable_by_backend
     assert "CUDA" in gpu.note
@@ -146,7 +146,7 @@ def test_cpu_only_build_with_an_nvidia_gpu_says_how_to_rebuild(
     assert "NVIDIA GeForce RTX 4090" in diagnostic.message
     assert "built without CUDA" in diagnostic.message
     assert diagnostic.fix.endswith(
-        'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir '
+        'CMAKE_ARGS="-DGGML_CUDA=on -DGGML_RPC=ON" pip install --force-reinstall --no-cache-dir '
         f"llama-cpp-python=={version}"
     )
     assert profile.total_gpu_memory_bytes == 0
@@ -166,4 +166,4 @@ def test_windows_fix_uses_powershell_syntax(tmp_path: Path) -> None:
     sources = ProbeSources(system="Windows", nvml=nvml, backend=CPU_BUILD)
     profile = probe(tmp_path, sources=sources)
     (diagnostic,) = [d for d in profile.diagnostics if d.code == "nvidia-gpu-unused"]
-    assert '$env:CMAKE_ARGS="-DGGML_CUDA=on"; pip install' in diagnostic.fix
+    assert '$env:CMAKE_ARGS="-DGGML_CUDA=on -DGGML_RPC=ON"; pip install' in diagnostic.fix

@@ -179,6 +179,8 @@ def test_a_database_that_never_answers_times_out(
         (["--tenant-range", "ten"], "is not MIN:MAX"),
         (["--database-url", "postgresql://u:Pw-hidden-1@h:port/x"], "invalid port"),
         (["--database-url", "postgresql://u:Pw-hidden-1@h/x?nosuch=1"], "not a valid"),
+        (["--advertise-host", "my machine!"], "is not a host name or an IP address"),
+        (["--advertise-host", "0.0.0.0"], "not an address other machines can connect to"),
     ],
 )
 def test_invalid_options_fail_before_anything_starts(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,12 @@ from gbdesk.settings import Settings, save_settings
 from tests.support.hub_server import HubServer, hub_server
 
 __all__ = ["hub_server"]
+
+# A desktop-sized screen (the offscreen platform's own is 800x800): windows open at their
+# preferred size, as on most machines; tests/ui/test_layouts.py checks the small screens.
+if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+    screen = Path(__file__).with_name("offscreen-screen.json")
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={screen}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

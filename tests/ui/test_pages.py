@@ -217,3 +217,75 @@ def test_chat_against_a_closed_port_shows_a_message(qtbot, configured_state) -> 
     assert page.composer.toPlainText() == "Hello?"
     assert page.current.messages == []
     assert page.send_button.isEnabled()
+
+
+def test_the_handbook_tab_downloads_through_the_app_queue(
+    qtbot, state, starter_hub, starter_model, monkeypatch
+) -> None:
+    """The handbook tab has a Download per row: queued in the app's download queue (as the
+    Hub tab's), then on the Installed tab; a model already here says so instead."""
+    from gbdesk.starter import STARTER_ID
+    from gbdesk.ui.pages.models import ModelsPage
+
+    # Without the bundled copy the starter is just a handbook model to download.
+    monkeypatch.setenv("GBDESK_STARTER_MODEL", str(starter_model.parent / "missing.gguf"))
+    page = ModelsPage(state)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: bool(page.recommendations), timeout=60_000)
+    row = next(i for i, r in enumerate(page.recommendations) if r.model_id == STARTER_ID)
+    button = page.catalogue_table.cellWidget(row, 4)
+    assert button.text().startswith("Download ") and button.isEnabled()
+    button.click()
+    qtbot.waitUntil(lambda: button.text() == "Downloaded", timeout=120_000)
+    assert state.downloads.jobs[-1].state.value == "done"
+    qtbot.waitUntil(lambda: [m.source for m in page.installed] == ["hub"], timeout=60_000)
+    assert "on the Installed tab" in page.banner.text() and page.banner.level == "success"
+
+    page.refresh_catalogue()  # now on disk: no second download offered
+    qtbot.waitUntil(
+        lambda: (
+            page.catalogue_table.cellWidget(row, 4) is not button
+            and any(r.on_disk for r in page.recommendations if r.model_id == STARTER_ID)
+        ),
+        timeout=60_000,
+    )
+    again = next(i for i, r in enumerate(page.recommendations) if r.model_id == STARTER_ID)
+    assert page.catalogue_table.cellWidget(again, 4).text() == "On this computer"
+    assert not page.catalogue_table.cellWidget(again, 4).isEnabled()
+
+
+def test_a_model_without_a_chat_template_is_warned_at_import_and_serve(
+    qtbot, state, starter_model, tmp_path
+) -> None:
+    """A base model (no template in its header) is never served silently: the Models page
+    says so when it is imported and when it serves, and names the template used instead."""
+    from gbdesk.ui.pages.models import ModelsPage
+    from tests.support.gguf_edit import copy_without_keys
+    from tests.ui.conftest import free_port
+
+    base = copy_without_keys(
+        starter_model, tmp_path / "base-model.Q4_1.gguf", drop={"tokenizer.chat_template"}
+    )
+    page = ModelsPage(state)
+    qtbot.addWidget(page)
+    page.show()
+    page.import_file(str(base))
+    qtbot.waitUntil(lambda: page._task is None and page.banner.isVisible(), timeout=60_000)
+    assert page.banner.level == "warning", page.banner.text()
+    assert "Imported base-model.Q4_1.gguf" in page.banner.text()
+    assert "no chat template" in page.banner.text() and "chatml template" in page.banner.text()
+
+    qtbot.waitUntil(lambda: any(m.source == "imported" for m in page.installed), timeout=60_000)
+    row = next(i for i, m in enumerate(page.installed) if m.source == "imported")
+    page.installed_table.selectRow(row)
+    state.update_settings(backend_port=free_port(), context_length=512, parallel=1)
+    page.use_selected()
+    qtbot.waitUntil(
+        lambda: state.backend.is_ready() or state.backend.view.phase == "failed", timeout=120_000
+    )
+    assert state.backend.is_ready(), state.backend.view
+    qtbot.waitUntil(lambda: "now serves" in page.banner.text(), timeout=30_000)
+    assert page.banner.level == "warning" and "no chat template" in page.banner.text()
+    state.backend.stop()
+    qtbot.waitUntil(lambda: state.backend.view.phase == "stopped", timeout=30_000)

@@ -14,8 +14,10 @@ them when run as root, as CI does).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,13 +28,14 @@ from pathlib import Path
 
 import pytest
 
-TOOLS = ("Xvfb", "xdotool", "import")
+TOOLS = ("Xvfb", "xdotool", "import", "xprop")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.model,
     pytest.mark.skipif(
         any(shutil.which(tool) is None for tool in TOOLS),
-        reason="needs Xvfb, xdotool and ImageMagick (apt-get install xvfb xdotool imagemagick)",
+        reason="needs Xvfb, xdotool, xprop and ImageMagick (apt-get install xvfb xdotool x11-utils"
+        " imagemagick)",
     ),
 ]
 
@@ -48,9 +51,14 @@ def _wait(what: str, condition: Callable[[], object], timeout_s: float = 120.0) 
 
 
 class Display:
-    """An Xvfb server on a free display number, and xdotool/import against it."""
+    """An Xvfb server on a free display number, and xdotool/import against it.
 
-    def __init__(self, shots: Path) -> None:
+    The screen is ``width`` x ``height`` with a task bar of ``task_bar`` pixels at the bottom:
+    the root window's ``_NET_WORKAREA`` (what a desktop's panel sets) leaves that strip out, and
+    Qt's ``availableGeometry`` follows it.
+    """
+
+    def __init__(self, shots: Path, width: int = 1366, height: int = 768, task_bar: int = 40):
         read_fd, write_fd = os.pipe()
         self.process = subprocess.Popen(
             [
@@ -59,9 +67,10 @@ class Display:
                 str(write_fd),
                 "-screen",
                 "0",
-                "1280x800x24",
+                f"{width}x{height}x24",
                 "-nolisten",
                 "tcp",
+                "-noreset",  # keeps the root window's properties (the work area) between clients
             ],
             pass_fds=(write_fd,),
             stdout=subprocess.DEVNULL,
@@ -74,6 +83,17 @@ class Display:
         self.name = f":{number}"
         self.shots = shots
         self.count = 0
+        self.work_area = (0, 0, width, height - task_bar)
+        self.run(
+            "xprop",
+            "-root",
+            "-f",
+            "_NET_WORKAREA",
+            "32c",
+            "-set",
+            "_NET_WORKAREA",
+            ", ".join(str(v) for v in self.work_area),
+        )
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "DISPLAY": self.name}
@@ -97,6 +117,23 @@ class Display:
     def type(self, window: str, text: str) -> None:
         self.run("xdotool", "windowfocus", "--sync", window)
         self.run("xdotool", "type", "--delay", "20", text)
+
+    def geometry(self, window: str) -> tuple[int, int, int, int]:
+        """The window's x, y, width and height on the screen."""
+        out = self.run("xdotool", "getwindowgeometry", "--shell", window)
+        values = dict(line.split("=", 1) for line in out.split() if "=" in line)
+        return tuple(int(values[key]) for key in ("X", "Y", "WIDTH", "HEIGHT"))  # type: ignore[return-value]
+
+    def fits(self, window: str) -> bool:
+        """The window lies inside the work area (above the task bar)."""
+        x, y, width, height = self.geometry(window)
+        left, top, area_width, area_height = self.work_area
+        return (
+            x >= left
+            and y >= top
+            and x + width <= left + area_width
+            and y + height <= top + area_height
+        )
 
     def title(self, window: str) -> str:
         return self.run("xdotool", "getwindowname", window, check=False).strip()
@@ -127,6 +164,22 @@ class Display:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def _kill_with_children(process: subprocess.Popen) -> None:
+    """End a test's app that is still running and the backend it started (a failed test must
+    not leave a ``gbdesk serve`` behind)."""
+    import psutil
+
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    process.kill()
+    process.wait(10)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 def _health(port: int) -> int | None:
@@ -167,9 +220,6 @@ def test_first_launch_to_two_models_on_a_real_display(tmp_path, starter_model) -
     port = free_port()
     save_settings(Settings(backend_port=port, context_length=1024, parallel=1))
     paths = app_paths().ensure()
-    # A second model, as an earlier import would have left it in gbdesk's models folder.
-    paths.models_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(starter_model, paths.models_dir / "second-model.Q4_1.gguf")
     conversations = paths.data_dir / "conversations"
 
     display = Display(shots)
@@ -188,24 +238,40 @@ def test_first_launch_to_two_models_on_a_real_display(tmp_path, starter_model) -
         _wait("the first step", lambda: "step 1 of" in display.title(wizard), 30)
         time.sleep(1.0)
         display.screenshot("welcome")
+        # On a 1366x768 screen with its task bar: the whole window above the task bar.
+        assert display.fits(wizard), display.geometry(wizard)
         display.step(wizard, "alt+Right", 2)  # welcome -> hardware
         display.step(wizard, "alt+Right", 3)  # hardware (once probed) -> choose a model
         time.sleep(8.0)  # the estimate, and the Hub test, which fails: offline
         display.screenshot("choose-offline-starter-first")
-        display.step(wizard, "alt+Right", 4)  # the pre-selected starter -> download step
-        time.sleep(1.0)
-        display.screenshot("download-bundled-copy-primary")
-        display.key(wizard, "space")  # the focused, primary "Use the bundled copy"
-        display.step(wizard, "alt+Right", 5)  # -> start the backend
+        # The pre-selected starter: its download step offers the bundled copy, or is skipped
+        # when the model library already lists the starter (a library pick needs no download).
+        display.key(wizard, "alt+Right")
+        _wait("the next step", lambda: re.search(r"step [45] of", display.title(wizard)), 30)
+        if "step 4 of" in display.title(wizard):
+            time.sleep(1.0)
+            display.screenshot("download-bundled-copy-primary")
+            display.key(wizard, "space")  # the focused, primary "Use the bundled copy"
+            time.sleep(0.5)
+            display.key(wizard, "Return")  # the focus went on to Next (never to Close)
+            _wait("the backend step", lambda: "step 5 of" in display.title(wizard), 30)
+        time.sleep(0.5)
+        display.screenshot("backend-step-start-in-view")
         time.sleep(0.5)
         display.key(wizard, "space")  # the focused Start
         _wait("the backend to answer /health", lambda: _health(port) == 200, 180)
         time.sleep(2.0)
         display.screenshot("backend-ready")
-        display.step(wizard, "alt+Right", 6)  # -> register as a shard (optional)
+        # Ready: the focus is on Next, so Enter goes on (it never lands on Close).
+        display.key(wizard, "Return")
+        _wait("the shard step", lambda: "step 6 of" in display.title(wizard), 30)
         display.step(wizard, "alt+s", 7)  # skip it
         time.sleep(0.5)
         display.screenshot("done")
+        # A second model, as an import would leave it in gbdesk's models folder (after the
+        # wizard: offline, a model on disk other than the starter would be its first pick).
+        paths.models_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(starter_model, paths.models_dir / "second-model.Q4_1.gguf")
         display.key(wizard, "alt+Right")  # Open gbdesk: the main window, on the chat page
         main = _wait(
             "the main window",
@@ -213,6 +279,7 @@ def test_first_launch_to_two_models_on_a_real_display(tmp_path, starter_model) -
             30,
         )[0]
         time.sleep(1.5)
+        assert display.fits(main), display.geometry(main)
 
         display.type(main, "Say hello in one short sentence.")
         display.key(main, "ctrl+Return")
@@ -256,8 +323,80 @@ def test_first_launch_to_two_models_on_a_real_display(tmp_path, starter_model) -
         _wait("the backend's port to close", lambda: _health(port) is None, 30)
     finally:
         if app is not None and app.poll() is None:
-            app.kill()
-            app.wait(10)
+            _kill_with_children(app)
         display.close()
         log.close()
         print(f"\n[e2e] screenshots in {shots}; app output in {tmp_path / 'app.log'}")
+
+
+LAYOUT_CHILD = """
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication(["gbdesk", "-style", "Fusion"])
+from gbdesk.ui.theme import apply_theme
+apply_theme(app, dark=False)
+from gbdesk.settings import Settings, save_settings
+from tests.ui.test_layouts import main_window_problems, wizard_problems
+
+
+def shot(name):
+    print("SHOT", name, flush=True)
+    sys.stdin.readline()
+
+
+print("SCREEN", app.primaryScreen().availableGeometry().getRect(), flush=True)
+problems = wizard_problems(real_screen=True, shot=shot)
+save_settings(Settings(first_run_done=True))
+problems += main_window_problems(real_screen=True, shot=shot)
+print("PROBLEMS", len(problems))
+print("\\n".join(problems), flush=True)
+raise SystemExit(1 if problems else 0)
+"""
+
+
+@pytest.mark.parametrize("screen", ["1366x768", "1024x600"])
+def test_every_step_and_page_fits_a_small_real_screen(tmp_path, starter_model, screen) -> None:
+    """The wizard and the main window as they open on a real X server whose screen is 1366x768
+    or 1024x600 with a 40 px task bar: each window inside the work area, and every wizard step
+    and page, at the size it opened at and at its minimum, passes the layout walker of
+    tests/ui/test_layouts.py (no horizontal scroll bar, no cut text, Start in view on step 5).
+    A screenshot of each (``import -window root``) goes to ``$E2E_SCREENSHOTS``."""
+    width, height = (int(v) for v in screen.split("x"))
+    shots = Path(os.environ.get("E2E_SCREENSHOTS") or tmp_path / "shots") / screen
+    shots.mkdir(parents=True, exist_ok=True)
+    display = Display(shots, width, height)
+    root = Path(__file__).resolve().parents[2]
+    env = {**display.env(), "QT_QPA_PLATFORM": "xcb", "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", LAYOUT_CHILD],
+        env=env,
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        for line in child.stdout:
+            output.append(line.rstrip())
+            if line.startswith("SHOT "):
+                time.sleep(0.3)  # the X server has drawn what the child painted
+                display.screenshot(line.split()[1])
+                child.stdin.write("\n")
+                child.stdin.flush()
+        code = child.wait(60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+        display.close()
+        print(f"\n[e2e] screenshots in {shots}")
+    report = "\n".join(line for line in output if not line.startswith("SHOT "))
+    assert f"SCREEN (0, 0, {width}, {height - 40})" in report, report
+    assert code == 0, report
+    assert "PROBLEMS 0" in report, report

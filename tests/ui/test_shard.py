@@ -52,10 +52,16 @@ def test_wizard_registers_in_the_embedded_database(
     assert not node.status_banner.isVisible()
 
     # The heartbeat records the model the backend serves now (after a switch, the new one).
-    from gbdesk.app.shard_actions import heartbeat, registration_status
+    from gbdesk.app.shard_actions import registration_status
+    from gbdesk.shard.capacity import NodeCapacity
+    from gbdesk.shard.service import beat_once
 
-    heartbeat(state.settings, "second-model.Q4_1.gguf")
+    beat_once(capacity=NodeCapacity(llm_model="second-model.Q4_1.gguf"))
     assert registration_status(state.settings).registration.llm_model == "second-model.Q4_1.gguf"
+    # The fleet table lists this computer.
+    qtbot.waitUntil(lambda: node.fleet.result is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: not node.fleet.is_busy(), timeout=30_000)
+    assert "(this computer)" in node.fleet.table.item(0, 1).text()
 
 
 @pytest.mark.postgres

@@ -5,11 +5,12 @@ most every 40 ms while tokens arrive, so a fast model cannot flood the event loo
 Ctrl+Enter sends, Esc stops.
 
 The header shows the model the backend serves and lets a person switch it (the backend restarts
-with it). Each conversation keeps its own system prompt. Under each message: Copy, and Edit
-(yours: back into the composer, the later messages dropped when it is sent again) or Regenerate
-(the last answer); each code block has its own Copy. Temperature and max tokens apply to the next
-reply; an answer the token limit cut ends with a note saying so. A deleted conversation can be
-brought back with Undo until the next deletion.
+with it; it is the backend botserver shares, which the banner says, and botserver's files gbdesk
+wrote are kept naming the served model). Each conversation keeps its own system prompt. Under
+each message: Copy, and Edit (yours: back into the composer, the later messages dropped, with
+Undo until it is sent again) or Regenerate (the last answer); each code block has its own Copy.
+Temperature and max tokens apply to the next reply; an answer the token limit cut ends with a
+note saying so. A deleted conversation can be brought back with Undo until the next deletion.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import re
 from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
-    QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
@@ -37,11 +37,20 @@ from PySide6.QtWidgets import (
 
 from gbdesk.app.chat_client import stream_chat
 from gbdesk.app.chat_store import ChatMessage, Conversation, ConversationStore
-from gbdesk.errors import GbdeskError
+from gbdesk.errors import GbdeskError, os_error_words
 from gbdesk.ui.resources_access import icon
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
-from gbdesk.ui.widgets import MARGIN, Banner, muted, page_header, primary_button
+from gbdesk.ui.widgets import (
+    MARGIN,
+    Banner,
+    ElidingComboBox,
+    FlowLayout,
+    labelled,
+    muted,
+    page_header,
+    primary_button,
+)
 from gbdesk.ui.workers import TaskHandle, run_task
 
 RENDER_INTERVAL_MS = 40
@@ -96,20 +105,32 @@ class ChatPage(QWidget):
         self._task: TaskHandle | None = None
         self._streaming_reply: ChatMessage | None = None
         self._deleted: tuple[int, Conversation] | None = None  # for Undo
+        # For Undo of "Edit and resend": the chat, where it was cut, what was cut, the composer.
+        self._edited: tuple[Conversation, int, list[ChatMessage], str] | None = None
         self._models: list = []
+        self._switching_to = ""  # the model the picker switched the backend to, until it serves
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
         outer.setSpacing(10)
+        # The title and the model on one line, the page's sentence under them (a long model
+        # name then never squeezes the sentence into a tall column).
         header = QHBoxLayout()
-        header.addWidget(page_header("Chat", "Talk to the model the local backend is serving."), 1)
+        header.addWidget(page_header("Chat"), 1)
         header.addWidget(QLabel("Model"))
-        self.model_picker = QComboBox()
-        self.model_picker.setMinimumWidth(240)
-        self.model_picker.setToolTip("The model the backend serves; choosing another restarts it")
+        # The whole name when there is room; "…" and the name in the tooltip when narrow.
+        self.model_picker = ElidingComboBox(minimum_chars=16)
+        self.model_picker.setToolTip(
+            "The model the shared bot backend serves, for botserver's bots too; choosing another "
+            "restarts the backend with it for every user of it"
+        )
         self.model_picker.activated.connect(self._on_model_picked)
         header.addWidget(self.model_picker)
         outer.addLayout(header)
+        subtitle = QLabel("Talk to the model the local backend is serving.")
+        subtitle.setObjectName("PageSubtitle")
+        subtitle.setWordWrap(True)
+        outer.addWidget(subtitle)
         self.banner = Banner()
         outer.addWidget(self.banner)
         from gbdesk.ui.backend_widgets import BackendNotice
@@ -159,25 +180,21 @@ class ChatPage(QWidget):
         self.composer.setPlaceholderText("Write a message. Ctrl+Enter sends, Esc stops the reply.")
         self.composer.setMinimumHeight(56)
         self.composer.setMaximumHeight(110)
-        options = QHBoxLayout()  # how the next reply is written
-        options.addWidget(QLabel("Temperature"))
+        options = FlowLayout()  # how the next reply is written (two lines when narrow)
         self.temperature = QDoubleSpinBox()
         self.temperature.setRange(0.0, 2.0)
         self.temperature.setSingleStep(0.1)
         self.temperature.setValue(DEFAULT_TEMPERATURE)
         self.temperature.setToolTip("Lower: steadier answers; higher: more varied ones")
-        options.addWidget(self.temperature)
-        options.addSpacing(12)
-        options.addWidget(QLabel("Max tokens"))
+        options.add(labelled("Temperature", self.temperature))
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(16, 32_768)
         self.max_tokens.setSingleStep(128)
         self.max_tokens.setValue(DEFAULT_MAX_TOKENS)
         self.max_tokens.setToolTip("The longest answer, in tokens; a longer one is cut off")
-        options.addWidget(self.max_tokens)
-        options.addStretch(1)
+        options.add(labelled("Max tokens", self.max_tokens))
         buttons = QHBoxLayout()
-        self.status = muted("", wrap=False)
+        self.status = muted("")
         buttons.addWidget(self.status, 1)
         self.stop_button = QPushButton(icon("stop", current_palette().error), "Stop")
         self.stop_button.setEnabled(False)
@@ -212,6 +229,7 @@ class ChatPage(QWidget):
         self._render_timer.timeout.connect(self._render)
 
         state.backend.state_changed.connect(self._on_backend)
+        state.botserver_synced.connect(self._on_botserver_synced)
         self.refresh_models()
         self._fill_list()
         if self.conversations:
@@ -272,6 +290,52 @@ class ChatPage(QWidget):
         if not path or (self.state.backend.is_running() and same_model(self.served_model(), path)):
             return
         serve_model(self.state, path)
+        # The backend is shared: botserver uses the same one. Say so now; its files follow.
+        self._switching_to = path
+        self.banner.show_message(
+            f"Switching the shared bot backend to {self.model_picker.itemText(index)}: it "
+            "restarts, and botserver's bots use this model too once it is ready.",
+            level="info",
+        )
+
+    def _on_botserver_synced(self, outcome: object) -> None:
+        """After a switch from the picker: what botserver's files say now (kept true)."""
+        from gbdesk.backend.botserver_link import ModelSync
+        from gbdesk.ui.backend_widgets import model_label
+        from gbdesk.ui.pages.models import same_model
+
+        path = self._switching_to
+        if not path or not same_model(self.state.backend.current_model(), path):
+            return
+        self._switching_to = ""
+        name = model_label(path)
+        served = f"The shared bot backend now serves {name}, for botserver's bots too."
+        if isinstance(outcome, GbdeskError):
+            self.banner.show_message(
+                f"{served} botserver's files could not be updated: {outcome.message}",
+                outcome.fix or "",
+            )
+        elif isinstance(outcome, ModelSync) and outcome.missing:
+            gone = ", ".join(str(p) for p in outcome.missing)
+            self.banner.show_message(
+                f"{served} botserver's file {gone} is gone, so it was not updated.",
+                "write botserver's files again in the setup wizard's backend step (File menu)",
+                level="warning",
+            )
+        elif isinstance(outcome, ModelSync):
+            files = ", ".join(str(p) for p in (*outcome.updated, *outcome.already))
+            self.banner.show_message(
+                f"{served} botserver's settings name it too ({outcome.model_id}): {files}.",
+                level="success",
+            )
+        else:  # gbdesk never wrote botserver's files: it cannot know them
+            self.banner.show_message(
+                f"{served} If botserver's config.csv (llm-model) or .env (LLM_MODEL) were set "
+                "by hand, they still name the old model.",
+                "let gbdesk write them in the setup wizard's backend step (File menu): it "
+                "then keeps them naming the served model",
+                level="warning",
+            )
 
     def _on_backend(self, view) -> None:  # view: a BackendView
         self._show_model()
@@ -357,8 +421,9 @@ class ChatPage(QWidget):
         try:
             self.store.save(conversation)
         except Exception as exc:  # shown, never lost silently
-            message, fix = getattr(exc, "message", str(exc)), getattr(exc, "fix", "")
-            self.banner.show_message(message, fix or "")
+            words = os_error_words(exc)
+            message = getattr(exc, "message", None) or f"Cannot save the chat: {words}"
+            self.banner.show_message(message, getattr(exc, "fix", "") or "")
 
     # --- sending and streaming -----------------------------------------------------------
 
@@ -378,6 +443,7 @@ class ChatPage(QWidget):
                 conversation.title
             )
         conversation.messages.append(ChatMessage("user", text))
+        self._edited = None  # sent: the edit is final
         self.composer.clear()
         self._ask()
 
@@ -400,9 +466,38 @@ class ChatPage(QWidget):
         if not 0 <= index < len(conversation.messages):
             return
         text = conversation.messages[index].content
+        dropped = conversation.messages[index:]
+        self._edited = (conversation, index, dropped, self.composer.toPlainText())
         del conversation.messages[index:]
         self.composer.setPlainText(text)
         self.composer.setFocus()
+        self._render()
+        self._save(conversation)
+        later = len(dropped) - 1
+        removed = (
+            "it was"
+            if not later
+            else f"it and the {later} message{'s' * (later > 1)} after it were"
+        )
+        self.banner.show_message(
+            f"Your message is back in the box below to edit; {removed} removed from the chat.",
+            level="info",
+            action=("Undo", self.undo_edit),
+        )
+
+    def undo_edit(self) -> None:
+        """Put back what "Edit and resend" removed (saved again), and the composer's old text."""
+        if self._edited is None or self.is_streaming():
+            return
+        conversation, index, dropped, composer_text = self._edited
+        self._edited = None
+        if conversation not in self.conversations:
+            return  # deleted since (its own Undo brings it back as it was then)
+        conversation.messages[index:] = dropped
+        if conversation is not self.current:
+            self.conversation_list.setCurrentRow(self.conversations.index(conversation))
+        self.composer.setPlainText(composer_text)
+        self.banner.clear()
         self._render()
         self._save(conversation)
 

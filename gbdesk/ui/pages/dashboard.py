@@ -10,6 +10,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QPushButton, QWidget
 
 from gbdesk.backend.supervisor import BackendState
+from gbdesk.options import STARTER
 from gbdesk.ui.backend_control import BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
 from gbdesk.ui.state import AppState
@@ -54,6 +55,9 @@ class DashboardPage(QWidget):
         row.addWidget(self.stop_button)
         row.addWidget(self.start_button)
         backend_card.body.addLayout(row)
+        self.resume_note = muted("")  # "serving again, as before gbdesk was closed"
+        self.resume_note.hide()
+        backend_card.body.addWidget(self.resume_note)
         self.backend_banner = Banner()
         backend_card.body.addWidget(self.backend_banner)
         layout.addWidget(backend_card)
@@ -121,6 +125,7 @@ class DashboardPage(QWidget):
         self.state.backend.start()
 
     def _on_backend(self, view: BackendView) -> None:
+        self._show_resume_note(view)
         busy = view.phase.busy
         self.start_button.setEnabled(not view.running and not busy)
         self.stop_button.setEnabled(view.running and view.phase is not BackendState.STOPPING)
@@ -140,6 +145,21 @@ class DashboardPage(QWidget):
                 tile.set_value("-")
         elif self.isVisible():
             self._poll_metrics()
+
+    def _show_resume_note(self, view: BackendView) -> None:
+        """Say that the app started the backend by itself at launch (resume_backend)."""
+        from gbdesk.ui.backend_widgets import model_label
+
+        resumed = self.state.resumed_model
+        if not resumed or not view.running or view.model != resumed:
+            self.resume_note.hide()
+            return
+        name = "the starter model" if resumed == STARTER else model_label(resumed)
+        self.resume_note.setText(
+            f"gbdesk serves {name} again, as before it was closed: botserver "
+            "and the chats can use it. (Settings: Serve the model again when gbdesk opens.)"
+        )
+        self.resume_note.show()
 
     def _poll_metrics(self) -> None:
         """Read the backend's /metrics in a worker (only while it is ready)."""

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from gbdesk.paths import app_paths
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import muted, page_layout
+from gbdesk.ui.widgets import muted, page_layout, scrolls_sideways
 from gbdesk.ui.workers import run_task
 
 TAIL_BYTES = 64_000
@@ -107,7 +107,7 @@ class LogsPage(QWidget):
         self.tabs.addTab(self.backend_log, "Backend")
         layout.addWidget(self.tabs, 1)
         row = QHBoxLayout()
-        self.path_label = muted("", wrap=False)
+        self.path_label = muted("")
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
         row.addWidget(self.path_label, 1)
@@ -127,6 +127,9 @@ class LogsPage(QWidget):
         view.setReadOnly(True)
         view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         view.setMaximumBlockCount(5000)
+        # Long lines scroll sideways (a log line is not reflowed), but a view always opens at
+        # its left edge, where the time stamps are.
+        scrolls_sideways(view)
         return view
 
     def log_paths(self) -> tuple[Path, Path]:
@@ -173,4 +176,7 @@ class LogsPage(QWidget):
             shown = shown or empty
             if view.toPlainText() != shown:
                 view.setPlainText(shown)
+                # The newest line in view, from its start (its time stamp).
                 view.moveCursor(QTextCursor.MoveOperation.End)
+                view.moveCursor(QTextCursor.MoveOperation.StartOfLine)
+                view.horizontalScrollBar().setValue(0)

@@ -1,5 +1,6 @@
 """Models: what is installed (use, import a GGUF, delete), the Hub search (any GGUF, a verdict
-per quant, download) and the handbook's catalogue with verdicts.
+per quant, download) and the handbook's catalogue with verdicts (and, with the workers of
+Settings > Workers, the models that fit only across the machines: gbdesk/ui/pooled_models.py).
 
 The library scan, imports (a copy that can take minutes), deletions and the recommender all run
 in workers.
@@ -8,9 +9,10 @@ in workers.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gbdesk.errors import GbdeskError
 from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
@@ -48,24 +51,9 @@ def _probe_and_recommend(profile: Any, n_ctx: int, n_parallel: int) -> tuple[Any
 
 def list_installed(_ctx: Any) -> list:
     """The library's models, and the bundled starter model (when it is not in the library)."""
-    from gbdesk.download.library import InstalledModel, ModelLibrary
-    from gbdesk.starter import STARTER_FILE, starter_model_path
+    from gbdesk.app.installed import installed_models
 
-    models = ModelLibrary().list_models()
-    starter = starter_model_path()
-    if starter is not None and not any(same_model(m.path, str(starter)) for m in models):
-        models.append(
-            InstalledModel(
-                id="starter",
-                name=f"{STARTER_FILE} (bundled starter)",
-                path=str(starter),
-                paths=(str(starter),),
-                size=starter.stat().st_size,
-                quant="Q4_1",
-                source="bundled",
-            )
-        )
-    return models
+    return installed_models()
 
 
 def same_model(served: str, path: str) -> bool:
@@ -78,6 +66,24 @@ def same_model(served: str, path: str) -> bool:
         starter = starter_model_path()
         return starter is not None and os.path.realpath(starter) == os.path.realpath(path)
     return os.path.realpath(served) == os.path.realpath(path)
+
+
+def import_and_check(ctx: Any, path: str) -> tuple[Any, str]:
+    """Import ``path`` into the model library; returns the model and the warning for a model
+    without a chat template ("" otherwise).
+
+    Raises:
+        LibraryError: the file cannot be imported.
+    """
+    from gbdesk.backend.chat_template import template_warning
+    from gbdesk.download.library import ModelLibrary
+
+    model = ModelLibrary().import_file(
+        path,
+        on_progress=lambda done, total: ctx.report((done, total)),
+        cancel=ctx.cancel_event,
+    )
+    return model, template_warning(model.path)
 
 
 def serve_model(state: AppState, path: str) -> None:
@@ -134,16 +140,24 @@ class ModelsPage(QWidget):
         catalogue = QWidget()
         cat_layout = QVBoxLayout(catalogue)
         cat_layout.setContentsMargins(0, 10, 0, 0)
-        self.catalogue_status = muted("Estimating for this computer…", wrap=False)
+        self.catalogue_status = muted("Estimating for this computer…")
         cat_layout.addWidget(self.catalogue_status)
         self.catalogue_table = self._table(["Model", "Quant", "Verdict", "Speed", "Download"])
         cat_layout.addWidget(self.catalogue_table, 1)
+        # Models that fit only with the workers of Settings > Workers (hidden without workers).
+        from gbdesk.ui.pooled_models import PooledModelsSection
+
+        self.pooled = PooledModelsSection(state, self._pooled_fit_settings)
+        self.pooled.downloaded.connect(lambda _name: self.refresh_installed())
+        cat_layout.addWidget(self.pooled, 1)
         self.tabs.addTab(catalogue, "From the handbook")
 
         self.installed: list = []
         self.recommendations: tuple = ()
+        self._download_signals: list[_DownloadSignals] = []  # downloads queued from this page
         self._task: TaskHandle | None = None
         self._serving_request = ""  # the model "Serve this model" asked for, until it settles
+        self._serving_warning = ""  # that model has no chat template: what to tell about it
         self.installed_table.itemSelectionChanged.connect(self._update_buttons)
         state.backend.state_changed.connect(self._on_backend)
         self.refresh_installed()
@@ -223,7 +237,11 @@ class ModelsPage(QWidget):
             )
         elif view.phase == "ready":
             self._serving_request = ""
-            self.banner.show_message(f"The backend now serves {name}.", level="success")
+            served = f"The backend now serves {name}."
+            if self._serving_warning:  # no chat template: say so, and which one is used
+                self.banner.show_message(f"{served} {self._serving_warning}", level="warning")
+            else:
+                self.banner.show_message(served, level="success")
         elif view.phase in {"failed", "crashed"}:
             self._serving_request = ""
             from gbdesk.ui.backend_control import PORT_TAKEN
@@ -256,9 +274,29 @@ class ModelsPage(QWidget):
         model = self.selected_model()
         if model is None:
             return
+        from gbdesk.backend.chat_template import template_warning
+
         serve_model(self.state, model.path)
         self._serving_request = model.name
+        self._serving_warning = ""
         self._on_backend(self.state.backend.view)
+        path, name = model.path, model.name
+        run_task(
+            "read the model's chat template",
+            lambda _ctx: template_warning(path),
+            on_done=lambda warning: self._on_template_checked(path, name, warning),
+        )
+
+    def _on_template_checked(self, path: str, name: str, warning: str) -> None:
+        """A model without a chat template: warned while it loads, and when it serves."""
+        if not warning:
+            return
+        if self._serving_request == name:
+            self._serving_warning = warning
+            self.banner.show_message(f"Serving {name}. {warning}", level="warning")
+        elif self.state.backend.is_ready() and same_model(self.state.backend.current_model(), path):
+            # It was ready before its header was read.
+            self.banner.show_message(f"The backend now serves {name}. {warning}", level="warning")
 
     def choose_import(self) -> None:
         path, _filter = QFileDialog.getOpenFileName(
@@ -268,28 +306,28 @@ class ModelsPage(QWidget):
             self.import_file(path)
 
     def import_file(self, path: str) -> None:
-        from gbdesk.download.library import ModelLibrary
-
         self.banner.clear()
         self.import_progress.setValue(0)
         self.import_progress.show()
         self._task = run_task(
             "import a model",
-            lambda ctx: ModelLibrary().import_file(
-                path,
-                on_progress=lambda done, total: ctx.report((done, total)),
-                cancel=ctx.cancel_event,
-            ),
+            lambda ctx: import_and_check(ctx, path),
             on_progress=lambda value: self.import_progress.setValue(
                 round(1000 * value[0] / max(1, value[1]))
             ),
-            on_done=lambda model: self.banner.show_message(
-                f"Imported {model.name} ({human_bytes(model.size)}).", level="success"
-            ),
+            on_done=self._on_imported,
             on_failed=self.banner.show_error,
             on_finished=self._after_change,
         )
         self._update_buttons()
+
+    def _on_imported(self, result: tuple[Any, str]) -> None:
+        model, warning = result
+        text = f"Imported {model.name} ({human_bytes(model.size)})."
+        if warning:  # a base model: said now, not after it loops in a chat
+            self.banner.show_message(f"{text} {warning}", level="warning")
+        else:
+            self.banner.show_message(text, level="success")
 
     def delete_selected(self) -> None:
         from gbdesk.download.library import ModelLibrary
@@ -322,6 +360,16 @@ class ModelsPage(QWidget):
 
     # --- catalogue ---------------------------------------------------------------------
 
+    def _pooled_fit_settings(self) -> Any:
+        """The context and parallel chats the pooled section plans for: the settings'."""
+        from gbdesk.fit.estimator import FitSettings
+
+        settings = self.state.settings
+        return FitSettings(
+            n_ctx=settings.context_length or DEFAULT_CTX,
+            n_parallel=settings.parallel or DEFAULT_PARALLEL,
+        )
+
     def refresh_catalogue(self) -> None:
         settings = self.state.settings
         args = (
@@ -337,6 +385,8 @@ class ModelsPage(QWidget):
         )
 
     def _show_catalogue(self, result: tuple[Any, tuple]) -> None:
+        from gbdesk.fit.recommend import context_words
+
         profile, recommendations = result
         if self.state.profile is None:
             self.state.set_profile(profile)
@@ -355,15 +405,90 @@ class ModelsPage(QWidget):
             speed = QTableWidgetItem(f"~{fit.speed.generation_tps:.1f} tok/s")
             speed.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(row, 3, speed)
-            table.setItem(row, 4, QTableWidgetItem(human_bytes(fit.download_bytes)))
-            for column in (0, 1, 3, 4):
+            table.setCellWidget(row, 4, self._download_button(rec))
+            tip = f"{rec.reason}; {context_words(fit)}" if fit.runs else rec.reason
+            for column in (0, 1, 3):
                 cell = table.item(row, column)
                 if cell is not None:  # every one was set above
-                    cell.setToolTip(rec.reason)
+                    cell.setToolTip(tip)
         table.resizeRowsToContents()
         fitting = sum(1 for r in recommendations if r.fit.runs)
         self.catalogue_status.setText(
             f"{fitting} of {len(recommendations)} handbook models run on this computer. Hover "
-            "a row for the reason; download one from the setup wizard (File menu), or find any "
-            "model on the Search the Hub tab."
+            "a row for the reason; Download queues one (it then shows on the Installed tab), "
+            "or find any model on the Search the Hub tab."
         )
+
+    def _download_button(self, rec: Any) -> QPushButton:
+        """The row's Download (with the size), or a disabled "On this computer"."""
+        if rec.on_disk:
+            button = QPushButton("On this computer")
+            button.setEnabled(False)
+            return button
+        button = QPushButton(f"Download {human_bytes(rec.fit.download_bytes)}")
+        button.setToolTip(rec.reason)
+        button.setEnabled(rec.fit.fits_disk)
+        button.clicked.connect(lambda: self.download_recommendation(rec, button))
+        return button
+
+    def download_recommendation(self, rec: Any, button: QPushButton) -> None:
+        """Queue a handbook model's quant in the app's download queue (like the Hub tab's)."""
+        from gbdesk.download.job import JobState
+        from gbdesk.download.spec import resolve_spec
+
+        signals = _DownloadSignals(self)
+        self._download_signals.append(signals)
+        last = [0.0]
+
+        def on_progress(progress: Any) -> None:  # worker thread: at most 10 updates a second
+            now = time.monotonic()
+            if now - last[0] >= 0.1 or progress.done >= progress.total:
+                last[0] = now
+                signals.progress.emit(progress)
+
+        def show_progress(progress: Any) -> None:
+            button.setText(f"{round(100 * progress.done / max(1, progress.total))} %")
+
+        def finished(job: Any) -> None:
+            if signals in self._download_signals:
+                self._download_signals.remove(signals)
+            if job.state is JobState.DONE:
+                button.setText("Downloaded")
+                self.banner.show_message(
+                    f"Downloaded {rec.model_name} {rec.quant}: it is on the Installed tab, "
+                    "ready to serve.",
+                    level="success",
+                )
+                self.refresh_installed()
+                return
+            button.setText(f"Download {human_bytes(rec.fit.download_bytes)}")
+            button.setEnabled(True)
+            if job.state is JobState.FAILED and job.error is not None:
+                self.banner.show_error(job.error)
+
+        signals.progress.connect(show_progress)
+        signals.done.connect(finished)
+        button.setEnabled(False)
+        button.setText("Queued")
+        downloads = self.state.downloads
+        name = f"{rec.model_id}:{rec.quant}"
+
+        def queue(_ctx: Any) -> Any:
+            # Off the GUI thread: the catalogue, the settings and the keyring (the Hub token).
+            return downloads.submit(
+                resolve_spec(name), on_progress=on_progress, on_done=signals.done.emit
+            )
+
+        def refused(error: GbdeskError) -> None:
+            self.banner.show_error(error)
+            button.setText(f"Download {human_bytes(rec.fit.download_bytes)}")
+            button.setEnabled(True)
+
+        run_task("queue a download", queue, on_failed=refused)
+
+
+class _DownloadSignals(QObject):
+    """Carries one download's callbacks (worker threads) to the GUI thread."""
+
+    progress = Signal(object)
+    done = Signal(object)

@@ -1,8 +1,9 @@
-"""Node: this computer's shard registration, its heartbeat, and (re-)registration.
+"""Node: this computer's shard registration, its heartbeat, (re-)registration, and the fleet.
 
 The heartbeat (``last_seen_at`` every 30 s, so botserver knows the node is alive) runs next to
 the backend, in :class:`gbdesk.ui.heartbeat_control.NodeHeartbeat`; this page shows its last
-beat and can send one now.
+beat and can send one now. The fleet table (:class:`gbdesk.ui.fleet_table.FleetTable`) lists
+every node of the registry and is read again after each beat.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from gbdesk.app.shard_actions import (
     unregister_this_node,
 )
 from gbdesk.errors import GbdeskError
+from gbdesk.ui.fleet_table import FleetTable
 from gbdesk.ui.shard_panel import ShardPanel
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, muted, scrolling_page_layout
+from gbdesk.ui.worker_panel import WorkerPanel
 from gbdesk.ui.workers import run_task
 
 
@@ -50,6 +53,10 @@ class NodePage(QWidget):
         self.panel = ShardPanel(state)
         self.panel.registered.connect(self._on_registered)
         layout.addWidget(self.panel)
+        self.fleet = FleetTable(state)
+        layout.addWidget(self.fleet)
+        self.worker_panel = WorkerPanel(state)
+        layout.addWidget(self.worker_panel)
         layout.addStretch(1)
         self._busy = False
         self._registered = False
@@ -103,6 +110,7 @@ class NodePage(QWidget):
         self.heartbeat_label.setText("Heartbeat: failed (see above)")
 
     def _on_status(self, result: ShardResult | None) -> None:
+        self.fleet.refresh()  # the registry may list other computers, registered here or not
         if result is None:
             self.heartbeat_label.setText("Heartbeat: not registered yet")
             self._set_registered(False)
@@ -126,17 +134,23 @@ class NodePage(QWidget):
 
     def beat(self) -> None:
         settings = self.state.settings
-        model = self.state.served_model_name()
-        self._run("heartbeat", lambda _ctx: heartbeat(settings, model), self._on_beat)
+        state = self.state
+        self._run(
+            "heartbeat",
+            lambda _ctx: heartbeat(settings, state.backend_api_key()),
+            self._on_beat,
+        )
 
     def _show_backend(self, _view=None) -> None:
         """The registration's backend line follows the model served now (each beat sends it)."""
         if self.panel.result is None:
             return
         model = self.state.served_model_name()
-        url = self.state.backend.view.url or self.panel.result.registration.llm_url
+        registration = self.panel.result.registration
+        # The address the registry gives other computers, not the one this computer uses.
+        where = "" if registration.llm_url_reachable else " (this computer only)"
         if model:
-            self.panel.view.values["backend"].setText(f"{url}  {model}")
+            self.panel.view.values["backend"].setText(f"{registration.llm_url}{where}  {model}")
 
     def _on_beat(self, seen: datetime) -> None:
         self.status_banner.clear()
@@ -147,12 +161,15 @@ class NodePage(QWidget):
         if self.panel.result is not None:
             self.panel.view.set_last_seen(seen)
             self._show_backend()
+        if self.isVisible():  # each beat records this node's capacity: show it
+            self.fleet.refresh()
 
     def unregister(self) -> None:
         settings = self.state.settings
         self._run("unregister", lambda _ctx: unregister_this_node(settings), self._on_unregistered)
 
     def _on_unregistered(self, shard_id: int) -> None:
+        self.fleet.refresh()
         self.panel.result = None
         self.panel.view.hide()
         self._set_registered(False)

@@ -19,13 +19,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gbdesk.errors import GbdeskError
+from gbdesk.errors import GbdeskError, os_error_words
+from gbdesk.hardware.rpc import WorkerError, parse_workers
 from gbdesk.options import option
 from gbdesk.paths import app_paths
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
     Banner,
     Card,
+    ElidingComboBox,
     muted,
     option_spin,
     primary_button,
@@ -79,9 +81,10 @@ class SettingsPage(QWidget):
 
         backend = Card("Bot backend")
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # fields under, if narrow
         form.setHorizontalSpacing(16)
         form.setVerticalSpacing(10)
-        self.model = QComboBox()
+        self.model = ElidingComboBox()  # a long file name ends in "…" when narrow
         self.model.setToolTip("The model the bot backend serves (Models page: import more)")
         form.addRow("Model", self.model)
         self.port = option_spin("backend_port", option("backend_port").default, minimum=1024)
@@ -109,8 +112,21 @@ class SettingsPage(QWidget):
             self.repack.addItem(label, value)
         self.repack.setToolTip(option("repack").help)
         form.addRow("Repacked weights", self.repack)
+        self.rpc_workers = QLineEdit()
+        self.rpc_workers.setToolTip(
+            "Other computers running the gbdesk worker (Node page) that share the model with"
+            " this one, as address:port separated by commas"
+        )
+        self.rpc_workers.setPlaceholderText("none: this computer alone (e.g. 192.168.1.20:50052)")
+        form.addRow("Workers", self.rpc_workers)
         self.start_at_login = QCheckBox("Start the backend when I log in")
         form.addRow("", self.start_at_login)
+        self.resume_backend = QCheckBox("Serve the model again when gbdesk opens")
+        self.resume_backend.setToolTip(
+            "After Quit and a relaunch, the backend serves the same model again, so botserver "
+            "and the shard heartbeat keep working"
+        )
+        form.addRow("", self.resume_backend)
         backend.body.addLayout(form)
         layout.addWidget(backend)
 
@@ -197,7 +213,9 @@ class SettingsPage(QWidget):
         self.queue_limit.setValue(settings.queue_limit)
         self.alias.setText(settings.alias)
         self.repack.setCurrentIndex(max(0, self.repack.findData(settings.repack)))
+        self.rpc_workers.setText(settings.rpc_workers)
         self.start_at_login.setChecked(settings.start_backend_at_login)
+        self.resume_backend.setChecked(settings.resume_backend)
         self.banner.clear()
 
     def _browse_models_dir(self) -> None:
@@ -215,6 +233,12 @@ class SettingsPage(QWidget):
                 f"The Hub endpoint {endpoint!r} is not a web address.",
                 "write it as https://host (for example https://hf-mirror.com) or leave it empty",
             )
+            return
+        workers = self.rpc_workers.text().strip()
+        try:
+            parse_workers(workers)
+        except WorkerError as exc:
+            self.banner.show_message(f"Workers: {exc.message}.", exc.fix or "")
             return
         token = self.hub_token.text().strip()
         try:
@@ -234,7 +258,9 @@ class SettingsPage(QWidget):
                 queue_limit=self.queue_limit.value(),
                 alias=self.alias.text().strip(),
                 repack=self.repack.currentData(),
+                rpc_workers=workers,
                 start_backend_at_login=self.start_at_login.isChecked(),
+                resume_backend=self.resume_backend.isChecked(),
             )
             self._apply_login_item()
         except GbdeskError as exc:
@@ -242,7 +268,8 @@ class SettingsPage(QWidget):
             return
         except OSError as exc:
             self.banner.show_message(
-                f"Cannot save the settings: {exc}", "check that the config folder is writable"
+                f"Cannot save the settings: {os_error_words(exc)}.",
+                "check that the config folder is writable",
             )
             return
         # What the running backend lacks is named in the banner below, with a Restart button

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from gbdesk.backend.supervisor import BackendState
 from gbdesk.catalog.model import BOTSERVER_EMBEDDING_MODEL
-from gbdesk.errors import GbdeskError
+from gbdesk.errors import GbdeskError, os_error_words
 from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL, STARTER
 from gbdesk.ui.backend_control import BackendView
 from gbdesk.ui.backend_widgets import BackendStatusLabel
@@ -29,7 +29,9 @@ from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
     Banner,
     Card,
+    FlowLayout,
     choose_env_file,
+    labelled,
     muted,
     option_spin,
     primary_button,
@@ -80,6 +82,7 @@ def write_values(values: Any, bot_dir: str, env_file: str) -> list[Path]:
 
 class BackendPage(WizardPage):
     step_title = "Start the bot backend"
+    step_detail = "an OpenAI-compatible server on this computer for your bot"
 
     def __init__(self, state: AppState) -> None:
         super().__init__(
@@ -90,8 +93,8 @@ class BackendPage(WizardPage):
             f"({state.settings.backend_host}).",
         )
         settings_card = Card("How it runs")
-        controls = QHBoxLayout()
-        controls.setSpacing(10)
+        # Side by side when there is room, stacked when the window is narrow.
+        controls = FlowLayout(spacing=16)
         settings = state.settings
         self.port = option_spin("backend_port", settings.backend_port, minimum=1024)
         self.context = option_spin(
@@ -107,28 +110,33 @@ class BackendPage(WizardPage):
             ("Context", self.context),
             ("Parallel chats", self.parallel),
         ):
-            controls.addWidget(QLabel(caption))
-            controls.addWidget(widget)
-            controls.addSpacing(8)
-        controls.addStretch(1)
+            controls.add(labelled(caption, widget))
         settings_card.body.addLayout(controls)
-        self.embeddings = QCheckBox(
-            "Knowledge base embeddings: also serve botserver's embedding model"
-            f" ({BOTSERVER_EMBEDDING_MODEL}, downloaded once, about 130 MB)"
+        self.embeddings = QCheckBox("Knowledge base embeddings")
+        self.embeddings.setToolTip(
+            f"Also serve botserver's embedding model, {BOTSERVER_EMBEDDING_MODEL}"
         )
         self.embeddings.setChecked(bool(settings.embedding_model))
         settings_card.body.addWidget(self.embeddings)
+        settings_card.body.addWidget(
+            muted(
+                f"Also serves botserver's embedding model ({BOTSERVER_EMBEDDING_MODEL}, "
+                "downloaded once, about 130 MB) for the bot's knowledge base."
+            )
+        )
         self.embedding_status = muted("", wrap=True)
         settings_card.body.addWidget(self.embedding_status)
+        # The step's action, right under its settings: Start and Stop first, the state after
+        # them (it wraps), so a narrow window never pushes Start out of view.
         row = QHBoxLayout()
         self.status = BackendStatusLabel(state.backend)
         self.start_button = primary_button("Start")
         self.start_button.clicked.connect(self.start)
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(state.backend.stop)
+        row.addWidget(self.start_button, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.stop_button, 0, Qt.AlignmentFlag.AlignTop)
         row.addWidget(self.status, 1)
-        row.addWidget(self.stop_button)
-        row.addWidget(self.start_button)
         settings_card.body.addLayout(row)
         self.body.addWidget(settings_card)
         self.banner = Banner()
@@ -234,7 +242,8 @@ class BackendPage(WizardPage):
             )
         except OSError as exc:
             self.banner.show_message(
-                f"Cannot save the settings: {exc}", "check that the config folder is writable"
+                f"Cannot save the settings: {os_error_words(exc)}.",
+                "check that the config folder is writable",
             )
             self.start_button.setEnabled(True)
             return
@@ -246,9 +255,11 @@ class BackendPage(WizardPage):
 
     def _on_backend(self, view: BackendView) -> None:
         busy = view.phase.busy
+        # Stop first: a Start that is disabled while it had the focus hands it to the next
+        # button in the row (Stop), not to the wizard's Close.
+        self.stop_button.setEnabled(view.running and view.phase is not BackendState.STOPPING)
         self.start_button.setEnabled(not busy)
         self.start_button.setText("Restart" if view.phase is BackendState.READY else "Start")
-        self.stop_button.setEnabled(view.running and view.phase is not BackendState.STOPPING)
         for widget in (self.port, self.context, self.parallel, self.embeddings):
             widget.setEnabled(not busy)
         if view.phase in {BackendState.FAILED, BackendState.CRASHED}:
@@ -262,6 +273,7 @@ class BackendPage(WizardPage):
             self.banner.clear()
             self._load_values()
             if self.wizard is not None and self.isVisible():
+                self.complete_changed.emit()  # Next is enabled first: a disabled one takes no focus
                 self.wizard.next_button.setFocus()  # done here: Enter goes on
         if view.phase is not BackendState.READY:
             self.botserver_card.setVisible(False)
@@ -290,19 +302,26 @@ class BackendPage(WizardPage):
             widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
-        # Two columns: the bot's config.csv lines, and botserver's .env lines.
+        # The bot's config.csv lines, then botserver's .env lines (one under the other: long
+        # values wrap instead of pushing the page sideways).
         columns = (
             ("the bot's config.csv", [f"{k},{v}" for k, v in masked(values.config_csv).items()]),
             ("botserver's .env", [f"{k}={v}" for k, v in masked(values.env).items()]),
         )
-        for column, (caption, lines) in enumerate(columns):
-            self.values_grid.addWidget(muted(caption, wrap=False), 0, column)
-            for row, line in enumerate(lines, start=1):
+        row = 0
+        for caption, lines in columns:
+            heading = muted(caption)
+            heading.setContentsMargins(0, 8 if row else 0, 0, 0)  # a gap above the second
+            self.values_grid.addWidget(heading, row, 0)
+            for line in lines:
+                row += 1
                 value = QLabel(line)
                 value.setObjectName("Mono")
+                value.setWordWrap(True)
                 value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-                self.values_grid.addWidget(value, row, column)
-        self.values_grid.setColumnStretch(1, 1)
+                self.values_grid.addWidget(value, row, 0)
+            row += 1
+        self.values_grid.setColumnStretch(0, 1)
         self.botserver_card.setVisible(self.state.backend.is_ready())
 
     def value_lines(self) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDialog,
@@ -24,16 +24,27 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.ui.resources_access import app_icon
+from gbdesk.ui.screen_fit import fit_to_screen
 from gbdesk.ui.state import AppState
 from gbdesk.ui.theme import current_palette
 from gbdesk.ui.widgets import primary_button
 
+# The size the wizard opens at where the screen has room, and the smallest it holds at (every
+# step fits a 1024x600 screen; smaller work areas shrink both, see gbdesk/ui/screen_fit.py).
+WIZARD_SIZE = QSize(980, 680)
+WIZARD_MINIMUM_SIZE = QSize(720, 480)
+
 
 class WizardPage(QWidget):
-    """One step. Subclasses fill ``self.body`` and override the hooks they need."""
+    """One step. Subclasses fill ``self.body`` and override the hooks they need.
+
+    ``step_title`` names the step in the steps list and the window title; ``step_detail`` says
+    in a few words what it does (the Welcome step lists every step with both).
+    """
 
     complete_changed = Signal()
     step_title = ""
+    step_detail = ""
 
     def __init__(self, state: AppState, title: str, subtitle: str = "") -> None:
         super().__init__()
@@ -44,6 +55,8 @@ class WizardPage(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Only up and down: the content wraps and stacks to the width it is given.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         content = QWidget()
         self.body = QVBoxLayout(content)
         self.body.setContentsMargins(32, 28, 32, 20)
@@ -94,8 +107,7 @@ class WizardFrame(QDialog):
         self.pages = pages
         self.setWindowTitle("Set up gbdesk")
         self.setWindowIcon(app_icon())
-        self.resize(980, 680)
-        self.setMinimumSize(860, 600)
+        fit_to_screen(self, WIZARD_SIZE, WIZARD_MINIMUM_SIZE)
         self._index = -1
         self._history: list[int] = []
 
@@ -120,6 +132,7 @@ class WizardFrame(QDialog):
         self.step_labels: list[QLabel] = []
         for number, page in enumerate(pages, start=1):
             label = QLabel(f"{number}   {page.step_title}")
+            label.setWordWrap(True)
             label.setMinimumHeight(30)
             steps_layout.addWidget(label)
             self.step_labels.append(label)

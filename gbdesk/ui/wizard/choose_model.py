@@ -13,9 +13,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
-    QListWidget,
     QListWidgetItem,
     QWidget,
 )
@@ -24,10 +22,13 @@ from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
     Banner,
+    FlowLayout,
     MemoryBar,
     MemorySegment,
     VerdictBadge,
+    WidgetList,
     human_bytes,
+    labelled,
     muted,
     option_spin,
 )
@@ -79,6 +80,7 @@ class RecommendationRow(QFrame):
         layout.setHorizontalSpacing(12)
         layout.setVerticalSpacing(4)
         title = QLabel(f"<b>{recommendation.model_name}</b>  {recommendation.quant}")
+        title.setWordWrap(True)
         layout.addWidget(title, 0, 0)
         if starter:
             where = "on this computer, works offline"
@@ -86,12 +88,12 @@ class RecommendationRow(QFrame):
             where = "on disk, no download"
         else:
             where = f"{human_bytes(fit.download_bytes)} download"
-        facts = muted(f"~{fit.speed.generation_tps:.1f} tokens/s  ·  {where}", wrap=False)
+        facts = muted(f"~{fit.speed.generation_tps:.1f} tokens/s  ·  {where}")
         if recommendation.path:
             facts.setToolTip(recommendation.path)
         layout.addWidget(facts, 1, 0)
         self.badge = VerdictBadge(VERDICTS.get(fit.verdict, "no_fit"))
-        layout.addWidget(self.badge, 0, 1, Qt.AlignmentFlag.AlignRight)
+        layout.addWidget(self.badge, 0, 1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         self.bar = MemoryBar()
         cpu = fit.devices[0]
         gpus = fit.devices[1:]
@@ -116,6 +118,7 @@ class RecommendationRow(QFrame):
 
 class ChooseModelPage(WizardPage):
     step_title = "Choose a model"
+    step_detail = "with the reason it fits, before anything is downloaded"
 
     def __init__(self, state: AppState) -> None:
         super().__init__(
@@ -125,8 +128,8 @@ class ChooseModelPage(WizardPage):
             "the memory a model needs (weights, conversation memory, working space) against "
             "what is available.",
         )
-        controls = QHBoxLayout()
-        controls.setSpacing(10)
+        # Side by side when there is room, stacked when the window is narrow.
+        controls = FlowLayout(spacing=16)
         self.use_case = QComboBox()
         for key, label in USE_CASES:
             self.use_case.addItem(label, key)
@@ -139,25 +142,25 @@ class ChooseModelPage(WizardPage):
         self.parallel = option_spin(
             "parallel", settings.parallel or DEFAULT_PARALLEL, automatic=False
         )
-        controls.addWidget(QLabel("Use"))
-        controls.addWidget(self.use_case, 1)
-        controls.addSpacing(8)
-        controls.addWidget(QLabel("Context"))
-        controls.addWidget(self.context)
-        controls.addSpacing(8)
-        controls.addWidget(QLabel("Parallel chats"))
-        controls.addWidget(self.parallel)
+        controls.add(labelled("Use", self.use_case))
+        controls.add(labelled("Context", self.context))
+        controls.add(labelled("Parallel chats", self.parallel))
         self.body.addLayout(controls)
         self.banner = Banner()
         self.body.addWidget(self.banner)
-        self.status = muted("", wrap=False)
+        self.status = muted("")
         self.body.addWidget(self.status)
-        self.list = QListWidget()
+        self.list = WidgetList()
         self.list.setSpacing(2)
-        self.list.setMinimumHeight(360)
-        self.list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
+        self.list.setMinimumHeight(260)
+        self.list.setVerticalScrollMode(WidgetList.ScrollMode.ScrollPerPixel)
         self.list.currentRowChanged.connect(lambda _row: self.complete_changed.emit())
         self.body.addWidget(self.list, 1)
+        # Models that fit only with the workers of Settings > Workers (hidden without workers).
+        from gbdesk.ui.pooled_models import PooledModelsSection
+
+        self.pooled = PooledModelsSection(state, self._fit_settings)
+        self.body.addWidget(self.pooled)
         from gbdesk.ui.hub_browser import WizardHubPanel
 
         self.hub_panel = WizardHubPanel(state, self.list)
@@ -171,6 +174,8 @@ class ChooseModelPage(WizardPage):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self.refresh)
+        # the background measurement stored a calibration: the figures follow it
+        state.calibration.finished.connect(lambda _result: self._debounce.start())
         for signal in (
             self.use_case.currentIndexChanged,
             self.context.valueChanged,
@@ -182,7 +187,14 @@ class ChooseModelPage(WizardPage):
         if not self.recommendations and self._task is None:
             self.refresh()
 
+    def _fit_settings(self) -> Any:
+        """The context and parallel chats chosen above (what the pooled section plans for)."""
+        from gbdesk.fit.estimator import FitSettings
+
+        return FitSettings(n_ctx=self.context.value(), n_parallel=self.parallel.value())
+
     def refresh(self) -> None:
+        self.pooled.refresh()
         if self.state.profile is None:
             self.status.setText("Waiting for the hardware probe…")
             return
@@ -226,7 +238,7 @@ class ChooseModelPage(WizardPage):
     @staticmethod
     def first_pick(recommendations: tuple) -> int:
         """The row to pre-select: the ranking's first model that runs here (offline, the
-        ranking puts what is on disk first, so the bundled starter)."""
+        ranking puts what is on disk first: the bundled starter, or a model in the library)."""
         return next((row for row, rec in enumerate(recommendations) if rec.fit.runs), 0)
 
     def _show(self, recommendations: tuple) -> None:
@@ -241,20 +253,26 @@ class ChooseModelPage(WizardPage):
         for row, rec in enumerate(recommendations):
             widget = RecommendationRow(rec, starter=rec.model_id == STARTER_ID)
             item = QListWidgetItem()
-            item.setSizeHint(widget.sizeHint())
             self.list.addItem(item)
-            self.list.setItemWidget(item, widget)
+            self.list.set_row_widget(item, widget)
             if previous_key == (rec.model_id, rec.quant):
                 select = row
         if recommendations:
             self.list.setCurrentRow(select)
         fitting = sum(1 for r in recommendations if r.fit.runs)
-        offline = (
-            " The Hugging Face Hub cannot be reached, so the bundled starter model is picked:"
-            " it needs no download."
-            if self.hub_reachable is False and previous_key is None
-            else ""
-        )
+        picked = self.chosen()
+        offline = ""
+        if self.hub_reachable is False and previous_key is None and picked is not None:
+            # Name what was picked: the bundled starter, or a model already in the library.
+            what = (
+                "the bundled starter model"
+                if picked.model_id == STARTER_ID
+                else f"{picked.model_name}, already on this computer,"
+            )
+            offline = (
+                f" The Hugging Face Hub cannot be reached, so {what} is picked: it needs no"
+                " download."
+            )
         self.status.setText(
             f"{fitting} of {len(recommendations)} models run on this computer with "
             f"{self.context.value()} tokens of context and {self.parallel.value()} parallel "

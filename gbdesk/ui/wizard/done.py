@@ -11,6 +11,7 @@ from gbdesk.ui.wizard.base import WizardPage
 
 class DonePage(WizardPage):
     step_title = "Done"
+    step_detail = "a summary, then the chat window to try the model"
 
     def __init__(self, state: AppState) -> None:
         super().__init__(

@@ -9,12 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
 
 from gbdesk.download.job import Phase
 from gbdesk.errors import GbdeskError
 from gbdesk.ui.state import AppState
-from gbdesk.ui.widgets import Banner, Card, human_bytes, human_duration, muted, primary_button
+from gbdesk.ui.widgets import (
+    Banner,
+    Card,
+    FlowLayout,
+    human_bytes,
+    human_duration,
+    muted,
+    primary_button,
+)
 from gbdesk.ui.wizard.base import WizardPage
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 
@@ -75,16 +83,25 @@ def run_download(ctx: TaskContext, spec: Any) -> Any:
         manager.shutdown()
 
 
+HUB_SUBTITLE = (
+    "The file goes to the Hugging Face cache, is checked against the Hub's checksum, and "
+    "only then is used. Pausing keeps what has arrived."
+)
+BUNDLED_SUBTITLE = (
+    "The starter model is bundled with gbdesk: it is already on this computer, so there is "
+    "nothing to download. Downloading it from the Hub instead is possible too."
+)
+
+
 class DownloadPage(WizardPage):
     step_title = "Download"
+    step_detail = "pause and resume at any time; the starter model is already here"
 
     def __init__(self, state: AppState) -> None:
-        super().__init__(
-            state,
-            "Download the model",
-            "The file goes to the Hugging Face cache, is checked against the Hub's checksum, and "
-            "only then is used. Pausing keeps what has arrived.",
-        )
+        super().__init__(state, "Download the model", HUB_SUBTITLE)
+        subtitle = self.findChild(QLabel, "PageSubtitle")
+        assert subtitle is not None  # WizardPage made it from the text above
+        self.subtitle: QLabel = subtitle
         card = Card()
         self.model_label = QLabel()
         self.model_label.setObjectName("SectionTitle")
@@ -97,7 +114,7 @@ class DownloadPage(WizardPage):
         card.body.addWidget(self.progress)
         self.detail = muted("")
         card.body.addWidget(self.detail)
-        buttons = QHBoxLayout()
+        buttons = FlowLayout()  # a narrow window puts them on two lines
         self.start_button = primary_button("Download")
         self.start_button.clicked.connect(self.start)
         self.pause_button = QPushButton("Pause")
@@ -108,11 +125,10 @@ class DownloadPage(WizardPage):
         self.bundled_button.setToolTip("The starter model comes with gbdesk: no download needed")
         self.bundled_button.clicked.connect(self.use_bundled)
         self.bundled_button.hide()
-        buttons.addWidget(self.bundled_button)
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.pause_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addStretch(1)
+        for button in (self.bundled_button, self.start_button):
+            buttons.add(button)
+        for button in (self.pause_button, self.cancel_button):
+            buttons.add(button)
         card.body.addLayout(buttons)
         self.body.addWidget(card)
         self.banner = Banner()
@@ -151,6 +167,8 @@ class DownloadPage(WizardPage):
         """For the starter, the bundled copy is the first choice (primary, focused); the
         download stays possible (secondary)."""
         offer = self._is_starter() and self.model_path is None
+        # The bundled copy comes with gbdesk (no Hub, no Hub checksum): the words say which.
+        self.subtitle.setText(BUNDLED_SUBTITLE if self._is_starter() else HUB_SUBTITLE)
         self.bundled_button.setVisible(offer)
         self.start_button.setProperty("primary", not offer)
         self.start_button.style().unpolish(self.start_button)
@@ -279,6 +297,9 @@ class DownloadPage(WizardPage):
         self.state.update_settings(model=str(self.model_path))
         self.complete_changed.emit()
         self._update_buttons()
+        if self.wizard is not None and self.isVisible():
+            # The hidden button had the focus: Enter now goes on (never to Close).
+            self.wizard.next_button.setFocus()
 
     def _on_failed(self, error: GbdeskError) -> None:
         from gbdesk.download.errors import HubUnreachableError

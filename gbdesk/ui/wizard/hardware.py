@@ -6,10 +6,28 @@ from typing import Any
 
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
+from gbdesk.ui.calibration_control import MeasuringLabel
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, Card, DiagnosticRow, human_bytes, muted
 from gbdesk.ui.wizard.base import WizardPage
 from gbdesk.ui.workers import run_task
+
+
+def isa_name(feature: str) -> str:
+    """How a person reads one of the probe's instruction-set names: ``avx512f`` -> "AVX-512F",
+    ``avx512_vnni`` -> "AVX-512 VNNI", ``sse4_1`` -> "SSE4.1", ``neon`` -> "NEON"."""
+    name = feature.upper()
+    if name.startswith("AVX512"):
+        rest = name.removeprefix("AVX512")
+        return "AVX-512" + (" " + rest.lstrip("_") if rest.startswith("_") else rest)
+    if name.startswith("SSE4_"):
+        return name.replace("_", ".")
+    return "DotProd" if name == "DOTPROD" else name.replace("_", "-")
+
+
+def isa_summary(features: tuple[str, ...]) -> str:
+    """Every instruction set the probe found (what ``gbdesk probe`` lists), in its order."""
+    return ", ".join(isa_name(f) for f in features) or "none detected"
 
 
 def _probe(_ctx: Any) -> Any:
@@ -46,7 +64,7 @@ class HardwareSummary(QWidget):
 
     def show_profile(self, profile: Any) -> None:
         cpu = profile.cpu
-        features = ", ".join(cpu.features[:8]) or "none detected"
+        features = isa_summary(cpu.features)
         self.cpu.setText(
             f"<b>{cpu.brand or cpu.arch}</b><br>{cpu.physical_cores} cores, "
             f"{cpu.logical_cores} threads ({cpu.arch})<br>"
@@ -101,6 +119,7 @@ class HardwareSummary(QWidget):
 
 class HardwarePage(WizardPage):
     step_title = "Your hardware"
+    step_detail = "processor, memory, disk and graphics card"
 
     def __init__(self, state: AppState) -> None:
         super().__init__(
@@ -113,6 +132,9 @@ class HardwarePage(WizardPage):
         self.body.addWidget(self.banner)
         self.summary = HardwareSummary()
         self.body.addWidget(self.summary)
+        # the background measurement of this computer (started by the app on first run)
+        self.measuring = MeasuringLabel(state.calibration)
+        self.body.addWidget(self.measuring)
         self.body.addWidget(muted("Nothing is sent anywhere: the probe only reads this computer."))
         self.body.addStretch(1)
         self._probing = False

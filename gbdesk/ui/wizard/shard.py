@@ -9,6 +9,7 @@ from gbdesk.ui.wizard.base import WizardPage
 
 class ShardPage(WizardPage):
     step_title = "Register as a shard"
+    step_detail = "optional: make this computer a node of your General Bots install"
 
     def __init__(self, state: AppState) -> None:
         super().__init__(

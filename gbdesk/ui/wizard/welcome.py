@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QGridLayout, QLabel
 
+from gbdesk.download.hub import hub_cache_dir
 from gbdesk.paths import app_paths
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Card, muted
 from gbdesk.ui.wizard.base import WizardPage
 
-STEPS = (
-    ("Look at this computer", "processor, memory, disk and graphics card"),
-    ("Pick a model that fits", "with the reason it fits, before anything is downloaded"),
-    ("Download it", "pause and resume at any time; the starter model is already here"),
-    ("Start the bot backend", "an OpenAI-compatible server on this computer for your bot"),
-    ("Register as a shard", "optional: make this computer a node of your General Bots install"),
-)
-
 
 class WelcomePage(WizardPage):
     step_title = "Welcome"
+    step_detail = "what will happen, and where gbdesk puts its files"
 
     def __init__(self, state: AppState) -> None:
         super().__init__(
@@ -29,19 +23,14 @@ class WelcomePage(WizardPage):
             "model running right here. Nothing leaves the machine.",
         )
         plan = Card("What will happen")
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(12)
-        grid.setVerticalSpacing(8)
-        for row, (title, detail) in enumerate(STEPS):
-            number = QLabel(str(row + 1))
-            number.setObjectName("SectionTitle")
-            number.setFixedWidth(18)
-            grid.addWidget(number, row, 0)
-            text = QLabel(f"<b>{title}</b>: {detail}")
-            text.setWordWrap(True)
-            grid.addWidget(text, row, 1)
-        grid.setColumnStretch(1, 1)
-        plan.body.addLayout(grid)
+        # Filled from the wizard's own steps when it is shown (the same list as the steps on
+        # the left, with the same numbers).
+        self.plan = QGridLayout()
+        self.plan.setHorizontalSpacing(12)
+        self.plan.setVerticalSpacing(8)
+        self.plan.setColumnStretch(1, 1)
+        self.listed: list[str] = []  # the titles of the steps listed
+        plan.body.addLayout(self.plan)
         self.body.addWidget(plan)
 
         paths = app_paths()
@@ -49,7 +38,7 @@ class WelcomePage(WizardPage):
         for caption, path in (
             ("Settings", paths.config_dir),
             ("Imported models, chats and the embedded database", paths.data_dir),
-            ("Downloaded models (the Hugging Face cache)", "HF_HOME or ~/.cache/huggingface"),
+            ("Downloaded models (the Hugging Face cache)", hub_cache_dir()),
             ("Logs", paths.log_dir),
         ):
             line = QLabel(f"{caption}<br><code>{path}</code>")
@@ -58,6 +47,22 @@ class WelcomePage(WizardPage):
         files.body.addWidget(muted("You can change the models folder later in Settings."))
         self.body.addWidget(files)
         self.body.addStretch(1)
+
+    def enter(self) -> None:
+        if self.wizard is not None and not self.listed:
+            self.show_plan([(page.step_title, page.step_detail) for page in self.wizard.pages])
+
+    def show_plan(self, steps: list[tuple[str, str]]) -> None:
+        """List ``steps`` (title, what it does), numbered from 1."""
+        self.listed = [title for title, _detail in steps]
+        for row, (title, detail) in enumerate(steps):
+            number = QLabel(str(row + 1))
+            number.setObjectName("SectionTitle")
+            number.setFixedWidth(18)
+            self.plan.addWidget(number, row, 0)
+            text = QLabel(f"<b>{title}</b>: {detail}" if detail else f"<b>{title}</b>")
+            text.setWordWrap(True)
+            self.plan.addWidget(text, row, 1)
 
     def next_label(self) -> str:
         return "Let's start"

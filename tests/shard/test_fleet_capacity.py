@@ -1,0 +1,130 @@
+"""This node's capacity measured from a real running backend (the starter model over HTTP), the
+measured speeds and the worker record, then registered and routed through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gbdesk.app.fleet import capacity_source, this_node_capacity
+from gbdesk.botserver import read_config_csv
+from gbdesk.cli import main
+from gbdesk.fit.measured import record_measured
+from gbdesk.hardware.address import lan_address
+from gbdesk.hardware.probe import probe
+from gbdesk.hardware.rpc import WorkerRecord, write_worker_record
+from gbdesk.paths import app_paths
+from gbdesk.settings import load_settings
+from tests.backend.conftest import RunningBackend, start_backend
+
+pytestmark = [pytest.mark.postgres, pytest.mark.model, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def served(
+    starter_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningBackend]:
+    """The starter model with 2 slots of 512 tokens, on an ephemeral port."""
+    home = tmp_path_factory.mktemp("capacity-home")
+    with pytest.MonkeyPatch.context() as patch:  # the backend writes into its own home only
+        patch.setenv("GBDESK_HOME", str(home))
+        running = start_backend(starter_model, ctx=1024, parallel=2)
+        yield running
+        running.stop.set()
+        running.thread.join(30)
+
+
+@pytest.fixture
+def this_machine(served: RunningBackend, monkeypatch: pytest.MonkeyPatch) -> RunningBackend:
+    """Settings that name the running backend's port; its speed measured; a worker running."""
+    monkeypatch.setenv("GBDESK_BACKEND_PORT", served.url.rsplit(":", 1)[1])
+    cpu = probe().cpu
+    model_file = Path(served.options.model).name
+    record_measured(
+        model_file,
+        generation_tps=41.5,
+        prompt_tps=0.0,
+        cpu_brand=cpu.brand,
+        physical_cores=cpu.physical_cores,
+        source="serve",
+    )
+    record = WorkerRecord(
+        pid=os.getpid(),
+        host="0.0.0.0",
+        port=50099,
+        memory_limit_bytes=2**30,
+        started_at=time.time(),
+    )
+    write_worker_record(app_paths().data_dir, record)
+    return served
+
+
+def test_the_capacity_comes_from_the_backend_the_measures_and_the_worker(
+    this_machine: RunningBackend,
+) -> None:
+    capacity = this_node_capacity(load_settings())
+    port = this_machine.url.rsplit(":", 1)[1]
+    assert capacity.llm_url == f"http://127.0.0.1:{port}/v1" and not capacity.reachable
+    assert capacity.llm_model == Path(this_machine.options.model).name
+    assert capacity.slots == 2 and capacity.context_tokens == 512  # 1024 shared by 2 slots
+    assert capacity.tokens_per_second == 41.5
+    lan = lan_address()
+    assert capacity.worker_endpoint == f"{lan or '127.0.0.1'}:50099"
+    assert capacity.worker_total_bytes == 2**30
+    assert capacity.worker_free_bytes is not None and capacity.worker_free_bytes <= 2**30
+
+    # The heartbeat's source measures the same at each beat.
+    assert capacity_source(load_settings())() == capacity
+
+    # Told another address, the backend's URL is that address.
+    chosen = this_node_capacity(load_settings(), advertise="192.0.2.44")
+    assert chosen.llm_url == f"http://192.0.2.44:{port}/v1" and chosen.reachable
+    assert chosen.worker_endpoint == "192.0.2.44:50099"
+
+
+def test_register_fleet_and_route_this_machines_tenant(
+    this_machine: RunningBackend,
+    fresh_db: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["shard", "register", "--database-url", fresh_db, "--tenant", "gamma"]
+    assert main([*args, "--shard-id", "3"]) == 0
+    out = capsys.readouterr().out
+    port = this_machine.url.rsplit(":", 1)[1]
+    assert f"http://127.0.0.1:{port}/v1  (this machine only)" in out
+
+    assert main(["fleet", "--json"]) == 0  # the registry this node registered in
+    listed = json.loads(capsys.readouterr().out)
+    (node,) = listed["nodes"]
+    assert node["node_id"] == listed["this_node_id"] and node["tenants"] == ["gamma"]
+    assert (node["slots"], node["context_tokens"], node["tokens_per_second"]) == (2, 512, 41.5)
+    assert node["llm_model"] == Path(this_machine.options.model).name
+    assert not node["llm_url_reachable"] and node["state"] == "live"
+
+    # The tenant's node is this machine: its loopback URL is right here, no key needed.
+    bot = tmp_path / "gamma.gbai"
+    (bot / "gamma.gbot").mkdir(parents=True)
+    assert main(["botserver-config", "--tenant", "gamma", "--bot-dir", str(bot)]) == 0
+    config = read_config_csv(bot / "gamma.gbot" / "config.csv")
+    assert config["llm-url"] == f"http://127.0.0.1:{port}"
+    assert config["llm-model"] == node["llm_model"]
+    assert load_settings().botserver_config_csv == str(bot / "gamma.gbot" / "config.csv")
+
+    # Re-registered with an address other machines use: the fleet says so at once.
+    assert main(["shard", "register", "--advertise-host", "192.0.2.45"]) == 0
+    capsys.readouterr()
+    assert main(["fleet", "--json"]) == 0
+    (node,) = json.loads(capsys.readouterr().out)["nodes"]
+    assert node["llm_url"] == f"http://192.0.2.45:{port}/v1" and node["llm_url_reachable"]
+    # ... and the heartbeat keeps it (remembered in shard.json).
+    assert main(["shard", "heartbeat"]) == 0
+    capsys.readouterr()
+    assert main(["fleet", "--json"]) == 0
+    (node,) = json.loads(capsys.readouterr().out)["nodes"]
+    assert node["llm_url"] == f"http://192.0.2.45:{port}/v1" and node["slots"] == 2
