@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gbdesk.events import EVENTS_FLAG
 from gbdesk.options import add_serve_arguments, serve_options_schema
@@ -140,7 +140,16 @@ def run_serve_command(args: argparse.Namespace) -> int:
             out = sys.stderr if args.events else sys.stdout
             for line in info.lines():
                 print(line, file=out, flush=True)
-            beating.extend(_start_node_heartbeat(options.api_key))
+            # The heartbeat asks this very backend for its model and slots: where it listens.
+            port = int(info.url.rsplit(":", 1)[1].split("/")[0])
+            beating.extend(
+                _start_node_heartbeat(
+                    options.api_key,
+                    backend_host=options.host,
+                    backend_port=port,
+                    embedding_port=options.embedding_port,
+                )
+            )
 
         try:
             return run_serve(options, events=events, on_serving=serving)
@@ -339,16 +348,19 @@ def _run_worker(args: argparse.Namespace, events: EventChannel | None) -> int:
             heartbeat.stop()
 
 
-def _start_node_heartbeat(api_key: str | None) -> list[Heartbeat]:
+def _start_node_heartbeat(api_key: str | None, **serving: Any) -> list[Heartbeat]:
     """This node's shard heartbeat while it serves or lends a worker ([] when the node is not
-    registered, or the registry cannot be reached: serving goes on, with a warning)."""
+    registered, or the registry cannot be reached: serving goes on, with a warning).
+
+    ``serving`` names where this process's backend listens (settings fields), when it serves.
+    """
     import sys
 
     from gbdesk.app.fleet import capacity_source, start_node_heartbeat
     from gbdesk.errors import GbdeskError
     from gbdesk.settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings().replace(**serving)
     try:
         heartbeat = start_node_heartbeat(
             settings.database_url, capacity=capacity_source(settings, api_key)

@@ -192,6 +192,8 @@ def run_recommend(args: argparse.Namespace) -> int:
         if fit.runs:
             print(f"    {context_words(fit)}")
     print("+ runs well   ~ runs slowly   x does not fit")
+    if any(item.fit.speed.basis == "guess" for item in results):
+        print("speeds marked 'a guess': `gbdesk bench --quick` measures this computer (30 s)")
     if workers:
         _print_pooled(pooled, workers)
     return 0

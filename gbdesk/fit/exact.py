@@ -305,7 +305,11 @@ def _measure(request: dict[str, Any]) -> dict[str, Any]:
     from llama_cpp import llama_cpp as bindings
 
     lib = bindings._lib
-    gpu_build = bool(llama_cpp.llama_supports_gpu_offload())
+    from gbdesk.hardware.backend import probe_backend
+
+    # llama_supports_gpu_offload() is also true for a CPU build with RPC (a worker counts as a
+    # device there): a GPU build is one with a GPU backend's library.
+    gpu_build = bool(llama_cpp.llama_supports_gpu_offload()) and probe_backend().gpu_offload
     if gpu_build and not (sys.platform.startswith("linux") and hasattr(lib, _BREAKDOWN_SYMBOL)):
         return {
             "error": "this GPU build gives the memory per device only through a C++ structure "

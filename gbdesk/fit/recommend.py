@@ -82,7 +82,8 @@ def quality_score(entry: CatalogEntry, quant: Quant) -> float:
 _BASIS_WORDS = {
     "measured": "measured here",
     "calibrated": "calibrated estimate",
-    "guess": "a guess: run gbdesk bench to calibrate",
+    # Both faces show it: the app measures the computer by itself, the CLI says how below.
+    "guess": "a guess until this computer is measured",
 }
 # Trust order of speed figures (lower ranks first).
 BASIS_RANK = {"measured": 0, "calibrated": 1, "guess": 2}

@@ -62,9 +62,11 @@ class FleetTable(Card):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setShowGrid(False)
         header = self.table.horizontalHeader()
+        # Every column as wide as its header and cells (a stretched one cut its header short);
+        # the last one takes what is left, and the table scrolls sideways when it must.
         for column in range(len(COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         scrolls_sideways(self.table)  # eleven columns: wider than a small window
         self.body.addWidget(self.table)
         row = QHBoxLayout()

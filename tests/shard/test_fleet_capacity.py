@@ -128,3 +128,65 @@ def test_register_fleet_and_route_this_machines_tenant(
     assert main(["fleet", "--json"]) == 0
     (node,) = json.loads(capsys.readouterr().out)["nodes"]
     assert node["llm_url"] == f"http://192.0.2.45:{port}/v1" and node["slots"] == 2
+
+
+def test_a_worker_and_a_backend_started_from_the_cli_keep_the_row_current(
+    fresh_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """`gbdesk worker` and `gbdesk serve` beat for a registered node: the fleet then shows the
+    worker with its memory, and the served model with its slots (both processes see the
+    backend where the settings say it listens)."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.backend.conftest import free_port
+
+    assert main(["shard", "register", "--database-url", fresh_db, "--shard-id", "5"]) == 0
+    capsys.readouterr()
+    worker_port, serve_port = free_port(), free_port()
+    monkeypatch.setenv("GBDESK_BACKEND_PORT", str(serve_port))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "gbdesk", "worker", "--port", str(worker_port), "--memory", "512"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "gbdesk", "serve", "--parallel", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None and serve.stdout is not None
+        for process, ready in ((worker, "gbdesk worker ready"), (serve, "gbdesk backend ready")):
+            assert process.stdout is not None
+            line = process.stdout.readline()  # llama.cpp's server prints its banner first
+            while line and ready not in line:
+                line = process.stdout.readline()
+            assert ready in line
+
+        def row() -> dict:
+            assert main(["fleet", "--json"]) == 0
+            (node,) = json.loads(capsys.readouterr().out)["nodes"]
+            return node
+
+        deadline = time.monotonic() + 60
+        node = row()
+        while (node["worker_endpoint"] is None or node["slots"] != 3) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+            node = row()
+        assert node["worker_endpoint"] == f"127.0.0.1:{worker_port}"
+        assert 0 < node["worker_free_bytes"] <= 512 * 2**20
+        assert node["slots"] == 3 and node["llm_model"]
+        assert node["state"] == "live"
+    finally:
+        for process in (serve, worker):
+            process.send_signal(signal.SIGTERM)
+        for process in (serve, worker):
+            assert process.wait(30) == 0
+            assert process.stdout is not None
+            process.stdout.close()
