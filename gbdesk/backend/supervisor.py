@@ -198,13 +198,7 @@ class BackendSupervisor:
                 self._set_state(BackendState.STOPPED)
                 return
             self._set_state(BackendState.STOPPING)
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("the backend did not stop in %.0f s: killing it", timeout)
-            process.kill()
-            process.wait()
+        terminate(process, timeout, "the backend")
         with self._lock:
             self._process = None
             self._set_state(BackendState.STOPPED)
@@ -315,3 +309,14 @@ class BackendSupervisor:
                 self._on_state(self.status())
             except Exception:
                 log.exception("backend state callback failed")
+
+
+def terminate(process: subprocess.Popen[bytes], timeout_s: float, what: str) -> None:
+    """Ask a child to exit (SIGTERM) and wait; kill it after ``timeout_s`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        log.warning("%s did not stop in %.0f s: killing it", what, timeout_s)
+        process.kill()
+        process.wait()

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from gbdesk.backend.errors import BackendStartError
+from gbdesk.backend.supervisor import terminate
 from gbdesk.backend.worker import WorkerOptions
 from gbdesk.bundle import gbdesk_command
 from gbdesk.events import EVENTS_FLAG, ChildEvent, EventType, decode
@@ -117,13 +118,7 @@ class WorkerProcess:
         self.address = None
         if process is None or process.poll() is not None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("the worker did not stop in %.0f s: killing it", timeout_s)
-            process.kill()
-            process.wait()
+        terminate(process, timeout_s, "the worker")
 
     def _read_events(
         self, process: subprocess.Popen[bytes], first: list[ChildEvent], got_first: threading.Event

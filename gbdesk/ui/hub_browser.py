@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from PySide6.QtCore import QObject, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from gbdesk.errors import GbdeskError
+from gbdesk.ui.queued_download import queue_download
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, MemoryBar, MemorySegment, VerdictBadge, human_bytes, muted
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
@@ -44,7 +45,6 @@ HEADER_TASKS = 1
 GIL_SWITCH_INTERVAL_S = 0.001
 CARDS_PER_TURN = 1  # repo cards built per event-loop turn (a card with its rows: ~5-15 ms)
 CARD_FLUSH_MS = 25
-PROGRESS_INTERVAL_S = 0.1
 SORTS = (
     ("downloads", "Most downloaded"),
     ("trending", "Trending"),
@@ -103,14 +103,6 @@ def _read_headers(ctx: TaskContext, searcher: Any, repo: Any) -> None:
     for quant in repo.quants:
         ctx.check_cancelled()
         ctx.emit(searcher.evaluate(repo, quant, ctx.cancel_event))
-
-
-class _DownloadSignals(QObject):
-    """Carries one download's callbacks (worker threads) to the GUI thread."""
-
-    progress = Signal(object)
-    state = Signal(object)
-    done = Signal(object)
 
 
 class QuantRow(QFrame):
@@ -310,7 +302,6 @@ class HubBrowser(QWidget):
         self._generation = 0
         self._stopped = False
         self._listing_done = False
-        self._download_signals: list[_DownloadSignals] = []
         self._pending: list[Any] = []  # repos listed, not on screen yet
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
@@ -539,46 +530,23 @@ class HubBrowser(QWidget):
         """Queue the row's quant (every part of a split model) in the app's download manager."""
         from gbdesk.download.spec import with_split_parts
 
-        spec = with_split_parts(row.repo.repo, row.quant.files[0])
-        signals = _DownloadSignals(self)
-        self._download_signals.append(signals)
-        last = [0.0]
-
-        def on_progress(progress: Any) -> None:  # worker thread: at most 10 updates a second
-            now = time.monotonic()
-            if now - last[0] >= PROGRESS_INTERVAL_S or progress.done >= progress.total:
-                last[0] = now
-                signals.progress.emit(progress)
-
-        signals.progress.connect(
-            lambda p: row.set_download_state(
-                f"{round(100 * p.done / max(1, p.total))} %", p.done / max(1, p.total)
-            )
-        )
-        signals.state.connect(lambda job: self._on_download_state(row, job))
-        signals.done.connect(lambda job: self._on_download_done(row, job, signals))
-        row.set_download_state("Queued")
-        downloads = self.state.downloads
-
-        def queue(_ctx: TaskContext) -> Any:
-            # Off the GUI thread: submitting reads the settings and the keyring (the Hub token).
-            return downloads.submit(
-                spec,
-                on_progress=on_progress,
-                on_state=signals.state.emit,
-                on_done=signals.done.emit,
-            )
-
         def refused(error: GbdeskError) -> None:
             self.banner.show_error(error)
             row.download_button.setText("Download")
             row.download_button.setEnabled(True)
 
-        run_task(
-            "queue a download",
-            queue,
-            on_done=lambda job: setattr(row, "job", job),
-            on_failed=refused,
+        row.set_download_state("Queued")
+        queue_download(
+            self,
+            self.state.downloads,
+            lambda: with_split_parts(row.repo.repo, row.quant.files[0]),
+            on_progress=lambda p: row.set_download_state(
+                f"{round(100 * p.done / max(1, p.total))} %", p.done / max(1, p.total)
+            ),
+            on_state=lambda job: self._on_download_state(row, job),
+            on_done=lambda job: self._on_download_done(row, job),
+            on_refused=refused,
+            on_queued=lambda job: setattr(row, "job", job),
         )
 
     def _on_download_state(self, row: QuantRow, job: Any) -> None:
@@ -587,11 +555,9 @@ class HubBrowser(QWidget):
         if job.state is JobState.RUNNING:
             row.set_download_state("Downloading…")
 
-    def _on_download_done(self, row: QuantRow, job: Any, signals: _DownloadSignals) -> None:
+    def _on_download_done(self, row: QuantRow, job: Any) -> None:
         from gbdesk.download.job import JobState
 
-        if signals in self._download_signals:
-            self._download_signals.remove(signals)
         row.progress.hide()
         if job.state is JobState.DONE:
             row.download_button.setText("Downloaded")

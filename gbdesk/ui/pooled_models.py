@@ -11,13 +11,12 @@ section stays hidden.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -33,6 +32,7 @@ from gbdesk.errors import GbdeskError
 from gbdesk.fit.estimator import FitSettings
 from gbdesk.fit.pool import ASSUMPTIONS
 from gbdesk.hardware.profile import HardwareProfile
+from gbdesk.ui.queued_download import queue_download
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import Banner, WidgetList, human_bytes, muted, section_title
 from gbdesk.ui.workers import TaskHandle, run_task
@@ -185,7 +185,6 @@ class PooledModelsSection(QWidget):
         self._task: TaskHandle | None = None
         self._stale = False
         self._planned: tuple[str, Any, FitSettings] | None = None  # what was last asked for
-        self._download_signals: list[_DownloadSignals] = []
         self._waiting_for_backend = False  # the backend holds the workers: asked when it stops
         state.settings_changed.connect(lambda _settings: self.refresh())
         state.profile_changed.connect(lambda _profile: self.refresh())
@@ -310,22 +309,8 @@ class PooledModelsSection(QWidget):
         from gbdesk.download.spec import resolve_spec
 
         option = row.model.option
-        signals = _DownloadSignals(self)
-        self._download_signals.append(signals)
-        last = [0.0]
-
-        def on_progress(progress: Any) -> None:  # worker thread: at most 10 updates a second
-            now = time.monotonic()
-            if now - last[0] >= 0.1 or progress.done >= progress.total:
-                last[0] = now
-                signals.progress.emit(progress)
-
-        def show_progress(progress: Any) -> None:
-            row.button.setText(f"{round(100 * progress.done / max(1, progress.total))} %")
 
         def finished(job: Any) -> None:
-            if signals in self._download_signals:
-                self._download_signals.remove(signals)
             if job.state is JobState.DONE:
                 row.button.setText("Downloaded")
                 self.banner.show_message(
@@ -339,32 +324,22 @@ class PooledModelsSection(QWidget):
             if job.state is JobState.FAILED and job.error is not None:
                 self.banner.show_error(job.error)
 
-        signals.progress.connect(show_progress)
-        signals.done.connect(finished)
-        row.button.setEnabled(False)
-        row.button.setText("Queued")
-        downloads = self.state.downloads
-        name = f"{option.model_id}:{option.quant}"
-
-        def queue(_ctx: Any) -> Any:
-            # Off the GUI thread: the catalogue, the settings and the keyring (the Hub token).
-            return downloads.submit(
-                resolve_spec(name), on_progress=on_progress, on_done=signals.done.emit
-            )
-
         def refused(error: GbdeskError) -> None:
             self.banner.show_error(error)
             row.show_download_ready()
 
-        run_task("queue a download", queue, on_failed=refused)
+        row.button.setEnabled(False)
+        row.button.setText("Queued")
+        name = f"{option.model_id}:{option.quant}"
+        queue_download(
+            self,
+            self.state.downloads,
+            lambda: resolve_spec(name),
+            on_progress=lambda p: row.button.setText(f"{round(100 * p.done / max(1, p.total))} %"),
+            on_done=finished,
+            on_refused=refused,
+        )
 
 
 def _same(a: tuple[str, Any, FitSettings], b: tuple[str, Any, FitSettings]) -> bool:
     return a[0] == b[0] and a[1] is b[1] and a[2] == b[2]
-
-
-class _DownloadSignals(QObject):
-    """Carries one download's callbacks (worker threads) to the GUI thread."""
-
-    progress = Signal(object)
-    done = Signal(object)

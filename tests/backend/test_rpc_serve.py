@@ -201,3 +201,25 @@ def test_serve_refuses_junk_worker_addresses_before_anything_else(gbdesk_home: P
     assert result.returncode == ExitCode.WORKER
     assert "listed twice" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_says_when_even_the_pool_is_too_small(gbdesk_home: Path, tmp_path: Path) -> None:
+    # A million-token context needs ~24 GiB of KV cache for the starter: more than this machine
+    # and a worker offering 64 MiB hold together.
+    small = WorkerProcess(WorkerOptions(port=free_port(), memory_mib=64), tmp_path / "w.log")
+    small.start()
+    try:
+        serve = start_serve(
+            "--rpc", str(small.address), "--ctx", "1048576", "--parallel", "1", home=gbdesk_home
+        )
+        assert serve.ready["type"] == "error"
+        error = serve.ready["error"]
+        assert error["kind"] == "WorkerError"
+        assert "does not fit even pooled" in error["message"]
+        assert "this computer and 1 worker offer" in error["message"]
+        assert "--memory" in error["fix"] or "add a worker" in error["fix"]
+        assert serve.stop(signal_it=False) == ExitCode.WORKER
+        # The worker is free again for the next backend.
+        assert small.running
+    finally:
+        small.stop()

@@ -9,10 +9,9 @@ in workers.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from gbdesk.errors import GbdeskError
 from gbdesk.options import DEFAULT_CTX, DEFAULT_PARALLEL
+from gbdesk.ui.queued_download import queue_download
 from gbdesk.ui.state import AppState
 from gbdesk.ui.widgets import (
     Banner,
@@ -154,7 +154,6 @@ class ModelsPage(QWidget):
 
         self.installed: list = []
         self.recommendations: tuple = ()
-        self._download_signals: list[_DownloadSignals] = []  # downloads queued from this page
         self._task: TaskHandle | None = None
         self._serving_request = ""  # the model "Serve this model" asked for, until it settles
         self._serving_warning = ""  # that model has no chat template: what to tell about it
@@ -436,22 +435,11 @@ class ModelsPage(QWidget):
         from gbdesk.download.job import JobState
         from gbdesk.download.spec import resolve_spec
 
-        signals = _DownloadSignals(self)
-        self._download_signals.append(signals)
-        last = [0.0]
-
-        def on_progress(progress: Any) -> None:  # worker thread: at most 10 updates a second
-            now = time.monotonic()
-            if now - last[0] >= 0.1 or progress.done >= progress.total:
-                last[0] = now
-                signals.progress.emit(progress)
-
-        def show_progress(progress: Any) -> None:
-            button.setText(f"{round(100 * progress.done / max(1, progress.total))} %")
+        def ready_again() -> None:
+            button.setText(f"Download {human_bytes(rec.fit.download_bytes)}")
+            button.setEnabled(True)
 
         def finished(job: Any) -> None:
-            if signals in self._download_signals:
-                self._download_signals.remove(signals)
             if job.state is JobState.DONE:
                 button.setText("Downloaded")
                 self.banner.show_message(
@@ -461,34 +449,22 @@ class ModelsPage(QWidget):
                 )
                 self.refresh_installed()
                 return
-            button.setText(f"Download {human_bytes(rec.fit.download_bytes)}")
-            button.setEnabled(True)
+            ready_again()
             if job.state is JobState.FAILED and job.error is not None:
                 self.banner.show_error(job.error)
 
-        signals.progress.connect(show_progress)
-        signals.done.connect(finished)
-        button.setEnabled(False)
-        button.setText("Queued")
-        downloads = self.state.downloads
-        name = f"{rec.model_id}:{rec.quant}"
-
-        def queue(_ctx: Any) -> Any:
-            # Off the GUI thread: the catalogue, the settings and the keyring (the Hub token).
-            return downloads.submit(
-                resolve_spec(name), on_progress=on_progress, on_done=signals.done.emit
-            )
-
         def refused(error: GbdeskError) -> None:
             self.banner.show_error(error)
-            button.setText(f"Download {human_bytes(rec.fit.download_bytes)}")
-            button.setEnabled(True)
+            ready_again()
 
-        run_task("queue a download", queue, on_failed=refused)
-
-
-class _DownloadSignals(QObject):
-    """Carries one download's callbacks (worker threads) to the GUI thread."""
-
-    progress = Signal(object)
-    done = Signal(object)
+        button.setEnabled(False)
+        button.setText("Queued")
+        name = f"{rec.model_id}:{rec.quant}"
+        queue_download(
+            self,
+            self.state.downloads,
+            lambda: resolve_spec(name),
+            on_progress=lambda p: button.setText(f"{round(100 * p.done / max(1, p.total))} %"),
+            on_done=finished,
+            on_refused=refused,
+        )
