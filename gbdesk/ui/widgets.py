@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
     QWidgetItem,
 )
+from shiboken6 import isValid
 
 from gbdesk.errors import GbdeskError
 from gbdesk.options import option
@@ -386,11 +387,15 @@ class WidgetList(QListWidget):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         if event.type() == QEvent.Type.Resize:
+            # isValid: a row whose C++ item is gone already must never be touched (a crash).
             if watched is self.viewport():
-                for item in self._items.values():
-                    item.setSizeHint(QSize(self._row_width(), item.sizeHint().height()))
+                for item in list(self._items.values()):
+                    if isValid(item):
+                        item.setSizeHint(QSize(self._row_width(), item.sizeHint().height()))
             elif isinstance(watched, QWidget) and watched in self._items:
-                self._fit_height(self._items[watched], watched)
+                item = self._items[watched]
+                if isValid(item) and isValid(watched):
+                    self._fit_height(item, watched)
         return super().eventFilter(watched, event)
 
     def _fit_height(self, item: QListWidgetItem, widget: QWidget) -> None:
