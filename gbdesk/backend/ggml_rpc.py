@@ -166,11 +166,6 @@ def on_fault(listener: Callable[[str], None]) -> None:
         listener(_guard.message)
 
 
-def fault_message() -> str | None:
-    """The first fault's message, or None while there was none."""
-    return _guard.message
-
-
 def run_guarded(what: str, function: Callable[[], T]) -> T:
     """Run ``function`` in a thread of its own and return its result, unless ggml faults.
 

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from gbdesk.backend.engine import Engine, EngineStats
     from gbdesk.backend.model import LlamaModel
     from gbdesk.fit.pool import PoolPlan
-    from gbdesk.gguf import GGUFMetadata
     from gbdesk.hardware.rpc import WorkerAddress
 
 log = logging.getLogger(__name__)
@@ -221,10 +220,12 @@ def _auto_settings(path: Path, n_ctx: int, parallel: int, ctx_given: bool) -> tu
 
 
 def resolve_settings(options: ServeOptions) -> ResolvedSettings:
-    """Fill in what ``options`` leaves to gbdesk: settings file values, then the estimator.
+    """Fill in what ``options`` leaves to gbdesk: settings file values, then the estimator
+    (or, over RPC workers, the pool's plan).
 
     Raises:
         ModelLoadError: the model cannot be found.
+        WorkerError: a worker cannot be used, or the model does not fit even pooled.
     """
     from gbdesk.hardware.cpu import physical_cores
     from gbdesk.settings import load_settings
@@ -237,20 +238,11 @@ def resolve_settings(options: ServeOptions) -> ResolvedSettings:
     threads = options.threads or settings.threads or physical_cores()
     gpu_choice = options.gpu_layers if options.gpu_layers != "auto" else settings.gpu_layers
     workers = options.workers()
-    if workers:
+    pool: WorkerPlan | None = None
+    if workers:  # the split decides where each layer goes
         pool = plan_workers(path, workers, n_ctx=n_ctx, parallel=parallel)
-        return ResolvedSettings(
-            model_path=path,
-            model_id=options.alias or path.name,
-            n_ctx=max(n_ctx, parallel * 256),
-            parallel=parallel,
-            gpu_layers=pool.plan.gpu_layers,
-            threads=threads,
-            workers=workers,
-            tensor_split=pool.device_split,
-            pool=pool.plan,
-        )
-    if gpu_choice.isdigit():
+        gpu_layers = pool.plan.gpu_layers
+    elif gpu_choice.isdigit():
         gpu_layers = int(gpu_choice)
     else:
         try:
@@ -265,6 +257,9 @@ def resolve_settings(options: ServeOptions) -> ResolvedSettings:
         parallel=parallel,
         gpu_layers=gpu_layers,
         threads=threads,
+        workers=workers,
+        tensor_split=pool.device_split if pool is not None else (),
+        pool=pool.plan if pool is not None else None,
     )
 
 
@@ -285,16 +280,17 @@ def plan_workers(
         WorkerError: a worker cannot be used, or the model does not fit even pooled.
         ModelLoadError: the model file cannot be read.
     """
+    from gbdesk.backend.model import validate_model_file
     from gbdesk.fit.calibration import load_calibration
     from gbdesk.fit.estimator import FitSettings
     from gbdesk.fit.layout import layout_from_gguf
-    from gbdesk.fit.pool import PoolMember, plan_pool
+    from gbdesk.fit.pool import ASSUMPTIONS, PoolMember, plan_pool
     from gbdesk.hardware.probe import probe
     from gbdesk.hardware.rpc import WorkerError, probe_worker, round_trip_s
 
     statuses = [probe_worker(worker) for worker in workers]
     members = [PoolMember(str(s.address), s.free_bytes, round_trip_s(s.address)) for s in statuses]
-    layout = layout_from_gguf(validate_model(path), path.name)
+    layout = layout_from_gguf(validate_model_file(path), path.name)
     plan = plan_pool(
         layout,
         probe(),
@@ -309,24 +305,12 @@ def plan_workers(
             " a smaller model or a shorter context (--ctx)",
             details={"plan": plan.to_json()},
         )
-    log.info("%s %s (%s)", path.name, plan.summary(), "the estimate assumes workers as fast as"
-             " this computer")
+    log.info("%s %s (the speed %s)", path.name, plan.summary(), ASSUMPTIONS)
     split: list[float] = []
     for status, weight in zip(statuses, plan.tensor_split, strict=True):
         free = status.free_bytes or 1
         split.extend(weight * device.free / free for device in status.devices)
     return WorkerPlan(plan=plan, device_split=tuple(split))
-
-
-def validate_model(path: Path) -> GGUFMetadata:
-    """The model's header, checked (a clear error for a damaged or missing file).
-
-    Raises:
-        ModelLoadError: the file is missing, not a GGUF file, or truncated.
-    """
-    from gbdesk.backend.model import validate_model_file
-
-    return validate_model_file(path)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from pathlib import Path
 from gbdesk.backend.errors import PortInUseError
 from gbdesk.errors import UsageError
 from gbdesk.hardware.rpc import (
-    DEFAULT_WORKER_PORT,
     DeviceMemory,
     WorkerAddress,
     WorkerError,
@@ -32,6 +31,7 @@ from gbdesk.hardware.rpc import (
     remove_worker_record,
     write_worker_record,
 )
+from gbdesk.options import option
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ EXPOSED_WARNING = (
 class WorkerOptions:
     """How to run the worker (0 means "choose for this machine")."""
 
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_WORKER_PORT
+    host: str = option("worker_host").default
+    port: int = option("worker_port").default
     memory_mib: int = 0  # 0: what is available
     cache: bool = False  # keep received tensors on disk (llama.cpp's rpc-server --cache)
     threads: int = 0  # 0: the physical cores
@@ -148,23 +148,23 @@ def run_worker(
 
 def _check_port(address: WorkerAddress) -> None:
     """Raises:
-    PortInUseError: something else listens on the port.
+    PortInUseError: something else listens on the port (the fix names a free one).
     UsageError: the host is not an address of this machine."""
-    from gbdesk.hardware.rpc import free_port_check
+    from gbdesk.backend.ports import free_port_near, port_is_free
 
-    try:
-        free_port_check(address.host, address.port)
-    except OSError as exc:
-        if isinstance(exc, socket.gaierror) or exc.errno in (99, 10049):  # not this machine's
-            raise UsageError(
-                f"{address.host} is not an address of this computer",
-                fix="use --host 127.0.0.1 (this computer only) or one of its own addresses",
-            ) from None
-        raise PortInUseError(
-            f"port {address.port} is already in use on {address.host}",
-            fix=f"stop what uses it, or pick another port: --port {address.port + 1}",
-            details={"port": address.port},
-        ) from None
+    if port_is_free(address.host, address.port):
+        return
+    if not port_is_free(address.host, 0):  # no port at all: the address is not this machine's
+        raise UsageError(
+            f"{address.host} is not an address of this computer",
+            fix="use --host 127.0.0.1 (this computer only) or one of its own addresses",
+        )
+    suggested = free_port_near(address.host, address.port, avoid={address.port})
+    raise PortInUseError(
+        f"port {address.port} is already in use on {address.host}",
+        fix=f"stop what uses it, or pick another port: --port {suggested}",
+        details={"port": address.port, "suggested": suggested},
+    )
 
 
 def _wait_listening(address: WorkerAddress, server: threading.Thread) -> None:

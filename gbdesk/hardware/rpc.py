@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
 import re
 import socket
 import struct
@@ -34,8 +33,9 @@ from pathlib import Path
 
 from gbdesk.errors import ExitCode, GbdeskError, os_error_words
 from gbdesk.hardware.address import is_loopback
+from gbdesk.options import option
 
-DEFAULT_WORKER_PORT = 50052
+DEFAULT_WORKER_PORT: int = option("worker_port").default
 # ggml-rpc.h's RPC_PROTO_*_VERSION in the llama.cpp that llama-cpp-python ~=0.3.36 vendors.
 # tests/backend/test_worker.py checks that a worker started from this install answers it.
 PROTOCOL_VERSION = (7, 0, 0)
@@ -334,10 +334,6 @@ class WorkerRecord:
     memory_limit_bytes: int | None
     started_at: float
 
-    @property
-    def address(self) -> WorkerAddress:
-        return WorkerAddress(self.host, self.port)
-
 
 def worker_record_path(data_dir: Path) -> Path:
     return data_dir / "worker.json"
@@ -398,15 +394,3 @@ def worker_memory(limit_bytes: int | None) -> DeviceMemory:
     memory = psutil.virtual_memory()
     total = min(int(memory.total), limit_bytes) if limit_bytes else int(memory.total)
     return DeviceMemory(free=min(int(memory.available), total), total=total)
-
-
-def free_port_check(host: str, port: int) -> None:
-    """Bind ``host:port`` for a moment to learn whether a worker could listen there.
-
-    Raises:
-        OSError: the port is taken or the address is not this machine's.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        if os.name != "nt":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))

@@ -153,9 +153,11 @@ class WorkerPanel(Card):
 
         if isinstance(error, PortInUseError):
             port = self.port_spin.value()
+            free = error.details.get("suggested")
+            example = f" (for example {free}, which is free now)" if free else ""
             self.banner.show_message(
                 f"Port {port} is already in use by another program.",
-                f"pick another port above (for example {port + 1}), or close the other program",
+                f"pick another port above{example}, or close the other program",
             )
         else:  # the core's fixes may name command-line flags, which mean nothing here
             fix = error.fix or ""
