@@ -431,7 +431,24 @@ class Engine:
                 continue
             prompt = generation.request.prompt_tokens
             slot = max(free, key=lambda s: _common_prefix(s.tokens, prompt))
-            self._start(slot, generation)
+            try:
+                self._start(slot, generation)
+            except Exception as exc:  # one request that cannot start must not stop the engine
+                log.error("a request could not start: %s: %s", type(exc).__name__, exc)
+                if slot.sampler is not None:
+                    llama.llama_sampler_free(slot.sampler)
+                    slot.sampler = None
+                slot.generation = None
+                slot.prompt = ()
+                self._forget_cache(slot)
+                generation.push(
+                    Finish(
+                        FinishReason.ERROR,
+                        len(prompt),
+                        0,
+                        error="internal error: the request could not start",
+                    )
+                )
 
     def _start(self, slot: _Slot, generation: Generation) -> None:
         request = generation.request
@@ -471,6 +488,7 @@ class Engine:
                 add(chain, grammar)
         if params.uses_penalties:
             penalties = llama.llama_sampler_init_penalties(
+                self.model.n_vocab,
                 params.penalty_last_n,
                 params.repeat_penalty,
                 params.frequency_penalty,
