@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from PySide6.QtCore import QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QRect, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -428,6 +428,9 @@ class HubBrowser(QWidget):
 
     def visible_cards(self) -> list[RepoCard]:
         """The cards that are (partly) inside the scroll area's viewport, top first."""
+        # Cards added since the last layout pass still have their default geometry (all of
+        # them "on screen"): lay out first, so that only what a person sees gets read.
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
         viewport = self.results_area.viewport()
         area = QRect(0, 0, viewport.width(), viewport.height())
         visible = []
