@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from gbdesk.catalog.hub_search import group_quants
 from gbdesk.catalog.presets import load_hardware
 from gbdesk.download.hub import HubConfig, hub_cache_dir
 from gbdesk.errors import UsageError
+from tests.free_ports import free_port
 from tests.support import hub_repos as hr
 from tests.support.hub_server import HubServer
 
@@ -180,9 +180,7 @@ def test_offline_and_unreachable_fail_clearly_and_fast(search_hub: HubServer, tm
         list(offline.repos("llama"))
     assert f"the Hub is unreachable (mirror: {search_hub.url})" in info.value.message
     assert search_hub.requests == []
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    closed = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     gone = HubSearch(
         load_hardware("rtx-3060-12gb"),
         hub=HubConfig(endpoint=closed, cache_dir=hub_cache_dir()),

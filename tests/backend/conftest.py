@@ -94,12 +94,6 @@ def wait_for(condition: Callable[[], bool], what: str, limit: float = 60.0) -> N
         time.sleep(0.05)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_backend(model: Path, **overrides: Any) -> RunningBackend:
     """Serve ``model`` on an ephemeral port; returns once /health is ok."""
     options = ServeOptions(

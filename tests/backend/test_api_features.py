@@ -17,7 +17,8 @@ from gbdesk.backend.chat_template import ChatTemplate, builtin_template_name, te
 from gbdesk.backend.model import ContextOptions, LlamaModel
 from gbdesk.backend.reasoning import ReasoningSplitter
 from gbdesk.backend.tools import ToolCall, ToolCallParser
-from tests.backend.conftest import HELLO, RunningBackend, free_port, start_backend
+from tests.backend.conftest import HELLO, RunningBackend, start_backend
+from tests.free_ports import free_port
 from tests.support.gguf_edit import copy_without_keys
 
 pytestmark = pytest.mark.model

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gbdesk.errors import ExitCode, GbdeskError
 from gbdesk.events import EventChannel, EventType, decode, encode
-from tests.backend.conftest import free_port
+from tests.free_ports import free_port
 
 
 def _serve(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:

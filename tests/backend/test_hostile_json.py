@@ -26,7 +26,8 @@ from gbdesk.backend.errors import RequestError
 from gbdesk.backend.json_body import MAX_DEPTH, MAX_INTEGER_DIGITS, decode_json_body
 from gbdesk.backend.protocol import MAX_GRAMMAR_CHARS, MAX_GRAMMAR_NESTING, check_grammar_text
 from gbdesk.backend.server import log_failure
-from tests.backend.conftest import RunningBackend, free_port, start_backend
+from tests.backend.conftest import RunningBackend, start_backend
+from tests.free_ports import free_port
 
 CHAT = '{"messages": [{"role": "user", "content": %s}], "max_tokens": 1}'
 

@@ -17,11 +17,11 @@ import pytest
 from tests.backend.conftest import (
     HELLO,
     RunningBackend,
-    free_port,
     http_request,
     start_backend,
     wait_for,
 )
+from tests.free_ports import free_port
 
 pytestmark = pytest.mark.model
 

@@ -25,7 +25,8 @@ import pytest
 from gbdesk.backend.worker import WorkerOptions
 from gbdesk.backend.worker_process import WorkerProcess
 from gbdesk.errors import ExitCode
-from tests.backend.conftest import free_port, http_request
+from tests.backend.conftest import http_request
+from tests.free_ports import free_port
 
 openai = pytest.importorskip("openai")
 

@@ -14,7 +14,8 @@ import pytest
 from gbdesk.backend.errors import BackendStartError
 from gbdesk.backend.serve import ServeOptions
 from gbdesk.backend.supervisor import BackendState, BackendStatus, BackendSupervisor
-from tests.backend.conftest import free_port, http_request
+from tests.backend.conftest import http_request
+from tests.free_ports import free_port
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

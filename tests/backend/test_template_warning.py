@@ -14,7 +14,8 @@ import pytest
 
 from gbdesk.backend.chat_template import template_choice_for_file, template_warning
 from gbdesk.cli import main
-from tests.backend.conftest import free_port, start_backend, wait_for
+from tests.backend.conftest import start_backend, wait_for
+from tests.free_ports import free_port
 from tests.support.gguf_edit import copy_without_keys
 
 

@@ -25,7 +25,7 @@ from gbdesk.hardware.rpc import (
     probe_worker,
     read_worker_record,
 )
-from tests.backend.conftest import free_port
+from tests.free_ports import free_port
 
 MIB = 1 << 20
 

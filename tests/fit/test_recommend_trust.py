@@ -15,6 +15,7 @@ from gbdesk.fit.measured import load_measured, record_measured
 from gbdesk.fit.recommend import recommend
 from gbdesk.hardware.probe import probe
 from gbdesk.starter import STARTER_FILE, STARTER_ID
+from tests.free_ports import free_port
 
 CATALOG = load_catalog()
 GIB = 1 << 30
@@ -185,15 +186,12 @@ def test_gbdesk_recommend_tests_the_hub_and_puts_disk_first_when_it_cannot_be_re
     starter_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import json
-    import socket
 
     from gbdesk.cli import main
     from tests.support.hub_server import HubServer
 
     # Nothing listens on this port: the Hub cannot be reached, as on a machine offline.
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        closed_port = probe_socket.getsockname()[1]
+    closed_port = free_port()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port}")
     assert main(["recommend"]) == 0
     text = capsys.readouterr().out

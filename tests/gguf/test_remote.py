@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import struct
 import threading
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gbdesk.gguf import GGUFError, read_gguf, read_remote_gguf
+from tests.free_ports import free_port
 from tests.gguf.builders import gguf_string, kv_entry, raw_gguf, tensor_entry
 from tests.support.hub_server import HubServer, hub_server
 
@@ -90,9 +90,7 @@ def test_truncated_remote_file(hub_server: HubServer, starter_model: Path) -> No
 
 
 def test_unreachable_server() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     with pytest.raises(GGUFError, match="cannot be reached") as caught:
         read_remote_gguf(f"http://127.0.0.1:{port}/model.gguf", timeout=5)
     assert caught.value.fix

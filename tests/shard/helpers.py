@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import psycopg
@@ -33,9 +32,3 @@ def table_rows(conn: psycopg.Connection, table: str) -> list[tuple]:
     return conn.execute(
         sql.SQL("SELECT * FROM {} ORDER BY 1").format(sql.Identifier(table))
     ).fetchall()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -16,7 +16,8 @@ from gbdesk.botserver import read_env_file
 from gbdesk.cli import main
 from gbdesk.errors import ExitCode
 from gbdesk.paths import app_paths
-from tests.shard.helpers import DISTINCT_PASSWORD, free_port
+from tests.free_ports import free_port
+from tests.shard.helpers import DISTINCT_PASSWORD
 
 pytestmark = pytest.mark.postgres
 

@@ -23,7 +23,8 @@ from gbdesk.shard.fleet import list_fleet, route_tenant
 from gbdesk.shard.heartbeat import STALE_AFTER_S, Heartbeat
 from gbdesk.shard.migrations import MIGRATIONS, applied_versions, migrate
 from gbdesk.shard.registry import ShardOptions, register, unregister
-from tests.shard.helpers import DISTINCT_PASSWORD, free_port, make_node
+from tests.free_ports import free_port
+from tests.shard.helpers import DISTINCT_PASSWORD, make_node
 
 GIB = 2**30
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from gbdesk.hardware.rpc import WorkerRecord, write_worker_record
 from gbdesk.paths import app_paths
 from gbdesk.settings import load_settings
 from tests.backend.conftest import RunningBackend, start_backend
+from tests.free_ports import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.model, pytest.mark.slow]
 
@@ -136,28 +140,24 @@ def test_a_worker_and_a_backend_started_from_the_cli_keep_the_row_current(
     """`gbdesk worker` and `gbdesk serve` beat for a registered node: the fleet then shows the
     worker with its memory, and the served model with its slots (both processes see the
     backend where the settings say it listens)."""
-    import signal
-    import subprocess
-    import sys
-
-    from tests.backend.conftest import free_port
-
     assert main(["shard", "register", "--database-url", fresh_db, "--shard-id", "5"]) == 0
     capsys.readouterr()
     worker_port, serve_port = free_port(), free_port()
     monkeypatch.setenv("GBDESK_BACKEND_PORT", str(serve_port))
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "gbdesk", "worker", "--port", str(worker_port), "--memory", "512"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "gbdesk", "serve", "--parallel", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    logs = (tmp_path / "worker.log", tmp_path / "serve.log")  # why a process failed, if one does
+    with logs[0].open("w") as worker_log, logs[1].open("w") as serve_log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "gbdesk", "worker", f"--port={worker_port}", "--memory=512"],
+            stdout=subprocess.PIPE,
+            stderr=worker_log,
+            text=True,
+        )
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "gbdesk", "serve", "--parallel", "3"],
+            stdout=subprocess.PIPE,
+            stderr=serve_log,
+            text=True,
+        )
     try:
         assert worker.stdout is not None and serve.stdout is not None
         for process, ready in ((worker, "gbdesk worker ready"), (serve, "gbdesk backend ready")):
@@ -165,7 +165,7 @@ def test_a_worker_and_a_backend_started_from_the_cli_keep_the_row_current(
             line = process.stdout.readline()  # llama.cpp's server prints its banner first
             while line and ready not in line:
                 line = process.stdout.readline()
-            assert ready in line
+            assert ready in line, logs
 
         def row() -> dict:
             assert main(["fleet", "--json"]) == 0
@@ -184,9 +184,25 @@ def test_a_worker_and_a_backend_started_from_the_cli_keep_the_row_current(
         assert node["slots"] == 3 and node["llm_model"]
         assert node["state"] == "live"
     finally:
-        for process in (serve, worker):
+        codes = _stop_all((serve, worker))
+    assert codes == [0, 0], "\n".join(log.read_text() for log in logs)
+
+
+def _stop_all(processes: tuple[subprocess.Popen[str], ...]) -> list[int | None]:
+    """SIGTERM every process, wait, and kill the ones that do not stop: none outlives the test
+    (a leaked child would fail a later test with a ResourceWarning). Returns the exit codes of
+    the SIGTERM (None for a process that had to be killed)."""
+    for process in processes:
+        if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-        for process in (serve, worker):
-            assert process.wait(30) == 0
-            assert process.stdout is not None
+    codes: list[int | None] = []
+    for process in processes:
+        try:
+            codes.append(process.wait(30))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            codes.append(None)
+        if process.stdout is not None:
             process.stdout.close()
+    return codes

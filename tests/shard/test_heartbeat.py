@@ -13,7 +13,8 @@ from gbdesk.errors import GbdeskError
 from gbdesk.shard.errors import DatabaseUnavailableError, NotRegisteredError
 from gbdesk.shard.heartbeat import Heartbeat
 from gbdesk.shard.registry import ShardOptions, register
-from tests.shard.helpers import DISTINCT_PASSWORD, free_port, make_node
+from tests.free_ports import free_port
+from tests.shard.helpers import DISTINCT_PASSWORD, make_node
 
 pytestmark = pytest.mark.postgres
 

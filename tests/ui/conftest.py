@@ -69,14 +69,6 @@ def embedded_pg_cleanup() -> Iterator[None]:
     EmbeddedPostgres().stop()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def starter_hub(hub_server: HubServer, starter_model) -> HubServer:
     """The local Hub serving the starter model under its real repo and file name, throttled so

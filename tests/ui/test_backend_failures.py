@@ -62,7 +62,7 @@ def test_a_damaged_model_shows_the_message_on_the_dashboard_and_chat(
 ) -> None:
     from gbdesk.ui.pages.chat import ChatPage
     from gbdesk.ui.pages.dashboard import DashboardPage
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + os.urandom(4096))
@@ -90,7 +90,7 @@ def test_a_damaged_model_shows_the_message_on_the_dashboard_and_chat(
 def test_a_crashed_backend_is_restarted_and_quit_stops_it(
     qtbot, configured_state, starter_model
 ) -> None:
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     configured_state.update_settings(
         model=str(starter_model), backend_port=free_port(), context_length=1024, parallel=1

@@ -35,7 +35,7 @@ def test_the_picker_says_it_switches_the_shared_backend_and_keeps_botserver_true
     from gbdesk.backend.botserver_link import backend_values, write_botserver_config
     from gbdesk.download.library import ModelLibrary
     from gbdesk.ui.pages.chat import ChatPage
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     state = configured_state
     state.update_settings(backend_port=free_port(), context_length=512, parallel=1)

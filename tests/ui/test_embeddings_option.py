@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.ui.conftest import free_port
+from tests.free_ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 

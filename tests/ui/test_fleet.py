@@ -92,7 +92,7 @@ def test_the_node_page_lists_the_fleet(qtbot, state, fresh_db: str) -> None:
 
 def test_an_unreachable_registry_is_said_in_plain_words(qtbot, state) -> None:
     from gbdesk.ui.fleet_table import FleetTable
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     state.update_settings(database_url=f"postgresql://bot:secret@127.0.0.1:{free_port()}/bots")
     fleet = FleetTable(state)

@@ -34,7 +34,7 @@ def test_serve_this_model_switches_the_running_backend(
     from gbdesk.ui.pages.dashboard import DashboardPage
     from gbdesk.ui.pages.models import ModelsPage
     from gbdesk.ui.pages.settings import SettingsPage
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     state = configured_state
     state.update_settings(backend_port=free_port(), context_length=1024, parallel=1)
@@ -136,7 +136,7 @@ def test_serve_this_model_switches_the_running_backend(
 
 def test_chat_actions_with_the_real_backend(qtbot, configured_state, starter_model) -> None:
     from gbdesk.ui.pages.chat import TOKEN_LIMIT_NOTE, ChatPage, code_blocks
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     state = configured_state
     state.update_settings(

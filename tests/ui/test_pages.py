@@ -24,7 +24,7 @@ def test_models_page_imports_lists_and_deletes(qtbot, state, starter_model, monk
     assert page.banner.level == "success"
     assert page.installed_table.item(0, 1).text() == "Q4_1"
     # "Serve this model" starts the real backend with it.
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     state.update_settings(backend_port=free_port(), context_length=1024, parallel=1)
     page.use_selected()
@@ -190,13 +190,10 @@ def test_conversations_survive_a_restart(tmp_path) -> None:
 
 
 def test_chat_against_a_closed_port_shows_a_message(qtbot, configured_state) -> None:
-    import socket
-
     from gbdesk.ui.pages.chat import ChatPage
+    from tests.free_ports import free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there
     configured_state.update_settings(backend_port=port)
     page = ChatPage(configured_state)
     qtbot.addWidget(page)
@@ -261,8 +258,8 @@ def test_a_model_without_a_chat_template_is_warned_at_import_and_serve(
     """A base model (no template in its header) is never served silently: the Models page
     says so when it is imported and when it serves, and names the template used instead."""
     from gbdesk.ui.pages.models import ModelsPage
+    from tests.free_ports import free_port
     from tests.support.gguf_edit import copy_without_keys
-    from tests.ui.conftest import free_port
 
     base = copy_without_keys(
         starter_model, tmp_path / "base-model.Q4_1.gguf", drop={"tokenizer.chat_template"}

@@ -14,7 +14,7 @@ from gbdesk.backend.worker import WorkerOptions
 from gbdesk.backend.worker_process import WorkerProcess
 from gbdesk.hardware.profile import HardwareProfile
 from gbdesk.hardware.rpc import WorkerError, parse_workers, probe_worker
-from tests.ui.conftest import free_port
+from tests.free_ports import free_port
 
 GIB = 1 << 30
 WORKER_MIB = 4096  # each worker offers 4 GiB (the cap: this machine has more available)

@@ -213,7 +213,7 @@ def _answers(folder: Path) -> list[dict]:
 def test_first_launch_to_two_models_on_a_real_display(tmp_path, starter_model) -> None:
     from gbdesk.paths import app_paths
     from gbdesk.settings import Settings, save_settings
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     shots = Path(os.environ.get("E2E_SCREENSHOTS") or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)

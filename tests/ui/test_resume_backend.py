@@ -17,7 +17,7 @@ def test_a_relaunch_serves_the_model_again_and_says_so(qtbot, qapp, starter_mode
     from gbdesk.ui.pages.chat import ChatPage
     from gbdesk.ui.pages.dashboard import DashboardPage
     from gbdesk.ui.state import AppState
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     save_settings(
         Settings(

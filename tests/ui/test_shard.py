@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.ui.conftest import free_port
+from tests.free_ports import free_port
 
 
 @pytest.mark.postgres

@@ -143,7 +143,7 @@ def test_an_imported_model_is_listed_on_disk_and_served_without_a_download(
     from gbdesk.ui.wizard import FirstRunWizard
     from gbdesk.ui.wizard.backend import BackendPage
     from gbdesk.ui.wizard.choose_model import ChooseModelPage, RecommendationRow
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     copy = tmp_path / "my-own-model.Q4_1.gguf"

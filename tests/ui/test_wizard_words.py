@@ -72,7 +72,7 @@ def test_offline_the_model_step_names_the_model_it_picked(qtbot, state, starter_
 
     from gbdesk.paths import app_paths
     from gbdesk.ui.wizard.choose_model import ChooseModelPage
-    from tests.ui.conftest import free_port
+    from tests.free_ports import free_port
 
     state.update_settings(hub_endpoint=f"http://127.0.0.1:{free_port()}")  # nothing listens
     for with_second_model in (False, True):

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from gbdesk.hardware.rpc import PROTOCOL_VERSION, WorkerAddress, probe_worker
-from tests.ui.conftest import free_port
+from tests.free_ports import free_port
 
 
 @pytest.mark.slow
