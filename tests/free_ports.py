@@ -11,42 +11,28 @@ given out once per run.
 from __future__ import annotations
 
 import random
-import socket
-from pathlib import Path
+
+from gbdesk.hardware.ports import ephemeral_range, port_is_free
 
 _given: set[int] = set()
 _LOWEST = 20000  # above the well-known and registered ports common services use
 
 
-def _ephemeral_start() -> int:
-    try:
-        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
-        return int(text.split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default; macOS starts higher (49152)
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port() -> int:
-    """A port nothing listens on now, outside the ephemeral range, not given out before.
+    """A port nothing listens on now, outside the ephemeral range, not given out before (at
+    random, so that two test runs on one machine rarely meet).
 
     Raises:
         RuntimeError: no such port in 200 tries (a machine with its ports exhausted).
     """
-    highest = _ephemeral_start() - 1
-    if highest <= _LOWEST:
-        highest = 65535
+    low, high = ephemeral_range()
+    candidates = [(_LOWEST, low - 1)] if low - 1 > _LOWEST else []
+    if high < 65535:
+        candidates.append((high + 1, 65535))
     for _ in range(200):
-        port = random.randint(_LOWEST, highest)
-        if port not in _given and _bindable(port):
+        first, last = random.choice(candidates)
+        port = random.randint(first, last)
+        if port not in _given and port_is_free("127.0.0.1", port):
             _given.add(port)
             return port
-    raise RuntimeError("no free TCP port below the ephemeral range")
+    raise RuntimeError("no free TCP port outside the ephemeral range")

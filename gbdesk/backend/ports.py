@@ -7,25 +7,11 @@ lands on the embedding port (8082) that the backend opens next.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Collection
 
 from gbdesk.errors import GbdeskError
+from gbdesk.hardware.ports import lasting_free_port
 from gbdesk.options import option
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Whether ``port`` can be listened on at ``host`` now (another program may hold it)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        if os.name != "nt":  # a port left in TIME_WAIT by our last backend is free to listen on
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host or "127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def gbdesk_ports() -> frozenset[int]:
@@ -42,17 +28,12 @@ def gbdesk_ports() -> frozenset[int]:
     return frozenset(ports)
 
 
-def free_port_near(
-    host: str, port: int, *, avoid: Collection[int] | None = None, tries: int = 50
-) -> int:
+def free_port_near(host: str, port: int, *, avoid: Collection[int] | None = None) -> int:
     """The first free port after ``port`` that is not in ``avoid`` (default: gbdesk's own
-    ports, :func:`gbdesk_ports`); any free port the system gives when none of the next
-    ``tries`` is."""
+    ports, :func:`gbdesk_ports`) and lasts (outside the system's ephemeral range).
+
+    Raises:
+        GbdeskError: no port qualifies.
+    """
     skip = gbdesk_ports() if avoid is None else frozenset(avoid)
-    for candidate in range(port + 1, min(65535, port + tries) + 1):
-        if candidate not in skip and port_is_free(host, candidate):
-            return candidate
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host or "127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return lasting_free_port(host, port + 1, avoid=skip)

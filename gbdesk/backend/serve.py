@@ -126,7 +126,6 @@ class ServeOptions:
                 fix="use --gpu-layers auto, or --gpu-layers 0 for CPU only",
             )
 
-
     def workers(self) -> tuple[WorkerAddress, ...]:
         """The RPC workers of ``--rpc``, checked.
 

@@ -150,7 +150,8 @@ def _check_port(address: WorkerAddress) -> None:
     """Raises:
     PortInUseError: something else listens on the port (the fix names a free one).
     UsageError: the host is not an address of this machine."""
-    from gbdesk.backend.ports import free_port_near, port_is_free
+    from gbdesk.backend.ports import free_port_near
+    from gbdesk.hardware.ports import port_is_free
 
     if port_is_free(address.host, address.port):
         return

@@ -6,7 +6,8 @@ when the Python process exits. Here:
 
 - the cluster lives in ``app_paths().database_dir`` and is created once (``initdb``); later starts
   reuse it, so data survives stop/start and restarts of gbdesk;
-- it listens on 127.0.0.1 only, on a port chosen at creation, with no Unix socket, and requires a
+- it listens on 127.0.0.1 only, on a port chosen at creation (15432 or the next free one below
+  the ephemeral range, so it is still free next time), with no Unix socket, and requires a
   SCRAM password for every connection; the password is generated and kept with
   :mod:`gbdesk.secrets` (OS keyring or a 0600 file), never printed;
 - it is started by ``pg_ctl`` as a daemon, so it keeps serving botserver after the command that
@@ -26,7 +27,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from gbdesk.hardware.ports import lasting_free_port, port_is_free
 from gbdesk.paths import AppPaths, app_paths
 from gbdesk.secrets import get_secret, set_secret
 from gbdesk.shard.errors import EmbeddedPostgresError
@@ -45,6 +46,10 @@ SUPERUSER = "gbdesk"
 DATABASE = "botserver"  # the name of the reference's single-node connection string
 PASSWORD_SECRET = "embedded-postgres-password"
 SERVICE_USER = "gbdesk-postgres"  # runs the server when gbdesk itself runs as root
+# The first port tried for a new cluster: PostgreSQL's 5432 with a 1 in front, so that it is
+# recognisable, does not clash with a system PostgreSQL, and lies below every system's
+# ephemeral range (a port from there would be taken by some connection before the next start).
+DEFAULT_PORT = 15432
 _CONF_FILE = "gbdesk.conf"
 _LOG_FILE = "server.log"
 _PORT_LINE = re.compile(r"^\s*port\s*=\s*(\d+)\s*$", re.MULTILINE)
@@ -90,23 +95,6 @@ def _bin_dir() -> Path:
 
 def _running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As PostgreSQL does: connections of the last run in TIME_WAIT do not block the port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def _make_traversable(path: Path) -> None:
@@ -244,8 +232,8 @@ class EmbeddedPostgres:
                 return False
             self._prepare_for_service_user()
             port = self.port()
-            if port is None or not _port_is_free(port):
-                new_port = _free_port()
+            if port is None or not port_is_free("127.0.0.1", port):
+                new_port = lasting_free_port("127.0.0.1", DEFAULT_PORT)
                 log.warning(
                     "port %s of the embedded PostgreSQL is taken; using %s instead", port, new_port
                 )
@@ -481,7 +469,7 @@ class EmbeddedPostgres:
             )
             with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as handle:
                 handle.write(f"\ninclude_if_exists = '{_CONF_FILE}'\n")
-            self._write_conf(_free_port())
+            self._write_conf(lasting_free_port("127.0.0.1", DEFAULT_PORT))
             set_secret(PASSWORD_SECRET, password, paths=self._paths)
         except BaseException:
             # A cluster whose password we failed to keep is useless: remove it.

@@ -20,9 +20,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from gbdesk.backend.ports import free_port_near, port_is_free
+from gbdesk.backend.ports import free_port_near
 from gbdesk.backend.supervisor import BackendState
 from gbdesk.errors import GbdeskError
+from gbdesk.hardware.ports import port_is_free
 from gbdesk.options import STARTER
 from gbdesk.ui.workers import TaskContext, TaskHandle, run_task
 

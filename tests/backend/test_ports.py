@@ -9,8 +9,9 @@ import socket
 import pytest
 
 from gbdesk.backend.errors import PortInUseError
-from gbdesk.backend.ports import free_port_near, gbdesk_ports, port_is_free
+from gbdesk.backend.ports import free_port_near, gbdesk_ports
 from gbdesk.backend.transport import bind_socket
+from gbdesk.hardware.ports import port_is_free
 from gbdesk.settings import Settings, save_settings
 
 

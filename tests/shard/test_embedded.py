@@ -13,6 +13,7 @@ import pytest
 
 from gbdesk.botserver import read_env_file
 from gbdesk.cli import main
+from gbdesk.hardware.ports import ephemeral_range
 from gbdesk.paths import app_paths
 from gbdesk.shard.embedded import PASSWORD_SECRET, EmbeddedPostgres
 from gbdesk.shard.registry import MAX_TENANT_ID
@@ -73,6 +74,9 @@ def test_register_with_no_options_gives_a_single_node_shard(
         psycopg.connect(url.replace(f":{embedded.password()}@", "@"), connect_timeout=5)
 
     port = embedded.port()
+    # Chosen to last: outside the range the system hands to outgoing connections.
+    low, high = ephemeral_range()
+    assert port is not None and not low <= port <= high
     assert main(["shard", "db", "stop"]) == 0
     assert not embedded.is_running()
     assert main(["shard", "db", "status", "--json"]) == 1

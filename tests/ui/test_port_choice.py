@@ -6,7 +6,7 @@ import socket
 
 
 def test_use_another_port_skips_the_embedding_port(qtbot, configured_state) -> None:
-    from gbdesk.backend.ports import port_is_free
+    from gbdesk.hardware.ports import port_is_free
 
     state = configured_state
     taken = socket.socket()
