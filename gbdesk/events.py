@@ -13,6 +13,11 @@ loading    ``model``: the file being loaded
 ready      ``url``, ``model_id``, ``n_ctx``, ``parallel``: requests are served
 error      ``error``: :meth:`GbdeskError.to_json`; the child exits next, with its code
 =========  ==========================================================================
+
+With ``--lifeline`` the child also watches its stdin, a pipe whose only write end the parent
+holds: the pipe ends when the parent exits, however it exits (Quit, a crash, a kill), and the
+child then stops as on SIGTERM instead of living on as an orphan that keeps the port and the
+memory (the next launch would find its own port taken).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -28,6 +34,8 @@ from gbdesk.enums import StrEnum
 from gbdesk.errors import GbdeskError
 
 EVENTS_FLAG = "--events"
+LIFELINE_FLAG = "--lifeline"
+_STDIN_FD = 0
 
 
 class EventType(StrEnum):
@@ -101,3 +109,22 @@ def stdout_channel() -> EventChannel:
     events_fd = os.dup(1)
     os.dup2(2, 1)
     return EventChannel(os.fdopen(events_fd, "wb", buffering=0))
+
+
+def stop_when_parent_exits(stop: Callable[[], None]) -> threading.Thread:
+    """Call ``stop`` once stdin ends (the parent holding the pipe exited), from a daemon thread.
+
+    Whatever the parent writes is read and dropped; a stdin that cannot be read counts as ended.
+    """
+
+    def watch() -> None:
+        try:
+            while os.read(_STDIN_FD, 4096):
+                pass
+        except OSError:
+            pass
+        stop()
+
+    thread = threading.Thread(target=watch, name="gbdesk-parent-watch", daemon=True)
+    thread.start()
+    return thread

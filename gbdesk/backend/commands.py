@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from gbdesk.events import EVENTS_FLAG
+from gbdesk.events import EVENTS_FLAG, LIFELINE_FLAG
 from gbdesk.options import add_serve_arguments, serve_options_schema
 
 if TYPE_CHECKING:
@@ -29,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write JSON-lines events (listening, loading, ready, error) on stdout, for a"
         " supervising process; other output goes to stderr",
+    )
+    serve.add_argument(
+        LIFELINE_FLAG,
+        action="store_true",
+        help="stop when stdin ends (a supervising process holds its other end and exits)",
     )
     serve.set_defaults(handler=run_serve_command)
 
@@ -107,6 +112,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write JSON-lines events (ready, error) on stdout, for a supervising process",
     )
+    worker.add_argument(
+        LIFELINE_FLAG,
+        action="store_true",
+        help="stop when stdin ends (a supervising process holds its other end and exits)",
+    )
     worker.set_defaults(handler=run_worker_command)
 
 
@@ -117,10 +127,11 @@ def run_serve_command(args: argparse.Namespace) -> int:
         GbdeskError: the options, the model or the port (printed by the CLI).
     """
     import sys
+    import threading
 
     from gbdesk.backend.serve import ServeOptions, Serving, run_serve, with_key_from_env
     from gbdesk.errors import GbdeskError
-    from gbdesk.events import stdout_channel
+    from gbdesk.events import stdout_channel, stop_when_parent_exits
     from gbdesk.settings import load_settings
 
     events = stdout_channel() if args.events else None
@@ -151,8 +162,11 @@ def run_serve_command(args: argparse.Namespace) -> int:
                 )
             )
 
+        stop = threading.Event()
+        if args.lifeline:
+            stop_when_parent_exits(stop.set)
         try:
-            return run_serve(options, events=events, on_serving=serving)
+            return run_serve(options, events=events, on_serving=serving, stop=stop)
         finally:
             for heartbeat in beating:
                 heartbeat.stop()
@@ -290,7 +304,7 @@ def _run_worker(args: argparse.Namespace, events: EventChannel | None) -> int:
     import threading
 
     from gbdesk.backend.worker import EXPOSED_WARNING, WorkerOptions, WorkerReady, run_worker
-    from gbdesk.events import EventType
+    from gbdesk.events import EventType, stop_when_parent_exits
     from gbdesk.hardware.address import advertised_host
     from gbdesk.paths import app_paths
     from gbdesk.settings import load_settings
@@ -308,6 +322,8 @@ def _run_worker(args: argparse.Namespace, events: EventChannel | None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop.set())
+    if args.lifeline:
+        stop_when_parent_exits(stop.set)
 
     def ready(worker: WorkerReady) -> None:
         offered = ", ".join(

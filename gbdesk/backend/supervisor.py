@@ -9,6 +9,7 @@ parses the child's prose.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -17,13 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from gbdesk.backend.botserver_link import backend_url
 from gbdesk.backend.errors import BackendStartError
 from gbdesk.backend.serve import API_KEY_ENV, ServeOptions
 from gbdesk.enums import StrEnum
 from gbdesk.errors import GbdeskError
-from gbdesk.events import EVENTS_FLAG, EventType, decode
+from gbdesk.events import EVENTS_FLAG, LIFELINE_FLAG, EventType, decode
 from gbdesk.options import serve_argv
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ def serve_command(options: ServeOptions) -> list[str]:
     """
     from gbdesk.bundle import gbdesk_command
 
-    return [*gbdesk_command(), "serve", *serve_argv(asdict(options)), EVENTS_FLAG]
+    return [*gbdesk_command(), "serve", *serve_argv(asdict(options)), EVENTS_FLAG, LIFELINE_FLAG]
 
 
 class BackendSupervisor:
@@ -213,13 +215,7 @@ class BackendSupervisor:
             env[API_KEY_ENV] = self.options.api_key
         env["PYTHONUNBUFFERED"] = "1"
         with open(self.log_file, "ab") as log_handle:
-            process = subprocess.Popen(
-                serve_command(self.options),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log_handle,
-                env=env,
-            )
+            process = spawn_child(serve_command(self.options), log_handle, env=env)
         self._process = process
         log.info("backend started (pid %d), log in %s", process.pid, self.log_file)
         self._set_state(BackendState.RESTARTING if self.restarts else BackendState.STARTING)
@@ -266,6 +262,7 @@ class BackendSupervisor:
     def _watch(self, process: subprocess.Popen[bytes]) -> None:
         """Restart a backend that was ready and then exited on its own."""
         code = process.wait()
+        close_lifeline(process)
         error = self._child_error(process)
         with self._lock:
             if self._stopping or process is not self._process:
@@ -311,6 +308,28 @@ class BackendSupervisor:
                 log.exception("backend state callback failed")
 
 
+def spawn_child(
+    argv: list[str], log_handle: BinaryIO, *, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a supervised child (``argv`` has ``--events --lifeline``): its events come on its
+    stdout, its log goes to ``log_handle``, and its stdin is the lifeline, a pipe whose write end
+    only this process holds, so the child stops when this process exits in any way.
+
+    Raises:
+        OSError: the program cannot be started.
+    """
+    return subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_handle, env=env
+    )
+
+
+def close_lifeline(process: subprocess.Popen[bytes]) -> None:
+    """Close our end of a child's lifeline (it tells a child that is still running to stop)."""
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):  # the child is gone and the pipe with it
+            process.stdin.close()
+
+
 def terminate(process: subprocess.Popen[bytes], timeout_s: float, what: str) -> None:
     """Ask a child to exit (SIGTERM) and wait; kill it after ``timeout_s`` seconds."""
     process.terminate()
@@ -320,3 +339,5 @@ def terminate(process: subprocess.Popen[bytes], timeout_s: float, what: str) -> 
         log.warning("%s did not stop in %.0f s: killing it", what, timeout_s)
         process.kill()
         process.wait()
+    finally:
+        close_lifeline(process)

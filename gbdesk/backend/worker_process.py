@@ -12,10 +12,10 @@ import threading
 from pathlib import Path
 
 from gbdesk.backend.errors import BackendStartError
-from gbdesk.backend.supervisor import terminate
+from gbdesk.backend.supervisor import close_lifeline, spawn_child, terminate
 from gbdesk.backend.worker import WorkerOptions
 from gbdesk.bundle import gbdesk_command
-from gbdesk.events import EVENTS_FLAG, ChildEvent, EventType, decode
+from gbdesk.events import EVENTS_FLAG, LIFELINE_FLAG, ChildEvent, EventType, decode
 from gbdesk.hardware.rpc import DeviceMemory, WorkerAddress, parse_worker
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def worker_command(options: WorkerOptions) -> list[str]:
         *gbdesk_command(),
         "worker",
         EVENTS_FLAG,
+        LIFELINE_FLAG,
         "--host",
         options.host,
         "--port",
@@ -73,12 +74,7 @@ class WorkerProcess:
             return self.address
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log_handle:
-            process = subprocess.Popen(
-                worker_command(self.options),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log_handle,
-            )
+            process = spawn_child(worker_command(self.options), log_handle)
         self._process = process
         first: list[ChildEvent] = []
         got_first = threading.Event()
@@ -116,7 +112,10 @@ class WorkerProcess:
         """Stop the child (SIGTERM, then a kill after ``timeout_s``). Safe to call twice."""
         process, self._process = self._process, None
         self.address = None
-        if process is None or process.poll() is not None:
+        if process is None:
+            return
+        if process.poll() is not None:
+            close_lifeline(process)
             return
         terminate(process, timeout_s, "the worker")
 
@@ -139,6 +138,11 @@ class WorkerProcess:
             log.debug("worker events ended: %s", exc)
         finally:
             got_first.set()
+            try:  # the events end when the child exits: our end of its lifeline goes too
+                process.wait(STOP_TIMEOUT_S)
+                close_lifeline(process)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 __all__ = ["WorkerProcess", "worker_command"]

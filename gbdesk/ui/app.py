@@ -123,11 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hand_over(argv):  # one gbdesk per user: the running one raises its window
         return 0
 
+    from gbdesk.ui.quit_signals import quit_on_signals
     from gbdesk.ui.resources_access import app_icon
     from gbdesk.ui.state import AppState
     from gbdesk.ui.theme import apply_theme, follow_system_theme
 
     install_exception_hook()
+    quit_on_signals(app)  # a logout or `kill` quits as Quit does: the backend stops with us
     app.setWindowIcon(app_icon())
     apply_theme(app, set_style=not fusion_given)
     follow_system_theme(app)

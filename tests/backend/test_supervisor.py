@@ -107,7 +107,8 @@ def test_the_child_command_runs_gbdesk_itself_in_an_installed_bundle(monkeypatch
 
     options = ServeOptions(model="/models/m.gguf", port=8123)
     assert serve_command(options)[:4] == [sys.executable, "-m", "gbdesk", "serve"]
-    assert serve_command(options)[-1] == "--events"  # typed events, not prose, come back
+    # Typed events, not prose, come back; the child stops when this process is gone.
+    assert serve_command(options)[-2:] == ["--events", "--lifeline"]
     # In a PyInstaller bundle sys.executable is gbdesk's own program, not a Python.
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     command = serve_command(options)
