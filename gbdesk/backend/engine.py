@@ -45,6 +45,7 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     penalty_last_n: int = 64
     seed: int | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit)
 
     @property
     def uses_penalties(self) -> bool:
@@ -475,6 +476,14 @@ class Engine:
         params = request.sampling
         chain = llama.llama_sampler_chain_init(llama.llama_sampler_chain_default_params())
         add = llama.llama_sampler_chain_add
+        if params.logit_bias:  # the request's own biases come first, as in llama-server
+            biases = (llama.llama_logit_bias * len(params.logit_bias))()
+            for entry, (token, bias) in zip(biases, params.logit_bias, strict=True):
+                entry.token, entry.bias = token, bias
+            add(
+                chain,  # the sampler keeps a copy of the array
+                llama.llama_sampler_init_logit_bias(self.model.n_vocab, len(biases), biases),
+            )
         if request.ignore_eos and len(self._eog_bias):
             add(
                 chain,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,7 +29,7 @@ _COMMON_FIELDS = frozenset(
         "model", "stream", "stream_options", "max_tokens", "n_predict", "stop", "temperature",
         "top_p", "top_k", "min_p", "seed", "presence_penalty", "frequency_penalty",
         "repeat_penalty", "repeat_last_n", "ignore_eos", "n", "user", "grammar",
-        "response_format", "cache_prompt", "logprobs",
+        "response_format", "cache_prompt", "logprobs", "logit_bias",
     }
 )  # fmt: skip
 _CHAT_FIELDS = _COMMON_FIELDS | {
@@ -108,6 +109,41 @@ def _number(body: dict[str, Any], name: str, default: float, low: float, high: f
     if not low <= value <= high:  # exact for any int: Python compares int and float exactly
         raise _bad(f"'{name}' must be between {low} and {high}, not {value}", name)
     return float(value)
+
+
+MAX_LOGIT_BIASES = 1024
+_TOKEN_ID = re.compile(r"^[0-9]{1,9}$")
+
+
+def _logit_bias(body: dict[str, Any]) -> tuple[tuple[int, float], ...]:
+    """OpenAI's ``logit_bias``: ``{"<token id>": bias}``, each bias -100 to 100 added to the
+    token's logit (-100 all but bans it, 100 all but forces it). Token ids are checked against
+    the vocabulary where the model is known (:func:`check_token_ids`)."""
+    value = body.get("logit_bias")
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise _bad("'logit_bias' must be an object of token ids and biases", "logit_bias")
+    if len(value) > MAX_LOGIT_BIASES:
+        raise _bad(f"'logit_bias' may bias at most {MAX_LOGIT_BIASES} tokens", "logit_bias")
+    biases = []
+    for key, bias in value.items():
+        if not _TOKEN_ID.match(key):
+            raise _bad(f"'logit_bias' keys must be token ids, not '{clip(key)}'", "logit_bias")
+        entry = {"logit_bias": bias}
+        biases.append((int(key), _number(entry, "logit_bias", 0.0, -100.0, 100.0)))
+    return tuple(biases)
+
+
+def check_token_ids(sampling: SamplingParams, n_vocab: int) -> None:
+    """Raises:
+    RequestError: a ``logit_bias`` token id outside the vocabulary (400)."""
+    for token, _bias in sampling.logit_bias:
+        if token >= n_vocab:
+            raise _bad(
+                f"'logit_bias' names token {token}, but the vocabulary has {n_vocab} tokens",
+                "logit_bias",
+            )
 
 
 def _integer(body: dict[str, Any], name: str, default: int | None, low: int) -> int | None:
@@ -341,6 +377,7 @@ def parse_common(body: dict[str, Any], *, chat: bool = True) -> CommonOptions:
         frequency_penalty=_number(body, "frequency_penalty", 0.0, -2.0, 2.0),
         penalty_last_n=int(_number(body, "repeat_last_n", 64, 0, 1_000_000)),
         seed=seed,
+        logit_bias=_logit_bias(body),
     )
     stream = _flag(body, "stream")
     stream_options = body.get("stream_options")

@@ -48,6 +48,7 @@ from gbdesk.backend.protocol import (
     ChatOptions,
     CommonOptions,
     check_strings,
+    check_token_ids,
     parse_chat_options,
     parse_common,
     parse_embedding_input,
@@ -64,9 +65,11 @@ from gbdesk.backend.responses import (
     text_logprobs,
 )
 from gbdesk.backend.tools import (
-    TRIGGER_PATTERN,
+    HERMES,
     ToolCall,
-    ToolCallParser,
+    ToolDialect,
+    call_parser,
+    dialect_for,
     parse_tools,
     prepare_messages,
     tool_grammar,
@@ -387,9 +390,9 @@ Piece = tuple[str, "str | ToolCall"]  # (content | reasoning_content | tool, val
 class OutputPipeline:
     """Generated text -> content, reasoning and tool-call pieces, for one response."""
 
-    def __init__(self, reasoning: ReasoningSplitter | None, tools: bool) -> None:
+    def __init__(self, reasoning: ReasoningSplitter | None, tools: ToolDialect | None) -> None:
         self.reasoning = reasoning
-        self.tools = ToolCallParser() if tools else None
+        self.tools = call_parser(tools) if tools is not None else None
 
     @property
     def plain(self) -> bool:
@@ -626,8 +629,9 @@ def _start_generation(
     options: CommonOptions,
     *,
     chat: ChatOptions | None = None,
-    tools: bool = False,
+    tools: ToolDialect | None = None,
 ) -> GenerationResponse:
+    check_token_ids(options.sampling, _require_chat(app).model.n_vocab)
     request = GenerationRequest(
         prompt_tokens=tuple(tokens),
         max_tokens=options.max_tokens,
@@ -813,6 +817,8 @@ async def chat_completions(app: BackendApp, request: Request) -> Response:
     tool_options = parse_tools(body)
     source = "" if template.builtin else template.source
     messages, tools = prepare_messages(parse_messages(body), source, tool_options)
+    # Calls come in the format the template asks for; gbdesk's own instructions ask for Hermes'.
+    dialect = dialect_for(source) if tools is not None else HERMES
     if tool_options is not None:
         if options.ignore_eos:
             raise RequestError(400, IGNORE_EOS_WITH_GRAMMAR, param="ignore_eos")
@@ -823,13 +829,18 @@ async def chat_completions(app: BackendApp, request: Request) -> Response:
             )  # fmt: skip
         options = replace(
             options,
-            grammar=tool_grammar(tool_options),
-            grammar_triggers=(TRIGGER_PATTERN,) if tool_options.choice == "auto" else (),
+            grammar=tool_grammar(tool_options, dialect),
+            grammar_triggers=dialect.triggers if tool_options.choice == "auto" else (),
         )
     prompt = template.render(messages, tools=tools)
     chat = chat.after_prompt(prompt)
     return _start_generation(
-        app, "chat", app.tokenize_chat(prompt), options, chat=chat, tools=tool_options is not None
+        app,
+        "chat",
+        app.tokenize_chat(prompt),
+        options,
+        chat=chat,
+        tools=dialect if tool_options is not None else None,
     )
 
 

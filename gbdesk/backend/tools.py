@@ -1,16 +1,27 @@
 """OpenAI function calling: tools in the prompt, calls parsed out of the model's text.
 
-The call format is Hermes' (Qwen 2.5, SmolLM3, Hermes and many others are trained on it), as
-llama-server's Hermes handler reads it::
+Two call formats (*dialects*), chosen by the chat template, as llama-server's handlers do:
 
-    <tool_call>
-    {"name": "get_weather", "arguments": {"city": "Lisbon"}}
-    </tool_call>
+- **Hermes** (Qwen 2.5, SmolLM3, Hermes and many others are trained on it), and the format
+  gbdesk teaches any template that does not know tools::
 
-A chat template that knows ``tools`` gets them (and writes its own instructions); for any other
-template gbdesk adds a system message that lists the tools and shows the format. A grammar
-keeps the call itself valid: from the first ``<tool_call>`` on (a lazy grammar) with
-``tool_choice: "auto"``, from the first token with ``"required"`` or a named function.
+      <tool_call>
+      {"name": "get_weather", "arguments": {"city": "Lisbon"}}
+      </tool_call>
+
+- **Llama 3.x** (Llama 3.1, 3.2 and 3.3, whose own templates ask for it): the whole answer is
+  the call, bare JSON with ``parameters``::
+
+      {"name": "get_weather", "parameters": {"city": "Lisbon"}}
+
+  A Hermes answer may be such a bare call too (with ``arguments``; models often drop the
+  tags). In both dialects only an answer that *opens* with ``{"name": "`` is a call.
+
+A chat template that knows tools gets them (and writes its own instructions); for any other
+template gbdesk adds a system message that lists the tools and shows the Hermes format. A
+grammar keeps the call itself valid: from where a call begins (``<tool_call>``, or
+``{"name": "`` opening the answer; a lazy grammar) with ``tool_choice: "auto"``, from the first
+token with ``"required"`` or a named function.
 """
 
 from __future__ import annotations
@@ -28,9 +39,41 @@ from gbdesk.backend.protocol import check_grammar_text
 
 OPEN_TAG = "<tool_call>"
 CLOSE_TAG = "</tool_call>"
-# llama.cpp's lazy grammar starts at the first capture group of a pattern over the whole text.
-TRIGGER_PATTERN = r"[\s\S]*?(<tool_call>)[\s\S]*"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class ToolDialect:
+    """How one family of models writes a call."""
+
+    name: str
+    arguments_key: str  # the call's key for the arguments: "arguments" or "parameters"
+    tagged: bool  # calls may sit between OPEN_TAG and CLOSE_TAG (besides a bare call)
+    parallel: bool  # the template can show several calls in one turn
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        """Where a call begins, for llama.cpp's lazy grammar: patterns over the whole text so
+        far; the grammar starts at the first capture group. An answer that opens with
+        ``{"name": "`` is a call in every dialect (as in llama-server); other JSON is content."""
+        bare = r'\s*(\{\s*"name"\s*:\s*")[\s\S]*'
+        return (r"[\s\S]*?(<tool_call>)[\s\S]*", bare) if self.tagged else (bare,)
+
+
+HERMES = ToolDialect("hermes", "arguments", tagged=True, parallel=True)
+# Llama 3.x's templates raise on a turn with two calls: one call per answer.
+LLAMA3 = ToolDialect("llama3", "parameters", tagged=False, parallel=False)
+
+
+def dialect_for(template_source: str) -> ToolDialect:
+    """The call format the chat template asks for: Llama 3.x's own templates (their header
+    tokens, tools, and calls written with ``"parameters"``), else Hermes."""
+    if OPEN_TAG in template_source:
+        return HERMES
+    llama3 = "<|start_header_id|>" in template_source and '"parameters"' in template_source
+    if llama3 and template_knows_tools(template_source):
+        return LLAMA3
+    return HERMES
 
 
 @dataclass(frozen=True)
@@ -111,8 +154,8 @@ def parse_tools(body: dict[str, Any]) -> ToolOptions | None:
     return ToolOptions(tuple(parsed), mode, bool(parallel))
 
 
-def tool_grammar(options: ToolOptions) -> str:
-    """GBNF for one (or, with parallel calls, several) Hermes tool calls.
+def tool_grammar(options: ToolOptions, dialect: ToolDialect = HERMES) -> str:
+    """GBNF for one (or, with parallel calls where the dialect has them, several) tool calls.
 
     Raises:
         RequestError: a tool's parameters schema cannot be expressed as a grammar (400).
@@ -125,8 +168,11 @@ def tool_grammar(options: ToolOptions) -> str:
     alternatives = [
         {
             "type": "object",
-            "properties": {"name": {"const": tool["name"]}, "arguments": tool["parameters"]},
-            "required": ["name", "arguments"],
+            "properties": {
+                "name": {"const": tool["name"]},
+                dialect.arguments_key: tool["parameters"],
+            },
+            "required": ["name", dialect.arguments_key],
         }
         for tool in chosen
     ]
@@ -139,9 +185,14 @@ def tool_grammar(options: ToolOptions) -> str:
         ) from None
     check_grammar_text(call_rules, "tools", max_chars=None)
     call_rules = re.sub(r"^root ::=", "tool-call-json ::=", call_rules, flags=re.MULTILINE)
-    repeat = ' ("\\n" tool-call)*' if options.parallel else ""
+    if not dialect.tagged:
+        return "root ::= tool-call-json\n" + call_rules
+    repeat = ' ("\\n" tool-call)*' if options.parallel and dialect.parallel else ""
+    # A bare call only where the model began one by itself (the lazy grammar's second trigger);
+    # a forced call is written in the dialect's own form.
+    bare = " | tool-call-json" if options.choice == "auto" else ""
     return (
-        f"root ::= tool-call{repeat}\n"
+        f"root ::= tool-call{repeat}{bare}\n"
         f'tool-call ::= "{OPEN_TAG}\\n" tool-call-json "\\n{CLOSE_TAG}"\n' + call_rules
     )
 
@@ -208,7 +259,7 @@ def _parse_call(text: str) -> ToolCall | None:
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
         return None
-    arguments = payload.get("arguments", {})
+    arguments = payload.get("arguments", payload.get("parameters", {}))
     arguments_text = arguments if isinstance(arguments, str) else json.dumps(arguments)
     return ToolCall(f"call_{uuid.uuid4().hex[:24]}", payload["name"], arguments_text)
 
@@ -260,17 +311,34 @@ class ToolCallParser:
 
     Text that may be the start of a tag is held back until the next piece tells, and
     everything from ``<tool_call>`` on until its ``</tool_call>``: tool-call markup is never
-    content (a stray ``</tool_call>`` is dropped as well). A call that is cut off (or is not a
-    valid call) is dropped and kept in :attr:`unfinished`, for the response to say so.
+    content (a stray ``</tool_call>`` is dropped as well). An answer that opens with a bare call
+    (``{"name": "``, no tags: small models often leave them out) is one call, parsed as
+    :class:`BareCallParser` does. A call that is cut off (or is not a valid call) is dropped
+    and kept in :attr:`unfinished`, for the response to say so.
     """
 
     def __init__(self) -> None:
         self._held = ""
         self._in_call = False
+        self._opening: bool | None = None  # None until the answer's start tells if it is bare
+        self._bare: BareCallParser | None = None  # the answer is a bare call: it parses it
         self.calls: list[ToolCall] = []
         self.unfinished: UnfinishedCall | None = None
 
     def feed(self, text: str) -> list[str | ToolCall]:
+        if self._bare is not None:
+            return self._bare.feed(text)
+        if self._opening is None:  # a bare call, {"name": "...", opens the answer or never
+            self._held += text
+            self._opening = _opens_call(self._held)
+            if self._opening is None:
+                return []
+            if self._opening:
+                self._bare = BareCallParser()
+                self.calls = self._bare.calls
+                held, self._held = self._held, ""
+                return self._bare.feed(held)
+            text = ""
         out: list[str | ToolCall] = []
         held = self._held + text
         self._held = ""
@@ -315,6 +383,14 @@ class ToolCallParser:
         the model. Text held as a possible start of ``<tool_call>`` is then dropped (it may be
         markup) and counts as a call begun; after the model's own end it is content.
         """
+        if self._bare is not None:
+            out = self._bare.flush(cut)
+            self.unfinished = self._bare.unfinished
+            return out
+        if self._opening is None and cut and self._held.strip():  # a bare call begun
+            self._held = ""
+            self.unfinished = self.unfinished or UnfinishedCall(None)
+            return []
         held, self._held = self._held, ""
         if self._in_call:
             self._in_call = False
@@ -331,6 +407,76 @@ class ToolCallParser:
                 self.unfinished = self.unfinished or UnfinishedCall(None)
             return []
         return [held] if held and (held.strip() or not self.calls) else []
+
+
+class BareCallParser:
+    """The Llama 3.x dialect: an answer that opens with ``{"name": "`` is a call (with
+    ``tool_choice`` auto the lazy grammar starts there and makes it one); any other answer is
+    content, passed on as it comes (held only while its start could still open a call). The
+    call is parsed once the answer is whole; one cut off (or not a valid call) is dropped and
+    kept in :attr:`unfinished`, as :class:`ToolCallParser` does. Its JSON is never content.
+    """
+
+    def __init__(self) -> None:
+        self._held = ""
+        self._is_call: bool | None = None  # undecided while the start could open a call
+        self.calls: list[ToolCall] = []
+        self.unfinished: UnfinishedCall | None = None
+
+    def feed(self, text: str) -> list[str | ToolCall]:
+        if self._is_call is False:
+            return [text] if text else []
+        self._held += text
+        if self._is_call is None:
+            self._is_call = _opens_call(self._held)
+            if self._is_call is False:
+                held, self._held = self._held, ""
+                return [held]
+        return []
+
+    def flush(self, cut: bool = False) -> list[str | ToolCall]:
+        """The rest, at the end of the generation (``cut``: stopped, not ended by the model).
+
+        A start that could still have opened a call is one begun when ``cut``, else content.
+        """
+        held, self._held = self._held, ""
+        if self._is_call is None and held.strip() and cut:
+            self.unfinished = UnfinishedCall(None)
+            return []
+        if not self._is_call:
+            return [held] if held else []
+        body = held.strip()
+        call = _parse_call(body)
+        if call is None:
+            self.unfinished = UnfinishedCall(_name_so_far(body), invalid=not cut)
+            return []
+        self.calls.append(call)
+        return [call]
+
+
+_CALL_OPENING = ("{", '"name"', ":", '"')
+
+
+def _opens_call(text: str) -> bool | None:
+    """Whether ``text`` opens with ``{"name": "`` (blanks allowed between the parts), cannot,
+    or None: too short to tell."""
+    rest = text
+    for part in _CALL_OPENING:
+        rest = rest.lstrip()
+        if not rest:
+            return None
+        if rest.startswith(part):
+            rest = rest[len(part) :]
+        elif part.startswith(rest):
+            return None
+        else:
+            return False
+    return True
+
+
+def call_parser(dialect: ToolDialect) -> ToolCallParser | BareCallParser:
+    """A parser of the model's text for calls written in ``dialect``."""
+    return ToolCallParser() if dialect.tagged else BareCallParser()
 
 
 def _first_tag(text: str) -> tuple[int, str]:

@@ -381,7 +381,7 @@ _CHAT_FIELDS = (
     "top_p", "top_k", "min_p", "seed", "presence_penalty", "frequency_penalty", "repeat_penalty",
     "repeat_last_n", "ignore_eos", "n", "user", "response_format", "cache_prompt", "logprobs",
     "top_logprobs", "tools", "tool_choice", "parallel_tool_calls", "reasoning_format",
-    "messages", "grammar",
+    "messages", "grammar", "logit_bias",
 )  # fmt: skip
 for _name in _CHAT_FIELDS:
     _FIELD_CASES.append(
@@ -420,6 +420,9 @@ _FIELD_CASES += [
      ("response_format", "json_schema", "schema", "properties")),
     ("chat", "/v1/completions", {"prompt": "hi", "max_completion_tokens": 1}, ("prompt",)),
     ("chat", "/v1/completions", {"prompt": "hi", "max_tokens": 1}, ("logprobs",)),
+    ("chat", "/v1/completions", {"prompt": "hi", "max_tokens": 1}, ("logit_bias",)),
+    ("chat", "/v1/chat/completions", {"messages": _HI, "max_completion_tokens": 1,
+     "logit_bias": {"1": 1}}, ("logit_bias", "1")),
     ("chat", "/v1/completions", {"prompt": "hi", "grammar": 'root ::= "a"'}, ("max_tokens",)),
     ("chat", "/v1/embeddings", {"input": "hi"}, ("input",)),
     ("embeddings", "/v1/embeddings", {"input": "hi"}, ("input",)),
