@@ -4,23 +4,13 @@ or a token outside the vocabulary is a 400 naming the field (never silently igno
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.backend.conftest import RunningBackend, start_backend
+from tests.backend.conftest import RunningBackend
 
 ASK = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture(scope="module")
-def backend(starter_model: Path, backend_home: Path) -> Iterator[RunningBackend]:
-    running = start_backend(starter_model, parallel=1)
-    yield running
-    running.stop.set()
-    running.thread.join(30)
 
 
 def _first_token(backend: RunningBackend, **extra: Any) -> int:

@@ -3,28 +3,17 @@ writes, and a request the engine cannot start fails alone (the engine keeps serv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.backend.conftest import RunningBackend, start_backend
+from tests.backend.conftest import RunningBackend
 
 pytestmark = pytest.mark.model
 PROMPT = [{"role": "user", "content": "Write the word cat twenty times, separated by spaces."}]
 
 
-@pytest.fixture(scope="module")
-def served(starter_model: Path, backend_home: Path) -> Iterator[RunningBackend]:
-    running = start_backend(starter_model, parallel=1)
-    yield running
-    running.stop.set()
-    running.thread.join(30)
-
-
-def answer(served: RunningBackend, **sampling: float) -> str:
+def answer(backend: RunningBackend, **sampling: float) -> str:
     body = {"messages": PROMPT, "max_tokens": 40, "temperature": 0, **sampling}
-    status, reply = served.post("/v1/chat/completions", body)
+    status, reply = backend.post("/v1/chat/completions", body)
     assert status == 200, reply
     return str(reply["choices"][0]["message"]["content"])
 
@@ -39,14 +28,14 @@ def answer(served: RunningBackend, **sampling: float) -> str:
     ],
 )
 def test_penalties_generate_and_the_engine_keeps_serving(
-    served: RunningBackend, sampling: dict[str, float]
+    backend: RunningBackend, sampling: dict[str, float]
 ) -> None:
-    penalised = answer(served, **sampling)
+    penalised = answer(backend, **sampling)
     assert penalised
-    plain = answer(served)
+    plain = answer(backend)
     assert plain
     if next(iter(sampling.values())) >= 1:
         # The penalty reached the sampler: greedy decoding takes another path.
         assert penalised != plain
-    status, _ = served.get("/health")
+    status, _ = backend.get("/health")
     assert status == 200
