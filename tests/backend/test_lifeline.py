@@ -18,6 +18,7 @@ from gbdesk.backend.serve import ServeOptions
 from gbdesk.backend.supervisor import serve_command
 from tests.backend.conftest import http_request
 from tests.free_ports import free_port
+from tests.support.processes import child_process, read_until
 
 PARENT = textwrap.dedent(
     """
@@ -61,70 +62,49 @@ def test_a_killed_parent_takes_its_backend_and_worker_with_it(
 ) -> None:
     serve_port, worker_port = free_port(), free_port()
     arguments = [str(starter_model), str(serve_port), str(worker_port), str(tmp_path)]
-    parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT, *arguments],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     children: list[int] = []
     try:
-        assert parent.stdout is not None
-        line = parent.stdout.readline()
-        children = [int(pid) for pid in line.split()]
-        assert len(children) == 2, line
-        assert http_request(f"http://127.0.0.1:{serve_port}/health")[0] == 200
-        parent.send_signal(signal.SIGKILL)  # no clean-up code of the parent runs
-        parent.wait(30)
-        for pid, what in zip(children, ("backend", "worker"), strict=True):
-            assert _gone(pid, 30), f"the {what} outlived its parent"
+        with child_process(
+            [sys.executable, "-c", PARENT, *arguments], stdout=subprocess.PIPE, text=True
+        ) as parent:
+            line = parent.stdout.readline()
+            children = [int(pid) for pid in line.split()]
+            assert len(children) == 2, line
+            assert http_request(f"http://127.0.0.1:{serve_port}/health")[0] == 200
+            parent.send_signal(signal.SIGKILL)  # no clean-up code of the parent runs
+            parent.wait(30)
+            for pid, what in zip(children, ("backend", "worker"), strict=True):
+                assert _gone(pid, 30), f"the {what} outlived its parent"
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-        if parent.stdout is not None:
-            parent.stdout.close()
         for pid in children:
             if not _gone(pid, 0):
                 os.kill(pid, signal.SIGKILL)
 
 
+def _serve_argv(starter_model: Path) -> list[str]:
+    options = ServeOptions(
+        model=str(starter_model), port=free_port(), ctx=512, parallel=1, threads=1
+    )
+    return serve_command(options)
+
+
 def test_the_end_of_stdin_stops_a_backend_cleanly(starter_model: Path) -> None:
-    port = free_port()
-    options = ServeOptions(model=str(starter_model), port=port, ctx=512, parallel=1, threads=1)
-    child = subprocess.Popen(serve_command(options), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert child.stdout is not None and child.stdin is not None
-        while b'"ready"' not in (line := child.stdout.readline()) and line:
-            pass
-        assert b'"ready"' in line
+    with child_process(
+        _serve_argv(starter_model), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as child:
+        assert b'"ready"' in read_until(child.stdout, b'"ready"')
         child.stdin.close()  # what the parent's exit does to the pipe
         assert child.wait(30) == 0  # the same orderly stop as SIGTERM
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
 
 
 def test_without_the_flag_stdin_is_not_watched(starter_model: Path) -> None:
     """`gbdesk serve` typed by hand, or started with stdin on /dev/null, keeps serving."""
-    port = free_port()
-    options = ServeOptions(model=str(starter_model), port=port, ctx=512, parallel=1, threads=1)
-    argv = [part for part in serve_command(options) if part != "--lifeline"]
-    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-    try:
-        assert child.stdout is not None
-        while b'"ready"' not in (line := child.stdout.readline()) and line:
-            pass
+    argv = [part for part in _serve_argv(starter_model) if part != "--lifeline"]
+    port = argv[argv.index("--port") + 1]
+    with child_process(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE) as child:
+        assert b'"ready"' in read_until(child.stdout, b'"ready"')
         time.sleep(1.0)
         assert child.poll() is None
         assert http_request(f"http://127.0.0.1:{port}/health")[0] == 200
         child.send_signal(signal.SIGTERM)
         assert child.wait(30) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stdout is not None:
-            child.stdout.close()

@@ -25,6 +25,7 @@ from gbdesk.paths import app_paths
 from gbdesk.settings import load_settings
 from tests.backend.conftest import RunningBackend, start_backend
 from tests.free_ports import free_port
+from tests.support.processes import child_process, read_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.model, pytest.mark.slow]
 
@@ -145,27 +146,24 @@ def test_a_worker_and_a_backend_started_from_the_cli_keep_the_row_current(
     worker_port, serve_port = free_port(), free_port()
     monkeypatch.setenv("GBDESK_BACKEND_PORT", str(serve_port))
     logs = (tmp_path / "worker.log", tmp_path / "serve.log")  # why a process failed, if one does
-    with logs[0].open("w") as worker_log, logs[1].open("w") as serve_log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "gbdesk", "worker", f"--port={worker_port}", "--memory=512"],
-            stdout=subprocess.PIPE,
-            stderr=worker_log,
-            text=True,
-        )
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "gbdesk", "serve", "--parallel", "3"],
-            stdout=subprocess.PIPE,
-            stderr=serve_log,
-            text=True,
-        )
-    try:
-        assert worker.stdout is not None and serve.stdout is not None
+    worker_argv = [
+        sys.executable,
+        "-m",
+        "gbdesk",
+        "worker",
+        f"--port={worker_port}",
+        "--memory=512",
+    ]
+    serve_argv = [sys.executable, "-m", "gbdesk", "serve", "--parallel", "3"]
+    with (
+        logs[0].open("w") as worker_log,
+        logs[1].open("w") as serve_log,
+        child_process(worker_argv, stdout=subprocess.PIPE, stderr=worker_log, text=True) as worker,
+        child_process(serve_argv, stdout=subprocess.PIPE, stderr=serve_log, text=True) as serve,
+    ):
+        # llama.cpp's server prints its banner first
         for process, ready in ((worker, "gbdesk worker ready"), (serve, "gbdesk backend ready")):
-            assert process.stdout is not None
-            line = process.stdout.readline()  # llama.cpp's server prints its banner first
-            while line and ready not in line:
-                line = process.stdout.readline()
-            assert ready in line, logs
+            assert ready in read_until(process.stdout, ready), logs
 
         def row() -> dict:
             assert main(["fleet", "--json"]) == 0
@@ -183,26 +181,7 @@ def test_a_worker_and_a_backend_started_from_the_cli_keep_the_row_current(
         assert 0 < node["worker_free_bytes"] <= 512 * 2**20
         assert node["slots"] == 3 and node["llm_model"]
         assert node["state"] == "live"
-    finally:
-        codes = _stop_all((serve, worker))
-    assert codes == [0, 0], "\n".join(log.read_text() for log in logs)
-
-
-def _stop_all(processes: tuple[subprocess.Popen[str], ...]) -> list[int | None]:
-    """SIGTERM every process, wait, and kill the ones that do not stop: none outlives the test
-    (a leaked child would fail a later test with a ResourceWarning). Returns the exit codes of
-    the SIGTERM (None for a process that had to be killed)."""
-    for process in processes:
-        if process.poll() is None:
+        for process in (serve, worker):
             process.send_signal(signal.SIGTERM)
-    codes: list[int | None] = []
-    for process in processes:
-        try:
-            codes.append(process.wait(30))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            codes.append(None)
-        if process.stdout is not None:
-            process.stdout.close()
-    return codes
+        codes = [process.wait(30) for process in (serve, worker)]
+    assert codes == [0, 0], "\n".join(log.read_text() for log in logs)

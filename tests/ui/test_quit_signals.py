@@ -15,6 +15,7 @@ import pytest
 from gbdesk.settings import Settings, save_settings
 from tests.backend.conftest import http_request
 from tests.free_ports import free_port
+from tests.support.processes import child_process
 
 
 def _health(port: int) -> int | None:
@@ -48,16 +49,14 @@ def test_a_termination_signal_quits_the_app_and_its_backend(
         )
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1"}
-    with (tmp_path / "app.log").open("wb") as log:
-        app = subprocess.Popen(
-            [sys.executable, "-m", "gbdesk.ui"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
+    log = tmp_path / "app.log"
+    with (
+        log.open("wb") as output,
+        child_process(
+            [sys.executable, "-m", "gbdesk.ui"], env=env, stdout=output, stderr=subprocess.STDOUT
+        ) as app,
+    ):
         _wait("the resumed backend", lambda: _health(port) == 200, 120)
         app.send_signal(signum)
-        assert app.wait(60) == 0, (tmp_path / "app.log").read_text(errors="replace")
+        assert app.wait(60) == 0, log.read_text(errors="replace")
         _wait("the backend's port to close", lambda: _health(port) is None, 30)
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
