@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from gbdesk.backend.serve import ServeOptions, run_serve
+from gbdesk.backend.server import BackendApp
 
 
 @dataclass
@@ -139,3 +140,26 @@ def backend(starter_model: Path, backend_home: Path) -> Iterator[RunningBackend]
     yield running
     running.stop.set()
     running.thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def templated_backend(starter_model: Path, backend_home: Path) -> Iterator[tuple[BackendApp, str]]:
+    """The starter model served over real HTTP in this process, its chat template swappable
+    (``app.attach(app.engine, template)``): (the app, its ``/v1`` URL)."""
+    from gbdesk.backend.chat_template import template_for_model
+    from gbdesk.backend.engine import Engine
+    from gbdesk.backend.model import ContextOptions, LlamaModel
+    from gbdesk.backend.server import BackendServer
+
+    model = LlamaModel(starter_model, ContextOptions(n_ctx=2048, parallel=2, threads=1))
+    engine = Engine(model, queue_limit=8)
+    app = BackendApp(api_key=None, model_id="starter")
+    app.attach(engine, template_for_model(model))
+    server = BackendServer("127.0.0.1", 0, app)
+    server.serve_in_thread()
+    try:
+        yield app, f"http://127.0.0.1:{server.port}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        engine.close()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -20,12 +18,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gbdesk.backend.chat_template import BUILTIN_TEMPLATES, ChatTemplate, template_for_model
-from gbdesk.backend.engine import Engine
-from gbdesk.backend.model import ContextOptions, LlamaModel
-from gbdesk.backend.server import BackendApp, BackendServer
+from gbdesk.backend.chat_template import BUILTIN_TEMPLATES, ChatTemplate
+from gbdesk.backend.server import BackendApp
 from gbdesk.backend.tools import CLOSE_TAG, OPEN_TAG, ToolCall, ToolCallParser, UnfinishedCall
-from tests.backend.tool_templates import LLAMA3_TOOLS_TEMPLATE
+from tests.backend.tool_support import (
+    LLAMA3_TOOLS_TEMPLATE,
+    TOOLS_TEMPLATE,
+    WEATHER,
+    weather_turns,
+)
 
 PRE = "Let me check. "
 CALL_JSON = '{"name": "get_weather", "arguments": {"city": "Lisbon", "unit": "c"}}'
@@ -123,48 +124,7 @@ def test_a_call_that_is_not_json_is_not_content() -> None:
 
 # ---------------------------------------------------------------------- the real model
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get the current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 ASK = [{"role": "user", "content": "What is the weather in Lisbon?"}]
-
-# Qwen 2.5's template, in short: it knows tools, so it gets them (and writes the instructions).
-TOOLS_TEMPLATE = (
-    "{%- if tools %}"
-    "{{- '<|im_start|>system\\nYou may call one or more functions to assist with the user"
-    " query.\\n\\nYou are provided with function signatures within <tools></tools> XML"
-    " tags:\\n<tools>' }}"
-    "{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}"
-    "{{- '\\n</tools>\\n\\nFor each function call, return a json object with function name"
-    ' and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{"name":'
-    ' <function-name>, "arguments": <args-json-object>}\\n</tool_call><|im_end|>\\n\' }}'
-    "{%- endif %}"
-    "{%- for message in messages %}"
-    "{%- if message.role == 'assistant' and message.tool_calls %}"
-    "{{- '<|im_start|>assistant' }}"
-    "{%- for call in message.tool_calls %}"
-    '{{- \'\\n<tool_call>\\n{"name": "\' + call.function.name + \'", "arguments": \' }}'
-    "{{- (call.function.arguments | tojson) + '}\\n</tool_call>' }}"
-    "{%- endfor %}"
-    "{{- '<|im_end|>\\n' }}"
-    "{%- elif message.role == 'tool' %}"
-    "{{- '<|im_start|>user\\n<tool_response>\\n' + message.content"
-    " + '\\n</tool_response><|im_end|>\\n' }}"
-    "{%- else %}"
-    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
 
 
 def _templates(own: ChatTemplate) -> dict[str, ChatTemplate]:
@@ -180,45 +140,11 @@ def _templates(own: ChatTemplate) -> dict[str, ChatTemplate]:
     return templates
 
 
-@pytest.fixture(scope="module")
-def served(starter_model: Path, backend_home: Path) -> Iterator[tuple[BackendApp, str]]:
-    """The starter model served over real HTTP, its chat template swappable per test."""
-    model = LlamaModel(starter_model, ContextOptions(n_ctx=2048, parallel=2, threads=1))
-    engine = Engine(model, queue_limit=8)
-    app = BackendApp(api_key=None, model_id="starter")
-    app.attach(engine, template_for_model(model))
-    server = BackendServer("127.0.0.1", 0, app)
-    server.serve_in_thread()
-    try:
-        yield app, f"http://127.0.0.1:{server.port}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        engine.close()
-
-
-def _few_shot() -> list[dict[str, Any]]:
-    """Earlier turns in which the assistant called the tool: the small model then calls it
-    by itself (``tool_choice`` auto)."""
-    turns: list[dict[str, Any]] = []
-    for number, city in enumerate(["Paris", "Rome"]):
-        call = {
-            "id": f"call_{number}",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": json.dumps({"city": city})},
-        }
-        turns += [
-            {"role": "user", "content": f"Weather in {city}?"},
-            {"role": "assistant", "content": None, "tool_calls": [call]},
-        ]
-    return [*turns, {"role": "user", "content": "Weather in Lisbon?"}]
-
-
 def _ask(client: openai.OpenAI, choice: Any, max_tokens: int, stream: bool) -> dict[str, Any]:
     """One request; the answer as (content, tool_calls, finish_reason, unfinished_tool_call)."""
     request: dict[str, Any] = {
         "model": "m",
-        "messages": ASK if choice != "auto" else _few_shot(),
+        "messages": ASK if choice != "auto" else weather_turns(["Paris", "Rome"], "Lisbon"),
         "tools": [WEATHER],
         "tool_choice": choice,
         "max_tokens": max_tokens,
@@ -251,9 +177,9 @@ NAMED = {"type": "function", "function": {"name": "get_weather"}}
 
 @pytest.mark.model
 def test_a_forced_call_cut_by_max_tokens_under_every_template(
-    served: tuple[BackendApp, str],
+    templated_backend: tuple[BackendApp, str],
 ) -> None:
-    app, url = served
+    app, url = templated_backend
     engine, own = app.engine, app.template
     assert engine is not None and own is not None
     try:
@@ -283,9 +209,9 @@ def test_a_forced_call_cut_by_max_tokens_under_every_template(
 
 @pytest.mark.model
 def test_an_automatic_call_cut_by_max_tokens_under_every_template(
-    served: tuple[BackendApp, str],
+    templated_backend: tuple[BackendApp, str],
 ) -> None:
-    app, url = served
+    app, url = templated_backend
     engine, own = app.engine, app.template
     assert engine is not None and own is not None
     began = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,8 @@ import openai
 import pytest
 
 from gbdesk.backend.chat_template import ChatTemplate, template_for_model
-from gbdesk.backend.engine import Engine
 from gbdesk.backend.model import ContextOptions, LlamaModel
-from gbdesk.backend.server import BackendApp, BackendServer
+from gbdesk.backend.server import BackendApp
 from gbdesk.backend.tools import (
     HERMES,
     LLAMA3,
@@ -29,8 +27,12 @@ from gbdesk.backend.tools import (
     tool_grammar,
 )
 from tests.backend.conftest import http_request
-from tests.backend.test_tool_call_cut import TOOLS_TEMPLATE, WEATHER
-from tests.backend.tool_templates import LLAMA3_TOOLS_TEMPLATE
+from tests.backend.tool_support import (
+    LLAMA3_TOOLS_TEMPLATE,
+    TOOLS_TEMPLATE,
+    WEATHER,
+    weather_turns,
+)
 
 CALL = '{"name": "get_weather", "parameters": {"city": "Lisbon"}}'
 # Llama 3's first template: its header tokens, but no tools.
@@ -151,39 +153,12 @@ def test_a_call_that_is_not_valid_json_is_dropped_and_said() -> None:
 
 
 @pytest.fixture(scope="module")
-def llama3_served(starter_model: Path, backend_home: Path) -> Iterator[str]:
+def llama3_served(templated_backend: tuple[BackendApp, str]) -> str:
     """The starter model over real HTTP, rendering with Llama 3.1's template (in short)."""
-    model = LlamaModel(starter_model, ContextOptions(n_ctx=2048, parallel=2, threads=1))
-    engine = Engine(model, queue_limit=8)
-    own = template_for_model(model)
-    app = BackendApp(api_key=None, model_id="starter")
-    app.attach(engine, ChatTemplate(LLAMA3_TOOLS_TEMPLATE, eos_token=own.eos_token))
-    server = BackendServer("127.0.0.1", 0, app)
-    server.serve_in_thread()
-    try:
-        yield f"http://127.0.0.1:{server.port}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        engine.close()
-
-
-def _few_shot(city: str) -> list[dict[str, Any]]:
-    """Earlier turns in which the assistant called the tool, then the question."""
-    turns: list[dict[str, Any]] = []
-    for number, earlier in enumerate(["Paris", "Rome"]):
-        call = {
-            "id": f"call_{number}",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": json.dumps({"city": earlier})},
-        }
-        turns += [
-            {"role": "user", "content": f"Weather in {earlier}?"},
-            {"role": "assistant", "content": None, "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": f"call_{number}", "content": "sunny, 21 C"},
-            {"role": "assistant", "content": f"It is sunny in {earlier}."},
-        ]
-    return [*turns, {"role": "user", "content": f"Weather in {city}?"}]
+    app, url = templated_backend
+    assert app.engine is not None and app.template is not None
+    app.attach(app.engine, ChatTemplate(LLAMA3_TOOLS_TEMPLATE, eos_token=app.template.eos_token))
+    return url
 
 
 def _answer(client: openai.OpenAI, stream: bool, **request: Any) -> dict[str, Any]:
@@ -239,22 +214,6 @@ def _token_id(url: str, text: str) -> int:
     return int(token)
 
 
-def _calls_in_a_row(city: str) -> list[dict[str, Any]]:
-    """Five earlier questions, each answered with a call, then the question."""
-    turns: list[dict[str, Any]] = []
-    for number, earlier in enumerate(["Paris", "Rome", "Oslo", "Madrid", "Berlin"]):
-        call = {
-            "id": f"call_{number}",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": json.dumps({"city": earlier})},
-        }
-        turns += [
-            {"role": "user", "content": f"Weather in {earlier}?"},
-            {"role": "assistant", "content": None, "tool_calls": [call]},
-        ]
-    return [*turns, {"role": "user", "content": f"Weather in {city}?"}]
-
-
 @pytest.mark.model
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_automatic_call_under_llama3s_template_is_a_tool_call_not_json_text(
@@ -270,7 +229,7 @@ def test_an_automatic_call_under_llama3s_template_is_a_tool_call_not_json_text(
         answer = _answer(
             client,
             stream,
-            messages=_calls_in_a_row("Lisbon"),
+            messages=weather_turns(["Paris", "Rome", "Oslo", "Madrid", "Berlin"], "Lisbon"),
             tools=[WEATHER],
             logit_bias={str(newline): -100, str(brace): 5},
         )
@@ -289,7 +248,7 @@ def test_json_that_is_no_call_stays_content_under_llama3s_template(llama3_served
         answer = _answer(
             client,
             False,
-            messages=_calls_in_a_row("Lisbon"),
+            messages=weather_turns(["Paris", "Rome", "Oslo", "Madrid", "Berlin"], "Lisbon"),
             tools=[WEATHER],
             max_tokens=8,
             logit_bias={str(newline): -100, str(brace): 100},
@@ -301,6 +260,11 @@ def test_json_that_is_no_call_stays_content_under_llama3s_template(llama3_served
 def test_an_answer_in_words_under_llama3s_template_stays_content(llama3_served: str) -> None:
     """Without the push to ``{`` the starter model answers in words: content, no call."""
     with openai.OpenAI(base_url=llama3_served, api_key="none", max_retries=0) as client:
-        answer = _answer(client, False, messages=_few_shot("Lisbon"), tools=[WEATHER])
+        answer = _answer(
+            client,
+            False,
+            messages=weather_turns(["Paris", "Rome"], "Lisbon", answered=True),
+            tools=[WEATHER],
+        )
     assert answer["calls"] == [] and answer["content"], answer
     assert not answer["content"].lstrip().startswith("{")
