@@ -15,7 +15,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -25,7 +25,7 @@ from gbdesk.backend.errors import BackendStartError
 from gbdesk.backend.serve import API_KEY_ENV, ServeOptions
 from gbdesk.enums import StrEnum
 from gbdesk.errors import GbdeskError
-from gbdesk.events import EVENTS_FLAG, LIFELINE_FLAG, EventType, decode
+from gbdesk.events import EVENTS_FLAG, LIFELINE_FLAG, ChildEvent, EventType, decode
 from gbdesk.options import serve_argv
 
 log = logging.getLogger(__name__)
@@ -230,23 +230,16 @@ class BackendSupervisor:
 
     def _read_events(self, process: subprocess.Popen[bytes]) -> None:
         """Turn the child's events into states; a stray line of output goes to the log."""
-        assert process.stdout is not None
-        with process.stdout, open(self.log_file, "ab") as log_handle:
-            for line in process.stdout:
-                event = decode(line)
-                if event is None:
-                    log_handle.write(line)
-                    log_handle.flush()
+        for event in child_events(process, self.log_file):
+            with self._lock:
+                if process is not self._process:
                     continue
-                with self._lock:
-                    if process is not self._process:
-                        continue
-                    if event.type is EventType.ERROR:
-                        self._error = event.error
-                    elif event.type is EventType.LOADING and not self._stopping:
-                        self._set_state(BackendState.LOADING)
-                    elif event.type is EventType.READY and not self._stopping:
-                        self._set_state(BackendState.READY)
+                if event.type is EventType.ERROR:
+                    self._error = event.error
+                elif event.type is EventType.LOADING and not self._stopping:
+                    self._set_state(BackendState.LOADING)
+                elif event.type is EventType.READY and not self._stopping:
+                    self._set_state(BackendState.READY)
 
     def _child_error(self, process: subprocess.Popen[bytes] | None) -> GbdeskError:
         """The error the child reported before it exited, once its events are all read."""
@@ -321,6 +314,20 @@ def spawn_child(
     return subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_handle, env=env
     )
+
+
+def child_events(process: subprocess.Popen[bytes], log_file: Path) -> Iterator[ChildEvent]:
+    """The events a supervised child writes on its stdout, until it closes; any other line it
+    prints there goes to ``log_file``."""
+    assert process.stdout is not None
+    with process.stdout, open(log_file, "ab") as log_handle:
+        for line in process.stdout:
+            event = decode(line)
+            if event is None:
+                log_handle.write(line)
+                log_handle.flush()
+            else:
+                yield event
 
 
 def close_lifeline(process: subprocess.Popen[bytes]) -> None:

@@ -12,10 +12,10 @@ import threading
 from pathlib import Path
 
 from gbdesk.backend.errors import BackendStartError
-from gbdesk.backend.supervisor import close_lifeline, spawn_child, terminate
+from gbdesk.backend.supervisor import child_events, close_lifeline, spawn_child, terminate
 from gbdesk.backend.worker import WorkerOptions
 from gbdesk.bundle import gbdesk_command
-from gbdesk.events import EVENTS_FLAG, LIFELINE_FLAG, ChildEvent, EventType, decode
+from gbdesk.events import EVENTS_FLAG, LIFELINE_FLAG, ChildEvent, EventType
 from gbdesk.hardware.rpc import DeviceMemory, WorkerAddress, parse_worker
 
 log = logging.getLogger(__name__)
@@ -123,17 +123,11 @@ class WorkerProcess:
         self, process: subprocess.Popen[bytes], first: list[ChildEvent], got_first: threading.Event
     ) -> None:
         """Hand over the first event; copy stray output into the log."""
-        assert process.stdout is not None
         try:
-            with process.stdout, open(self.log_file, "ab") as log_handle:
-                for line in process.stdout:
-                    event = decode(line)
-                    if event is None:
-                        log_handle.write(line)
-                        log_handle.flush()
-                    elif not got_first.is_set():
-                        first.append(event)
-                        got_first.set()
+            for event in child_events(process, self.log_file):
+                if not got_first.is_set():
+                    first.append(event)
+                    got_first.set()
         except (OSError, ValueError) as exc:  # the pipe closed under us: the child is gone
             log.debug("worker events ended: %s", exc)
         finally:
