@@ -1,8 +1,9 @@
-"""Which ports are free, and which free port to suggest when the backend's is taken.
+"""Which free port to suggest when the backend's (or a worker's) is taken.
 
-A suggestion must be one that works: free now, and none of gbdesk's own ports (the chat port
-and the embedding port, from the settings and their defaults), so that "use another port" never
-lands on the embedding port (8082) that the backend opens next.
+A suggestion must be one that works: free now and next time (outside the system's ephemeral
+range, :mod:`gbdesk.hardware.ports`), and none of gbdesk's own ports (the chat port and the
+embedding port, from the settings and their defaults), so that "use another port" never lands
+on the embedding port (8082) that the backend opens next.
 """
 
 from __future__ import annotations
