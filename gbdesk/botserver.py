@@ -25,9 +25,10 @@ _ENV_LINE = re.compile(
     r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=(?P<rest>.*)$"
 )
 _LINES = re.compile(r"[^\n]*\n|[^\n]+\Z")
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# \Z, not $: $ also matches before a final newline ("KEY\n" would pass).
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # Values made of these characters need no quoting in any dotenv dialect.
-_ENV_BARE = re.compile(r"^[A-Za-z0-9_./:@%+,=?&~*^!-]*$")
+_ENV_BARE = re.compile(r"^[A-Za-z0-9_./:@%+,=?&~*^!-]*\Z")
 _CSV_HEADER = ("name", "value")
 # A new file may hold DATABASE_URL or an API key: only its owner may read it.
 _NEW_FILE_MODE = 0o600

@@ -112,7 +112,7 @@ def _number(body: dict[str, Any], name: str, default: float, low: float, high: f
 
 
 MAX_LOGIT_BIASES = 1024
-_TOKEN_ID = re.compile(r"^[0-9]{1,9}$")
+_TOKEN_ID = re.compile(r"^[0-9]{1,9}\Z")
 
 
 def _logit_bias(body: dict[str, Any]) -> tuple[tuple[int, float], ...]:

@@ -39,7 +39,7 @@ from gbdesk.backend.protocol import check_grammar_text
 
 OPEN_TAG = "<tool_call>"
 CLOSE_TAG = "</tool_call>"
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from gbdesk.errors import UsageError
 from gbdesk.gguf.split import parse_split_name
 from gbdesk.options import DEFAULT_QUANT, parse_model_ref
 
-_REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ _CMD_HELLO = 14
 _CMD_DEVICE_COUNT = 15
 _CONN_CAPS_SIZE = 24  # transport.h's RPC_CONN_CAPS_SIZE; all zero: plain TCP
 _MAX_DEVICES = 64  # a sanity bound on what a worker may claim
-_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?\Z")
 
 
 class WorkerError(GbdeskError):

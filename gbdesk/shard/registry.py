@@ -45,7 +45,7 @@ DEFAULT_DATACENTER = "local"
 DEFAULT_TENANT_SLUG = "default"
 # pg_advisory_xact_lock key for registrations ("gbdesk" + "rg" in hex).
 REGISTRY_LOCK_KEY = 0x67626465736B7267
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}\Z")
 
 TenantsTable = Literal["sharded", "botserver"]
 
