@@ -45,3 +45,15 @@ def test_addresses_slugs_and_repos() -> None:
         ShardOptions(tenant_slug="acme\n").validated()
     with pytest.raises(UsageError):
         parse_spec("org\n/repo/model.gguf")
+
+
+def test_a_quoted_name_stays_on_one_line() -> None:
+    """Client text quoted back in an error (an unknown field named "\\n", found by the hostile
+    JSON fuzzing) is escaped: one line, in the message and the log."""
+    from gbdesk.backend.json_body import clip
+    from gbdesk.backend.protocol import reject_unknown
+
+    with pytest.raises(RequestError) as caught:
+        reject_unknown({"a\nb\u2028": 1}, set())
+    assert caught.value.message == "'a\\nb\\u2028' is not supported by this server"
+    assert clip("tab\there\x7f") == "tab\\there\\x7f"

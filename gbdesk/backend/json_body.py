@@ -40,11 +40,16 @@ class _RefusedError(Exception):
         self.param = param
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def clip(text: str, limit: int = _ECHO_CHARS) -> str:
     """``text`` cut to ``limit`` characters (with ``...``), for quoting client input back;
-    a lone surrogate is written as its escape (``\\ud800``), so the result always encodes."""
+    a lone surrogate is written as its escape (``\\ud800``), so the result always encodes, and
+    so is a control character or line separator (``\\n``): a quoted name stays on one line."""
     if len(text) > limit:
         text = text[: limit - 3] + "..."
+    text = _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
