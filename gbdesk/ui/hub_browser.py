@@ -434,15 +434,24 @@ class HubBrowser(QWidget):
         viewport = self.results_area.viewport()
         area = QRect(0, 0, viewport.width(), viewport.height())
         visible = []
-        for card in self.cards:
+        for card in self._shown_cards():
             top_left = card.mapTo(viewport, card.rect().topLeft())
             if area.intersects(QRect(top_left, card.size())):
                 visible.append(card)
         return visible
 
+    def _shown_cards(self) -> list[RepoCard]:
+        """The cards with a real place on the page: one just added is shown (and placed) by a
+        queued event, and until then has the default geometry, at the top."""
+        if not self.isVisible():
+            return self.cards
+        return [card for card in self.cards if card.isVisible()]
+
     def _read_visible(self) -> None:
         if self.searcher is None or self._stopped:
             return
+        if len(self._shown_cards()) < len(self.cards):
+            self._visible_timer.start()  # look again once the new cards have their place
         for card in self.visible_cards():
             if len(self._header_tasks) >= HEADER_TASKS:
                 return
